@@ -1,0 +1,116 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
+"""XDP attach, replace and detach over rtnetlink, through pyroute2.
+
+Replacing a program is a single RTM_SETLINK carrying the new fd: the kernel
+swaps the pointer, so there is no moment without a program. Every change we
+make names the program it expects to find (XDP_FLAGS_REPLACE with
+IFLA_XDP_EXPECTED_FD, or XDP_FLAGS_UPDATE_IF_NOEXIST when it expects none),
+so a program someone else attached in the meantime is never clobbered.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from .errors import DatapathError
+
+try:
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+    HAS_PYROUTE2 = True
+    PYROUTE2_IMPORT_ERROR = None
+except ImportError as exc:  # reported by the module with a clear message
+    HAS_PYROUTE2 = False
+    PYROUTE2_IMPORT_ERROR = exc
+
+XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
+XDP_FLAGS_SKB_MODE = 1 << 1
+XDP_FLAGS_DRV_MODE = 1 << 2
+XDP_FLAGS_HW_MODE = 1 << 3
+XDP_FLAGS_REPLACE = 1 << 4
+
+MODE_FLAGS = {"native": XDP_FLAGS_DRV_MODE, "generic": XDP_FLAGS_SKB_MODE, "offload": XDP_FLAGS_HW_MODE}
+# IFLA_XDP_ATTACHED values as pyroute2 names them
+_ATTACHED = {"xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload", "xdpmulti": "multi",
+             1: "native", 2: "generic", 3: "offload", 4: "multi"}
+_MODE_PROG_ID = {"native": "IFLA_XDP_DRV_PROG_ID", "generic": "IFLA_XDP_SKB_PROG_ID",
+                 "offload": "IFLA_XDP_HW_PROG_ID"}
+
+
+def _ipr():
+    if not HAS_PYROUTE2:
+        raise DatapathError("the Python library pyroute2 is missing on this host (%s); pip install pyroute2."
+                            % PYROUTE2_IMPORT_ERROR)
+    return IPRoute()
+
+
+def ifindex(name):
+    """The index of interface name; a DatapathError naming it when it does not exist."""
+    with _ipr() as ipr:
+        found = ipr.link_lookup(ifname=name)
+    if not found:
+        raise DatapathError("interface %r does not exist on this host; check the interface option." % name)
+    return found[0]
+
+
+def interfaces():
+    """{name: ifindex} of every interface in this network namespace."""
+    with _ipr() as ipr:
+        return {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()}
+
+
+def xdp_state(index):
+    """{'mode': native|generic|offload|None, 'prog_id': int|None} of the interface."""
+    with _ipr() as ipr:
+        link = ipr.get_links(index)[0]
+    xdp = link.get_attr("IFLA_XDP")
+    if not xdp:
+        return {"mode": None, "prog_id": None}
+    mode = _ATTACHED.get(xdp.get_attr("IFLA_XDP_ATTACHED"))
+    if mode is None:
+        return {"mode": None, "prog_id": None}
+    prog_id = xdp.get_attr("IFLA_XDP_PROG_ID")
+    if prog_id is None and mode in _MODE_PROG_ID:
+        prog_id = xdp.get_attr(_MODE_PROG_ID[mode])
+    return {"mode": mode, "prog_id": prog_id}
+
+
+def _set(index, fd, flags, expected_fd=None, ifname=None, mode=None):
+    attrs = [["IFLA_XDP_FD", fd], ["IFLA_XDP_FLAGS", flags]]
+    if expected_fd is not None:
+        attrs.append(["IFLA_XDP_EXPECTED_FD", expected_fd])
+    try:
+        with _ipr() as ipr:
+            ipr.link("set", index=index, xdp={"attrs": attrs})
+    except NetlinkError as exc:
+        raise attach_error(exc, ifname or str(index), mode)
+
+
+def attach_error(exc, ifname, mode):
+    code = exc.code
+    text = str(exc.args[1]) if len(exc.args) > 1 else ""
+    if code in (errno.EOPNOTSUPP, errno.EINVAL) and mode in ("native", "offload"):
+        return DatapathError("the driver of interface %r does not support XDP mode %s (%s); use mode generic or auto."
+                             % (ifname, mode, text or errno.errorcode.get(code, code)))
+    if code in (errno.EEXIST, errno.EBUSY):
+        return DatapathError("interface %r changed while wirespeed was updating it: another XDP program is attached "
+                             "(%s); inspect it with `ip link show %s` and run the task again." % (ifname, text, ifname))
+    return DatapathError("attaching XDP to interface %r failed: %s (errno %d)." % (ifname, text or exc, code))
+
+
+def attach(index, fd, mode, expected_fd=None, ifname=None):
+    """Attach fd in mode. expected_fd None: only if nothing is attached; else atomically replace that one."""
+    flags = MODE_FLAGS[mode]
+    if expected_fd is None:
+        flags |= XDP_FLAGS_UPDATE_IF_NOEXIST
+    else:
+        flags |= XDP_FLAGS_REPLACE
+    _set(index, fd, flags, expected_fd, ifname, mode)
+
+
+def detach(index, mode, expected_fd, ifname=None):
+    """Remove the program attached in mode, provided it is still expected_fd's program."""
+    _set(index, -1, MODE_FLAGS[mode] | XDP_FLAGS_REPLACE, expected_fd, ifname, mode)

@@ -1,0 +1,16 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
+"""The one exception type the engine raises for problems a person must fix."""
+
+from __future__ import annotations
+
+
+class DatapathError(Exception):
+    """A sentence for the operator, plus optional detail (compiler or verifier output)."""
+
+    def __init__(self, message, detail=None):
+        super().__init__(message)
+        self.message = message
+        self.detail = detail

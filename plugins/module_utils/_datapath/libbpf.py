@@ -1,0 +1,272 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
+"""Thin ctypes binding to the system libbpf (libbpf.so.1).
+
+Only what the engine needs: open/load objects, walk programs and maps, read
+BTF, pin, object info, and element operations on map file descriptors.
+libbpf's own diagnostics (including the verifier log of a failed load) are
+captured through its print callback so that errors can quote them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import threading
+
+from .errors import DatapathError
+
+BPF_OBJ_NAME_LEN = 16
+
+# enum bpf_prog_type / bpf_map_type values used here (linux/bpf.h, stable ABI)
+PROG_TYPE_SCHED_CLS = 3
+PROG_TYPE_XDP = 6
+MAP_TYPE_PROG_ARRAY = 3
+
+# BTF kinds (linux/btf.h)
+BTF_KIND_INT = 1
+BTF_KIND_PTR = 2
+BTF_KIND_ARRAY = 3
+BTF_KIND_STRUCT = 4
+BTF_KIND_UNION = 5
+BTF_KIND_ENUM = 6
+BTF_KIND_TYPEDEF = 8
+BTF_KIND_VOLATILE = 9
+BTF_KIND_CONST = 10
+BTF_KIND_RESTRICT = 11
+BTF_KIND_VAR = 14
+BTF_KIND_DATASEC = 15
+BTF_KIND_TYPE_TAG = 18
+BTF_KIND_ENUM64 = 19
+BTF_INT_SIGNED = 1
+BTF_INT_BOOL = 4
+
+
+class BtfType(ctypes.Structure):
+    _fields_ = [("name_off", ctypes.c_uint32), ("info", ctypes.c_uint32),
+                ("size_or_type", ctypes.c_uint32)]
+
+    @property
+    def kind(self):
+        return (self.info >> 24) & 0x1F
+
+    @property
+    def vlen(self):
+        return self.info & 0xFFFF
+
+
+class BtfVarSecinfo(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_uint32), ("offset", ctypes.c_uint32),
+                ("size", ctypes.c_uint32)]
+
+
+class BtfArray(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_uint32), ("index_type", ctypes.c_uint32),
+                ("nelems", ctypes.c_uint32)]
+
+
+class ProgInfo(ctypes.Structure):
+    """Leading part of struct bpf_prog_info (the kernel fills what fits)."""
+    _fields_ = [
+        ("type", ctypes.c_uint32), ("id", ctypes.c_uint32),
+        ("tag", ctypes.c_uint8 * 8),
+        ("jited_prog_len", ctypes.c_uint32), ("xlated_prog_len", ctypes.c_uint32),
+        ("jited_prog_insns", ctypes.c_uint64), ("xlated_prog_insns", ctypes.c_uint64),
+        ("load_time", ctypes.c_uint64), ("created_by_uid", ctypes.c_uint32),
+        ("nr_map_ids", ctypes.c_uint32), ("map_ids", ctypes.c_uint64),
+        ("name", ctypes.c_char * BPF_OBJ_NAME_LEN), ("ifindex", ctypes.c_uint32),
+        ("gpl_compatible", ctypes.c_uint32),
+        ("netns_dev", ctypes.c_uint64), ("netns_ino", ctypes.c_uint64),
+        ("nr_jited_ksyms", ctypes.c_uint32), ("nr_jited_func_lens", ctypes.c_uint32),
+        ("jited_ksyms", ctypes.c_uint64), ("jited_func_lens", ctypes.c_uint64),
+        ("btf_id", ctypes.c_uint32),
+    ]
+
+
+class MapInfo(ctypes.Structure):
+    """Leading part of struct bpf_map_info."""
+    _fields_ = [
+        ("type", ctypes.c_uint32), ("id", ctypes.c_uint32),
+        ("key_size", ctypes.c_uint32), ("value_size", ctypes.c_uint32),
+        ("max_entries", ctypes.c_uint32), ("map_flags", ctypes.c_uint32),
+        ("name", ctypes.c_char * BPF_OBJ_NAME_LEN), ("ifindex", ctypes.c_uint32),
+        ("btf_vmlinux_value_type_id", ctypes.c_uint32),
+        ("netns_dev", ctypes.c_uint64), ("netns_ino", ctypes.c_uint64),
+        ("btf_id", ctypes.c_uint32), ("btf_key_type_id", ctypes.c_uint32),
+        ("btf_value_type_id", ctypes.c_uint32),
+    ]
+
+
+_PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+
+_lib = None
+_libc = None
+_lock = threading.Lock()
+_messages = []
+
+
+def _sig(lib, name, restype, *argtypes):
+    fn = getattr(lib, name)
+    fn.restype = restype
+    fn.argtypes = list(argtypes)
+
+
+@_PRINT_FN
+def _capture(level, fmt, args):
+    if level > 1:  # LIBBPF_DEBUG: too chatty to quote in an error
+        return 0
+    # va_list decays to a pointer on the ABIs we run on, so it can be handed
+    # straight to vsnprintf.
+    buf = ctypes.create_string_buffer(65536)
+    _libc.vsnprintf(buf, len(buf), fmt, args)
+    _messages.append(buf.value.decode("utf-8", "replace"))
+    return 0
+
+
+def lib():
+    """Return the loaded libbpf, binding signatures on first use."""
+    global _lib, _libc
+    with _lock:
+        if _lib is not None:
+            return _lib
+        name = ctypes.util.find_library("bpf") or "libbpf.so.1"
+        try:
+            handle = ctypes.CDLL(name, use_errno=True)
+        except OSError as exc:
+            raise DatapathError(
+                "libbpf could not be loaded (%s); install the libbpf1 package on this host." % exc)
+        _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        _libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
+        p, i, u32, sz = ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_size_t
+        cs = ctypes.c_char_p
+        _sig(handle, "libbpf_set_print", p, _PRINT_FN)
+        _sig(handle, "bpf_object__open_file", p, cs, p)
+        _sig(handle, "bpf_object__load", i, p)
+        _sig(handle, "bpf_object__close", None, p)
+        _sig(handle, "bpf_object__btf", p, p)
+        _sig(handle, "bpf_object__next_program", p, p, p)
+        _sig(handle, "bpf_object__next_map", p, p, p)
+        _sig(handle, "bpf_program__name", cs, p)
+        _sig(handle, "bpf_program__section_name", cs, p)
+        _sig(handle, "bpf_program__type", i, p)
+        _sig(handle, "bpf_program__fd", i, p)
+        _sig(handle, "bpf_program__set_autoload", i, p, ctypes.c_bool)
+        _sig(handle, "bpf_program__set_ifindex", None, p, u32)
+        _sig(handle, "bpf_map__name", cs, p)
+        _sig(handle, "bpf_map__type", i, p)
+        _sig(handle, "bpf_map__key_size", u32, p)
+        _sig(handle, "bpf_map__value_size", u32, p)
+        _sig(handle, "bpf_map__max_entries", u32, p)
+        _sig(handle, "bpf_map__map_flags", u32, p)
+        _sig(handle, "bpf_map__fd", i, p)
+        _sig(handle, "bpf_map__reuse_fd", i, p, i)
+        _sig(handle, "bpf_map__is_internal", ctypes.c_bool, p)
+        _sig(handle, "bpf_map__initial_value", p, p, ctypes.POINTER(sz))
+        _sig(handle, "bpf_map__set_ifindex", i, p, u32)
+        _sig(handle, "btf__type_by_id", ctypes.POINTER(BtfType), p, u32)
+        _sig(handle, "btf__name_by_offset", cs, p, u32)
+        _sig(handle, "btf__find_by_name_kind", i, p, cs, u32)
+        _sig(handle, "bpf_obj_pin", i, i, cs)
+        _sig(handle, "bpf_obj_get", i, cs)
+        _sig(handle, "bpf_obj_get_info_by_fd", i, i, p, ctypes.POINTER(u32))
+        _sig(handle, "bpf_prog_get_fd_by_id", i, u32)
+        _sig(handle, "bpf_map_get_fd_by_id", i, u32)
+        _sig(handle, "bpf_map_update_elem", i, i, p, p, ctypes.c_uint64)
+        _sig(handle, "bpf_map_lookup_elem", i, i, p, p)
+        _sig(handle, "bpf_map_delete_elem", i, i, p)
+        _sig(handle, "bpf_map_get_next_key", i, i, p, p)
+        handle.libbpf_set_print(_capture)
+        _lib = handle
+        return _lib
+
+
+def take_messages():
+    """Return and forget what libbpf printed since the last call."""
+    out = "".join(_messages)
+    del _messages[:]
+    return out
+
+
+def check(ret, what):
+    """Raise OSError for a negative libbpf return (libbpf 1.x: -errno)."""
+    if ret < 0:
+        err = -ret if ret != -1 else (ctypes.get_errno() or errno.EINVAL)
+        raise OSError(err, "%s: %s" % (what, os.strerror(err)))
+    return ret
+
+
+def obj_get(path):
+    fd = lib().bpf_obj_get(path.encode())
+    return check(fd, "open pinned object %s" % path)
+
+
+def obj_pin(fd, path):
+    check(lib().bpf_obj_pin(fd, path.encode()), "pin %s" % path)
+
+
+def _info(fd, cls):
+    info = cls()
+    size = ctypes.c_uint32(ctypes.sizeof(info))
+    check(lib().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)), "object info")
+    return info
+
+
+def prog_info(fd):
+    """Return a dict describing the program behind fd, map ids included."""
+    info = _info(fd, ProgInfo)
+    map_ids = (ctypes.c_uint32 * info.nr_map_ids)()
+    if info.nr_map_ids:
+        full = ProgInfo()
+        full.nr_map_ids = info.nr_map_ids
+        full.map_ids = ctypes.addressof(map_ids)
+        size = ctypes.c_uint32(ctypes.sizeof(full))
+        check(lib().bpf_obj_get_info_by_fd(fd, ctypes.byref(full), ctypes.byref(size)), "program info")
+    return {
+        "id": info.id, "type": info.type, "tag": bytes(info.tag).hex(),
+        "name": info.name.decode(errors="replace"), "map_ids": list(map_ids),
+        "load_time": info.load_time,
+    }
+
+
+def map_info(fd):
+    info = _info(fd, MapInfo)
+    return {
+        "id": info.id, "type": info.type, "key_size": info.key_size,
+        "value_size": info.value_size, "max_entries": info.max_entries,
+        "flags": info.map_flags, "name": info.name.decode(errors="replace"),
+    }
+
+
+def prog_fd_by_id(prog_id):
+    return check(lib().bpf_prog_get_fd_by_id(prog_id), "program id %d" % prog_id)
+
+
+def map_fd_by_id(map_id):
+    return check(lib().bpf_map_get_fd_by_id(map_id), "map id %d" % map_id)
+
+
+def map_update(fd, key, value, flags=0):
+    check(lib().bpf_map_update_elem(fd, key, value, flags), "map update")
+
+
+def map_lookup(fd, key, value_size):
+    """Return the value bytes for key, or None when the key is absent."""
+    val = ctypes.create_string_buffer(value_size)
+    ret = lib().bpf_map_lookup_elem(fd, key, val)
+    if ret < 0 and -ret == errno.ENOENT:
+        return None
+    check(ret, "map lookup")
+    return val.raw
+
+
+def map_delete(fd, key):
+    """Delete key; return False when it was not there."""
+    ret = lib().bpf_map_delete_elem(fd, key)
+    if ret < 0 and -ret == errno.ENOENT:
+        return False
+    check(ret, "map delete")
+    return True
