@@ -91,7 +91,7 @@ def compile_source(src, include_dirs=(), defines=None, cache_dir=None, clang="cl
     if compiler is None:
         raise DatapathError(
             "clang (%s) is not installed here, so %s cannot be compiled; install clang "
-            "or pass a prebuilt object." % (clang, src))
+            "or pass a prebuilt object." % (clang, src), code="clang_missing")
     cache_dir = cache_dir or default_cache_dir()
     incs = ["-I%s" % d for d in list(include_dirs) + multiarch_include()]
     flags = CFLAGS + incs + define_flags(defines)

@@ -10,7 +10,8 @@ from __future__ import annotations
 class DatapathError(Exception):
     """A sentence for the operator, plus optional detail (compiler or verifier output)."""
 
-    def __init__(self, message, detail=None):
+    def __init__(self, message, detail=None, code=None):
         super().__init__(message)
         self.message = message
         self.detail = detail
+        self.code = code  # a stable word for callers that react to one kind of error

@@ -1,0 +1,77 @@
+# wirespeed.datapath: one entry point for installing, testing and the demo.
+#   make demo   lab fleet up, deploy a sample program, show it acting on traffic, tear down
+#   make test   every test: lint, unit, real-kernel integration, Ansible against the lab
+# Both install what they need on a fresh Debian machine (apt-get + .venv) and are
+# quick when everything is already there. Run as root: the tests load BPF programs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+APT_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 python3-venv \
+	openssh-server openssh-client tcpdump util-linux
+SYSTEM_PYTHON := $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+BUILD := build
+COLLECTIONS := $(CURDIR)/$(BUILD)/collections
+COLLECTION_LINK := $(BUILD)/collections/ansible_collections/wirespeed/datapath
+
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export PYTHONPATH := $(COLLECTIONS)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_PYTHON_INTERPRETER := $(CURDIR)/$(VENV)/bin/python
+
+.PHONY: help deps apt venv collection lint unit integration test demo lab-up lab-down clean
+
+help:
+	@echo "make demo   # lab fleet, deploy a sample XDP program, traffic, counters, clean up"
+	@echo "make test   # every test (lint, unit, real kernel, Ansible on the lab)"
+
+root-check:
+	@test "$$(id -u)" = 0 || { echo "run as root: the tests and the demo load BPF programs and create namespaces" >&2; exit 1; }
+
+apt: root-check
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "apt-get install $$missing"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+venv: apt $(VENV)/.installed
+
+collection:
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@test -L $(COLLECTION_LINK) || ln -sfn ../../../.. $(COLLECTION_LINK)
+
+deps: apt venv collection
+
+lint: deps
+	$(VENV)/bin/ruff check plugins tests bench
+	$(VENV)/bin/ansible-lint -q --offline playbooks roles 2>/dev/null || $(VENV)/bin/ansible-lint --offline playbooks roles
+
+unit: deps
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit
+
+integration: deps
+	$(PY) -m pytest -q -p no:cacheprovider tests/integration
+
+test: deps
+	$(VENV)/bin/ruff check plugins tests bench
+	$(PY) -m pytest -p no:cacheprovider -rs tests/unit tests/integration
+
+demo: deps
+	$(PY) tests/lab/demo.py
+
+lab-up: deps
+	$(PY) tests/lab/lab.py up 3
+
+lab-down: deps
+	$(PY) tests/lab/lab.py down
+
+clean:
+	rm -rf $(BUILD) $(VENV) .lab

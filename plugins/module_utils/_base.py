@@ -1,0 +1,54 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
+"""The one place where modules meet the engine: result shape, check mode, diff, errors."""
+
+from __future__ import annotations
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import attach
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
+
+
+class DatapathModule:
+    """Build the AnsibleModule, call the engine, turn its answer into the task result.
+
+    The engine returns a dict with at least `changed`, and `diff` as
+    {'before': ..., 'after': ...}; the diff is kept only under --diff.
+    A DatapathError becomes failed=true with its one-sentence message, plus
+    the compiler or verifier output under `detail`.
+    """
+
+    def __init__(self, argument_spec, **kwargs):
+        kwargs.setdefault("supports_check_mode", True)
+        self.module = AnsibleModule(argument_spec=argument_spec, **kwargs)
+        if not attach.HAS_PYROUTE2:
+            self.module.fail_json(msg=missing_required_lib("pyroute2"),
+                                  exception=str(attach.PYROUTE2_IMPORT_ERROR))
+
+    @property
+    def params(self):
+        return self.module.params
+
+    def run(self, operation):
+        """operation(params, check_mode) -> result dict; exits the module."""
+        try:
+            result = operation(self.module.params, self.module.check_mode)
+        except DatapathError as exc:
+            extra = {}
+            if exc.detail:
+                extra["detail"] = exc.detail
+                extra["detail_lines"] = exc.detail.splitlines()
+            if exc.code:
+                extra["error_code"] = exc.code
+            self.module.fail_json(msg=exc.message, **extra)
+        except OSError as exc:
+            self.module.fail_json(msg="a kernel operation failed: %s; see the exception for where." % exc,
+                                  exception=traceback.format_exc())
+        if not self.module._diff:
+            result.pop("diff", None)
+        self.module.exit_json(**result)

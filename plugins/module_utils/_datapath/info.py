@@ -1,0 +1,112 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
+"""Read what runs on a host's interfaces: XDP attachments, our chains, pinned maps, counters."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+from . import attach, bpffs, libbpf
+from .chain import Chain
+from .state import DEFAULT_STATE_DIR, StateStore
+
+XDP_ACTIONS = ("aborted", "drop", "pass", "tx", "redirect")
+STATS_MAP = "ws_stats"
+
+
+def possible_cpus():
+    """Number of possible CPUs (per-CPU map values hold one slot each)."""
+    with open("/sys/devices/system/cpu/possible") as fh:
+        text = fh.read().strip()
+    count = 0
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        count += int(hi or lo) - int(lo) + 1
+    return count
+
+
+def action_counters(path):
+    """{action: {'packets', 'bytes'}} summed over CPUs from a pinned ws_stats map."""
+    fd = libbpf.obj_get(path)
+    try:
+        info = libbpf.map_info(fd)
+        ncpu = possible_cpus()
+        stride = (info["value_size"] + 7) // 8 * 8
+        out = {}
+        for action, name in enumerate(XDP_ACTIONS[:info["max_entries"]]):
+            raw = libbpf.map_lookup(fd, struct.pack("I", action), stride * ncpu) or b""
+            packets = sum(struct.unpack_from("Q", raw, c * stride)[0] for c in range(len(raw) // stride))
+            nbytes = sum(struct.unpack_from("Q", raw, c * stride + 8)[0] for c in range(len(raw) // stride))
+            out[name] = {"packets": packets, "bytes": nbytes}
+        return out
+    finally:
+        os.close(fd)
+
+
+def _prog_summary(prog_id):
+    fd = libbpf.prog_fd_by_id(prog_id)
+    try:
+        info = libbpf.prog_info(fd)
+    finally:
+        os.close(fd)
+    return {"id": prog_id, "name": info["name"], "tag": info["tag"]}
+
+
+def interface_info(ifname, index, bpffs_path=bpffs.DEFAULT_BPFFS, store=None):
+    """One interface: attachment, chain slots in order, our programs with maps and counters."""
+    xdp = attach.xdp_state(index)
+    out = {"ifindex": index, "xdp_mode": xdp["mode"], "xdp_prog": None, "managed": False,
+           "chain": [], "programs": {}}
+    if xdp["prog_id"]:
+        out["xdp_prog"] = _prog_summary(xdp["prog_id"])
+    chain = Chain.open_pinned(bpffs_path, ifname) if bpffs.mounted_bpffs(bpffs_path) else None
+    if chain is None:
+        return out
+    try:
+        root_id = libbpf.prog_info(chain.root_fd)["id"]
+        out["managed"] = xdp["prog_id"] == root_id
+        idir = bpffs.interface_dir(bpffs_path, ifname)
+        pinned = {}
+        for name in sorted(os.listdir(idir)):
+            fd = bpffs.get(os.path.join(idir, name, "prog"))
+            if fd is None:
+                continue
+            try:
+                pinned[libbpf.prog_info(fd)["id"]] = name
+            finally:
+                os.close(fd)
+        records = (store.load()["interfaces"].get(ifname, {}) if store else {})
+        for position, (slot, priority, prog_id) in enumerate(chain.order()):
+            name = pinned.get(prog_id, "slot%d" % slot)
+            entry = {"name": name, "slot": slot, "priority": priority, "position": position,
+                     "prog": _prog_summary(prog_id) if prog_id else None}
+            out["chain"].append(entry)
+            if name not in pinned.values():
+                continue
+            mdir = os.path.join(idir, name, "maps")
+            maps = {m: os.path.join(mdir, m) for m in sorted(os.listdir(mdir))} if os.path.isdir(mdir) else {}
+            program = dict(entry, maps=maps, counters=None,
+                           record=(records.get(name) or {}).get("current"))
+            if STATS_MAP in maps:
+                program["counters"] = action_counters(maps[STATS_MAP])
+            out["programs"][name] = program
+    finally:
+        chain.close()
+    return out
+
+
+def gather(interfaces=None, bpffs_path=bpffs.DEFAULT_BPFFS, state_dir=DEFAULT_STATE_DIR):
+    """{interface name: interface_info} for the named interfaces, or all of them."""
+    known = attach.interfaces()
+    names = interfaces or sorted(known)
+    store = StateStore(state_dir)
+    out = {}
+    for name in names:
+        index = known.get(name)
+        if index is None:
+            index = attach.ifindex(name)  # raises the one-sentence error
+        out[name] = interface_info(name, index, bpffs_path, store)
+    return out

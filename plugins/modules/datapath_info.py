@@ -1,0 +1,108 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: datapath_info
+short_description: Report the XDP datapath of a host's interfaces
+version_added: 0.1.0
+description:
+  - For each interface, the attached XDP program (whether wirespeed attached it or not) and its mode,
+    the wirespeed chain in the order packets walk it, each program's pinned maps, per-action packet and
+    byte counters of programs that keep them (the C(ws_stats) map of C(wirespeed/stats.h)), and what
+    the host's record says was deployed.
+  - Reads only; never changes anything.
+author:
+  - wirespeed.datapath contributors
+requirements:
+  - libbpf 1.x and pyroute2 on the managed host
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+options:
+  interfaces:
+    description: Interfaces to report. Default is every interface of the host.
+    type: list
+    elements: str
+  bpffs:
+    description: Mount point of the BPF filesystem.
+    type: path
+    default: /sys/fs/bpf
+  state_dir:
+    description: Directory of the host's wirespeed record.
+    type: path
+    default: /var/lib/wirespeed
+"""
+
+EXAMPLES = r"""
+- name: Read the datapath of eth0
+  wirespeed.datapath.datapath_info:
+    interfaces: [eth0]
+  register: dp
+
+- name: Show packets dropped by the drop-port program
+  ansible.builtin.debug:
+    msg: "{{ dp.datapath.eth0.programs['drop-port'].counters.drop.packets }}"
+"""
+
+RETURN = r"""
+datapath:
+  description: Interface name to its XDP state.
+  returned: always
+  type: dict
+  contains:
+    ifindex:
+      description: Interface index.
+      type: int
+    xdp_mode:
+      description: Mode of the attached XDP program (native, generic, offload) or null.
+      type: str
+    xdp_prog:
+      description: Id, name and tag of the attached program, or null.
+      type: dict
+    managed:
+      description: Whether the attached program is the wirespeed chain root.
+      type: bool
+    chain:
+      description: The chain's programs in order, each with name, slot, priority, position and prog.
+      type: list
+      elements: dict
+    programs:
+      description: Program name to its chain entry, pinned maps, counters by XDP action and record.
+      type: dict
+  sample:
+    eth0:
+      ifindex: 2
+      xdp_mode: native
+      managed: true
+      xdp_prog: {id: 41, name: wirespeed_root, tag: 0aaaaecf59886388}
+      chain: [{name: drop-port, slot: 0, priority: 50, position: 0, prog: {id: 44, name: drop_port_prog}}]
+"""
+
+from ansible_collections.wirespeed.datapath.plugins.module_utils._base import DatapathModule
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import info
+
+ARGUMENT_SPEC = dict(
+    interfaces=dict(type="list", elements="str"),
+    bpffs=dict(type="path", default="/sys/fs/bpf"),
+    state_dir=dict(type="path", default="/var/lib/wirespeed"),
+)
+
+
+def run(params, check_mode):
+    return {"changed": False,
+            "datapath": info.gather(params["interfaces"], params["bpffs"], params["state_dir"])}
+
+
+def main():
+    DatapathModule(ARGUMENT_SPEC).run(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: xdp_program
+short_description: Compile, verify, attach and chain XDP programs on an interface
+version_added: 0.1.0
+description:
+  - Deploys one named XDP program on one interface. Several programs share an interface through the
+    wirespeed chain, a small root program attached to the interface that hands each packet to the
+    programs in order of O(priority) with tail calls.
+  - Whether anything changes is decided by looking at the kernel. The requested program is loaded
+    (which runs the verifier) and compared with the pinned one by kernel tag, live C(.rodata) and maps;
+    slot, priority and attach mode are read back from the chain and netlink.
+  - Replacing a program is one update of its chain slot, so no packet meets an interface without it.
+    Maps pinned by the previous version are reused when their definitions are unchanged, so their
+    entries and counters survive the upgrade.
+  - A program that does not include C(wirespeed/chain.h) (a plain third-party XDP program) can be
+    deployed too; it must be the last of the chain since it does not hand packets on.
+  - With O(src), the action plugin compiles on the controller when clang is there and ships the object,
+    so managed hosts need no compiler.
+  - Pins live under C(<bpffs>/wirespeed/<interface>/<name>/) (C(prog) and C(maps/<map>)); what was deployed,
+    and the version before it, is recorded in O(state_dir) for rollback.
+author:
+  - wirespeed.datapath contributors
+requirements:
+  - Linux with BPF, XDP and bpffs (multi-program chains need 5.10 or later)
+  - libbpf 1.x (C(libbpf1)) and the Python library pyroute2 on the managed host
+  - clang on the controller or on the host when O(src) is used
+attributes:
+  check_mode:
+    support: full
+    details: Check mode loads the program to run the verifier (unless O(verify=false)), then unloads it.
+  diff_mode:
+    support: full
+options:
+  interface:
+    description: Network interface to attach to.
+    type: str
+    required: true
+  name:
+    description:
+      - Name of this program on the interface; it names the pin directory and identifies the program
+        in later runs. Letters, digits, C(_) and C(-).
+    type: str
+    required: true
+  src:
+    description:
+      - BPF C source file, compiled with C(clang -O2 -g -target bpf -Wall -Werror).
+      - Looked up on the controller like a role file, compiled there, and the object shipped to the host.
+    type: path
+  object:
+    description: A prebuilt BPF object file on the managed host (or on the controller through the action plugin).
+    type: path
+  program:
+    description: Function name of the XDP program in the object. Default is the only XDP program there.
+    type: str
+  config:
+    description:
+      - Values for C(const volatile) globals of the program, written into C(.rodata) before load.
+      - Types come from the object's BTF; an unknown name or a value that does not fit fails the task.
+        Globals typed C(__be16)/C(__be32) are stored in network byte order.
+    type: dict
+    default: {}
+  defines:
+    description: Preprocessor definitions passed to clang as C(-DKEY=VALUE).
+    type: dict
+    default: {}
+  include_dirs:
+    description: Extra include directories for clang (the collection's C(files/bpf/include) is always there).
+    type: list
+    elements: path
+    default: []
+  mode:
+    description:
+      - XDP attach mode of the interface's chain root. C(auto) keeps the mode already in use, or tries
+        C(native) and falls back to C(generic); the result says which.
+      - Changing the mode of an interface that already runs a chain detaches and re-attaches the root,
+        because the kernel cannot hold native and generic programs at once.
+    type: str
+    choices: [auto, native, generic, offload]
+    default: auto
+  priority:
+    description: Order in the chain; lower runs first. Ties are ordered by O(name).
+    type: int
+    default: 50
+  pin_path:
+    description: Directory on bpffs for this program's pins. Default C(<bpffs>/wirespeed/<interface>/<name>).
+    type: path
+  state:
+    description: C(present) deploys the program; C(absent) removes exactly what this module deployed under O(name).
+    type: str
+    choices: [present, absent]
+    default: present
+  force:
+    description:
+      - Replace (O(state=present)) or detach (O(state=absent)) an XDP program on the interface that
+        wirespeed did not attach. Without it such a program is left alone and the task fails.
+    type: bool
+    default: false
+  verify:
+    description: In check mode, load the program to run the verifier, then unload it.
+    type: bool
+    default: true
+  compile_on:
+    description:
+      - Where O(src) is compiled. C(auto) uses the controller when it has clang, else the host.
+    type: str
+    choices: [auto, controller, host]
+    default: auto
+  clang:
+    description: Name or path of the clang binary (on the controller and on the host).
+    type: str
+    default: clang
+  root_object:
+    description: Compiled chain root on the host. Set by the action plugin; leave unset.
+    type: path
+  root_src:
+    description: Source of the chain root on the host, compiled there when O(root_object) is not given. Set by the action plugin.
+    type: path
+  bpffs:
+    description: Mount point of the BPF filesystem; mounted there when it is not yet.
+    type: path
+    default: /sys/fs/bpf
+  state_dir:
+    description: Directory where the host keeps what wirespeed deployed and the versions before.
+    type: path
+    default: /var/lib/wirespeed
+notes:
+  - Replacing a program while traffic flows loses no packets; only a mode change has a gap.
+  - Requires root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN for bpffs).
+seealso:
+  - module: wirespeed.datapath.datapath_info
+"""
+
+EXAMPLES = r"""
+- name: Drop UDP to port 8080 on eth0, first in the chain
+  wirespeed.datapath.xdp_program:
+    interface: eth0
+    name: drop-udp-8080
+    src: "{{ role_path }}/files/drop_port.bpf.c"
+    priority: 10
+    config:
+      drop_port: 8080
+      drop_proto: 17
+
+- name: Deploy a prebuilt third-party blocklist as the last program
+  wirespeed.datapath.xdp_program:
+    interface: eth0
+    name: blocklist
+    object: /opt/xdp/xdp_blocklist.bpf.o
+    program: xdp_blocklist
+    priority: 900
+
+- name: Remove it again
+  wirespeed.datapath.xdp_program:
+    interface: eth0
+    name: blocklist
+    state: absent
+"""
+
+RETURN = r"""
+prog_id:
+  description: Kernel id of the deployed program (null in check mode when it would change, and after removal).
+  returned: always
+  type: int
+tag:
+  description: Kernel tag of the program (hash of its instructions).
+  returned: always
+  type: str
+mode:
+  description: Actual XDP mode of the interface's chain root.
+  returned: always
+  type: str
+  sample: native
+priority:
+  description: Priority of the program in the chain.
+  returned: when state is present
+  type: int
+chain:
+  description: Names of the programs on the interface in the order packets meet them, after the task.
+  returned: always
+  type: list
+  elements: str
+maps:
+  description: Map name to pinned path.
+  returned: always
+  type: dict
+  sample: {"blocklist": "/sys/fs/bpf/wirespeed/eth0/blocklist/maps/blocklist"}
+maps_recreated:
+  description: Maps whose definition changed, so they were created anew (their old entries are gone).
+  returned: when state is present
+  type: list
+  elements: str
+object_sha256:
+  description: SHA-256 of the object file deployed.
+  returned: when state is present
+  type: str
+verified:
+  description: Whether the program went through the kernel verifier in this run.
+  returned: when state is present
+  type: bool
+previous:
+  description: The version recorded before this one (object hash, program, config, mode, priority), or null.
+  returned: always
+  type: dict
+detail:
+  description: Compiler output or the tail of the verifier log when the task failed on either.
+  returned: failure
+  type: str
+"""
+
+from ansible_collections.wirespeed.datapath.plugins.module_utils._base import DatapathModule
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import xdp
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.compile import compile_source
+
+ARGUMENT_SPEC = dict(
+    interface=dict(type="str", required=True),
+    name=dict(type="str", required=True),
+    src=dict(type="path"),
+    object=dict(type="path"),
+    program=dict(type="str"),
+    config=dict(type="dict", default={}),
+    defines=dict(type="dict", default={}),
+    include_dirs=dict(type="list", elements="path", default=[]),
+    mode=dict(type="str", choices=list(xdp.MODES), default="auto"),
+    priority=dict(type="int", default=xdp.DEFAULT_PRIORITY),
+    pin_path=dict(type="path"),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    force=dict(type="bool", default=False),
+    verify=dict(type="bool", default=True),
+    compile_on=dict(type="str", choices=["auto", "controller", "host"], default="auto"),
+    clang=dict(type="str", default="clang"),
+    root_object=dict(type="path"),
+    root_src=dict(type="path"),
+    bpffs=dict(type="path", default="/sys/fs/bpf"),
+    state_dir=dict(type="path", default="/var/lib/wirespeed"),
+)
+
+
+def run(params, check_mode):
+    present = params["state"] == "present"
+    object_path, root_object = params["object"], params["root_object"]
+    if present and params["src"]:
+        object_path = compile_source(params["src"], params["include_dirs"], params["defines"],
+                                     clang=params["clang"])["path"]
+    if present and not root_object and params["root_src"]:
+        root_object = compile_source(params["root_src"], params["include_dirs"], clang=params["clang"])["path"]
+    request = xdp.XdpRequest(
+        params["interface"], params["name"], object_path=object_path, root_object=root_object,
+        program=params["program"], config=params["config"], mode=params["mode"], priority=params["priority"],
+        pin_path=params["pin_path"], force=params["force"], verify=params["verify"], bpffs_path=params["bpffs"],
+        state_dir=params["state_dir"], src=params["src"], defines=params["defines"])
+    if present:
+        return xdp.deploy(request, check_mode)
+    return xdp.remove(request, check_mode)
+
+
+def main():
+    DatapathModule(
+        ARGUMENT_SPEC,
+        mutually_exclusive=[("src", "object")],
+        required_if=[("state", "present", ("src", "object"), True)],
+    ).run(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A fleet of lab hosts on this one machine, reached by Ansible over SSH.
+
+    lab.py up N [--dir D]     create N hosts (and a traffic peer), write D/inventory.ini
+    lab.py down [--dir D]     remove everything the lab in D created
+    lab.py status [--dir D]   what the lab in D is made of
+
+Each host is a network namespace with its own mount namespace: its own
+bpffs at /sys/fs/bpf, its own tmpfs at /var/lib/wirespeed, its own sshd.
+Its `eth0` hangs on a bridge in the root namespace, which also holds the
+controller's address; a `peer` namespace on the same bridge sends traffic.
+Names carry a random suffix; addresses come from 198.18.0.0/15 (RFC 2544,
+benchmarking) so they do not meet a real network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+DEFAULT_DIR = os.path.join(REPO, ".lab")
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+SFTP = "/usr/lib/openssh/sftp-server"
+STATE_DIR = "/var/lib/wirespeed"
+
+
+def sh(cmd, check=True, **kw):
+    return subprocess.run(cmd, shell=isinstance(cmd, str), check=check, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+def nsexec(ns, cmd, check=True, **kw):
+    """Run cmd in namespace ns (network only, so the root bpffs stays visible)."""
+    args = ["nsenter", "--net=/run/netns/%s" % ns] + (["sh", "-c", cmd] if isinstance(cmd, str) else cmd)
+    return subprocess.run(args, check=check, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+class Lab:
+    def __init__(self, directory=DEFAULT_DIR):
+        self.dir = os.path.abspath(directory)
+        self.meta_path = os.path.join(self.dir, "lab.json")
+        self.meta = None
+        if os.path.exists(self.meta_path):
+            with open(self.meta_path) as fh:
+                self.meta = json.load(fh)
+
+    # ---- description ------------------------------------------------
+    @property
+    def inventory(self):
+        return os.path.join(self.dir, "inventory.ini")
+
+    @property
+    def hosts(self):
+        return self.meta["hosts"] if self.meta else []
+
+    @property
+    def peer(self):
+        return self.meta["peer"]
+
+    def host(self, name):
+        return next(h for h in self.hosts if h["name"] == name)
+
+    # ---- up -----------------------------------------------------------
+    def up(self, count, python=None):
+        if self.meta:
+            raise SystemExit("a lab is already up in %s; run `lab.py down` first" % self.dir)
+        os.makedirs(self.dir, exist_ok=True)
+        suffix = "%04x" % random.randrange(1 << 16)
+        net = random.randrange(0, 256)
+        prefix = "wsl%s" % suffix
+        self.meta = {
+            "prefix": prefix, "bridge": prefix + "br", "subnet": "198.18.%d" % net,
+            "controller": "198.18.%d.1" % net, "hosts": [], "pids": [],
+            "peer": {"ns": prefix + "-peer", "ip": "198.18.%d.200" % net, "veth": prefix + "pr"},
+        }
+        self._save()
+        try:
+            self._keys()
+            sh(["ip", "link", "add", self.meta["bridge"], "type", "bridge"])
+            sh(["ip", "addr", "add", self.meta["controller"] + "/24", "dev", self.meta["bridge"]])
+            sh(["ip", "link", "set", self.meta["bridge"], "up"])
+            self._namespace(self.meta["peer"]["ns"], self.meta["peer"]["veth"], self.meta["peer"]["ip"])
+            os.makedirs(STATE_DIR, exist_ok=True)
+            os.makedirs("/run/sshd", exist_ok=True)
+            for i in range(1, count + 1):
+                host = {"name": "lab%d" % i, "ns": "%s-h%d" % (prefix, i), "veth": "%sh%d" % (prefix, i),
+                        "ip": "198.18.%d.%d" % (net, 10 + i)}
+                self.meta["hosts"].append(host)
+                self._save()
+                self._namespace(host["ns"], host["veth"], host["ip"])
+                self._sshd(host)
+            self._inventory(python or sys.executable)
+            self._wait_ssh()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def _save(self):
+        with open(self.meta_path, "w") as fh:
+            json.dump(self.meta, fh, indent=1)
+
+    def _keys(self):
+        for name in ("id_ed25519", "host_ed25519"):
+            path = os.path.join(self.dir, name)
+            if not os.path.exists(path):
+                sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", path])
+        shutil.copyfile(os.path.join(self.dir, "id_ed25519.pub"), os.path.join(self.dir, "authorized_keys"))
+
+    def _namespace(self, ns, veth, ip):
+        sh(["ip", "netns", "add", ns])
+        sh(["ip", "link", "add", veth, "type", "veth", "peer", "name", veth + "x"])
+        sh(["ip", "link", "set", veth + "x", "netns", ns])
+        nsexec(ns, "ip link set %sx name eth0 && ip addr add %s/24 dev eth0 && ip link set eth0 up "
+                   "&& ip link set lo up" % (veth, ip))
+        sh(["ip", "link", "set", veth, "master", self.meta["bridge"]])
+        sh(["ip", "link", "set", veth, "up"])
+
+    def _sshd(self, host):
+        conf = os.path.join(self.dir, "sshd_%s.conf" % host["name"])
+        with open(conf, "w") as fh:
+            fh.write("\n".join([
+                "ListenAddress %s" % host["ip"], "Port 22",
+                "HostKey %s" % os.path.join(self.dir, "host_ed25519"),
+                "AuthorizedKeysFile %s" % os.path.join(self.dir, "authorized_keys"),
+                "PermitRootLogin prohibit-password", "PasswordAuthentication no", "UsePAM no",
+                "StrictModes no", "LogLevel ERROR", "PidFile none",
+                "Subsystem sftp %s" % SFTP, "",
+            ]))
+        script = ("mount -t bpf bpf /sys/fs/bpf && mount -t tmpfs tmpfs %s && exec %s -D -e -f %s"
+                  % (STATE_DIR, SSHD, conf))
+        log = open(os.path.join(self.dir, "sshd_%s.log" % host["name"]), "w")
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", host["ns"], "unshare", "--mount", "--propagation", "private",
+             "sh", "-c", script], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        host["pid"] = proc.pid
+        self._save()
+
+    def _inventory(self, python):
+        key = os.path.join(self.dir, "id_ed25519")
+        lines = ["[lab]"]
+        for h in self.hosts:
+            lines.append("%s ansible_host=%s lab_ns=%s" % (h["name"], h["ip"], h["ns"]))
+        lines += [
+            "", "[lab:vars]", "ansible_user=root", "ansible_ssh_private_key_file=%s" % key,
+            "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+            "-o LogLevel=ERROR -o ControlMaster=auto -o ControlPersist=60s -o ControlPath=%s/cp-%%h'" % self.dir,
+            "ansible_python_interpreter=%s" % python,
+            "lab_controller_ip=%s" % self.meta["controller"],
+            "lab_peer_ns=%s" % self.peer["ns"], "lab_peer_ip=%s" % self.peer["ip"], "",
+        ]
+        with open(self.inventory, "w") as fh:
+            fh.write("\n".join(lines))
+
+    def _wait_ssh(self, timeout=20):
+        deadline = time.time() + timeout
+        for h in self.hosts:
+            while True:
+                probe = subprocess.run(
+                    ["ssh", "-i", os.path.join(self.dir, "id_ed25519"), "-o", "BatchMode=yes",
+                     "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                     "-o", "ConnectTimeout=2", "root@" + h["ip"], "true"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+                if probe.returncode == 0:
+                    break
+                if time.time() > deadline:
+                    log = open(os.path.join(self.dir, "sshd_%s.log" % h["name"])).read()
+                    raise RuntimeError("lab host %s did not answer on ssh: %s %s" % (h["name"], probe.stderr, log))
+                time.sleep(0.2)
+
+    # ---- helpers for tests and the demo --------------------------------
+    def ssh(self, host, command):
+        """Run a shell command on a lab host over ssh (inside its mount namespace)."""
+        return subprocess.run(
+            ["ssh", "-i", os.path.join(self.dir, "id_ed25519"), "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
+             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "root@" + host["ip"], command],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, timeout=60)
+
+    def cut(self, host):
+        """Take a host off the network (its bridge port down)."""
+        sh(["ip", "link", "set", host["veth"], "down"])
+
+    def reconnect(self, host):
+        sh(["ip", "link", "set", host["veth"], "up"])
+
+    # ---- down ---------------------------------------------------------
+    def down(self):
+        if not self.meta:
+            return
+        for h in self.hosts:
+            pid = h.get("pid")
+            if pid:
+                try:
+                    os.killpg(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for h in self.hosts:
+            pid = h.get("pid")
+            for _ in range(50):
+                if not pid or not os.path.exists("/proc/%d" % pid):
+                    break
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+                time.sleep(0.05)
+        for ns in [h["ns"] for h in self.hosts] + [self.meta["peer"]["ns"]]:
+            sh(["ip", "netns", "del", ns], check=False)
+        for veth in [h["veth"] for h in self.hosts] + [self.meta["peer"]["veth"], self.meta["bridge"]]:
+            sh(["ip", "link", "del", veth], check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.meta = None
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("count", nargs="?", type=int, default=3)
+    parser.add_argument("--dir", default=DEFAULT_DIR)
+    parser.add_argument("--python", default=None, help="interpreter Ansible uses on lab hosts")
+    args = parser.parse_args(argv)
+    lab = Lab(args.dir)
+    if args.action == "up":
+        lab.up(args.count, args.python)
+        print("lab up: %d hosts, inventory %s" % (len(lab.hosts), lab.inventory))
+    elif args.action == "down":
+        lab.down()
+        print("lab down")
+    else:
+        print(json.dumps(lab.meta, indent=1) if lab.meta else "no lab in %s" % args.dir)
+
+
+if __name__ == "__main__":
+    main()
