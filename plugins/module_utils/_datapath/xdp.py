@@ -153,7 +153,13 @@ def _load_root(req, chain, index, mode):
             obj.reuse_map(LINKS_MAP, chain.links_fd)
         if mode == "offload":
             obj.set_ifindex(index)
-        obj.load()
+            try:
+                obj.load()
+            except DatapathError as exc:
+                raise DatapathError("the driver of interface %r does not support XDP mode offload (%s); use mode "
+                                    "native, generic or auto." % (req.interface, exc.message), detail=exc.detail)
+        else:
+            obj.load()
         fresh = Chain(os.dup(obj.prog_fd), os.dup(obj.map_fd(PROGS_MAP)), os.dup(obj.map_fd(LINKS_MAP)))
         if not chain:
             fresh.init_links()

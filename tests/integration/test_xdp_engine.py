@@ -1,0 +1,185 @@
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The XDP engine on a real kernel: verdicts proven by packets between two namespaces."""
+
+import os
+import socket
+import struct
+import time
+
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import attach, bpffs, libbpf
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.chain import Chain
+from netlab import netns
+
+UDP = 17
+
+
+def drop(port):
+    return {"drop_port": port, "drop_proto": UDP}
+
+
+def blocklist_add(dut, name, ip):
+    """Put ip into the pinned blocklist map of program `name` (value: 0 drops so far)."""
+    fd = libbpf.obj_get(os.path.join(dut.pin_root, name, "maps", "blocklist"))
+    try:
+        libbpf.map_update(fd, socket.inet_aton(ip), struct.pack("Q", 0))
+    finally:
+        os.close(fd)
+
+
+def blocklist_hits(dut, name, ip):
+    fd = libbpf.obj_get(os.path.join(dut.pin_root, name, "maps", "blocklist"))
+    try:
+        raw = libbpf.map_lookup(fd, socket.inet_aton(ip), 8)
+    finally:
+        os.close(fd)
+    return None if raw is None else struct.unpack("Q", raw)[0]
+
+
+def test_deploy_drops_and_is_idempotent(dut):
+    assert dut.udp(7000) == 20 and dut.udp(7001) == 20  # before: everything arrives
+    first = dut.deploy("dp", config=drop(7000))
+    assert first["changed"] and first["mode"] == "native" and first["prog_id"]
+    assert "wirespeed_root" in dut.xdp_prog()
+    assert dut.udp(7000) == 0
+    assert dut.udp(7001) == 20
+    second = dut.deploy("dp", config=drop(7000))
+    assert not second["changed"]
+    assert second["prog_id"] == first["prog_id"]
+
+
+def test_check_mode_reports_and_changes_nothing(dut):
+    check = dut.deploy("dp", check_mode=True, config=drop(7000))
+    assert check["changed"] and check["verified"]
+    assert dut.xdp_prog() == "" and not os.path.exists(dut.pin_root)
+    assert dut.udp(7000) == 20
+    real = dut.deploy("dp", config=drop(7000))
+    edit = dut.deploy("dp", check_mode=True, config=drop(7002))
+    assert edit["changed"]
+    assert edit["diff"]["before"]["config"] == drop(7000)
+    assert edit["diff"]["after"]["config"] == drop(7002)
+    assert dut.udp(7000) == 0 and dut.udp(7002) == 20  # still the deployed version
+    again = dut.deploy("dp", config=drop(7000), check_mode=True)
+    assert not again["changed"] and again["prog_id"] == real["prog_id"]
+
+
+def test_two_chained_programs_and_removing_one(dut):
+    a = dut.deploy("a", config=drop(7000), priority=10)
+    b = dut.deploy("b", config=drop(7001), priority=20)
+    assert b["chain"] == ["a", "b"] and a["prog_id"] != b["prog_id"]
+    assert dut.udp(7000) == 0 and dut.udp(7001) == 0 and dut.udp(7002) == 20
+    gone = dut.remove("a")
+    assert gone["changed"] and gone["chain"] == ["b"]
+    assert dut.udp(7000) == 20 and dut.udp(7001) == 0
+    assert not dut.remove("a")["changed"]
+    dut.remove("b")
+    assert dut.xdp_prog() == "" and not os.path.exists(dut.pin_root)
+    assert dut.udp(7001) == 20
+
+
+def test_priority_orders_the_chain_and_can_move(dut):
+    dut.deploy("a", config=drop(7000), priority=10)
+    dut.deploy("b", config=drop(7001), priority=20)
+    moved = dut.deploy("a", config=drop(7000), priority=30)
+    assert moved["changed"] and moved["chain"] == ["b", "a"]
+    with netns(dut.dut):
+        chain = Chain.open_pinned(dut.bpffs, dut.ifname)
+        try:
+            assert [p for _, p, _ in chain.order()] == [20, 30]
+        finally:
+            chain.close()
+    assert dut.udp(7000) == 0 and dut.udp(7001) == 0
+    assert not dut.deploy("a", config=drop(7000), priority=30)["changed"]
+
+
+def test_third_party_program_deploys_alone_and_last(dut, objects, tmp_path):
+    plain = dut.deploy("blocklist", "blocklist", priority=100)
+    assert plain["changed"] and plain["maps"] == {"blocklist": os.path.join(dut.pin_root, "blocklist", "maps",
+                                                                             "blocklist")}
+    blocklist_add(dut, "blocklist", dut.peer_ip)
+    assert dut.udp(7005) == 0 and blocklist_hits(dut, "blocklist", dut.peer_ip) == 20
+    assert not dut.deploy("blocklist", "blocklist", priority=100)["changed"]
+    # a chained program in front of it: both act
+    dut.deploy("dp", config=drop(7000), priority=10)
+    assert dut.udp(7000) == 0 and blocklist_hits(dut, "blocklist", dut.peer_ip) == 20  # dropped before it
+    # editing its source: check mode says changed, attaches nothing
+    source = open(os.path.join(os.path.dirname(__file__), "bpf", "plain_blocklist.bpf.c")).read()
+    edited = tmp_path / "plain_blocklist.bpf.c"
+    edited.write_text(source.replace("return XDP_DROP;", "return *hits > 1000000 ? XDP_PASS : XDP_DROP;"))
+    new_obj = objects["build"](str(edited))
+    before = dut.xdp_prog()
+    preview = dut.deploy("blocklist", new_obj, priority=100, check_mode=True)
+    assert preview["changed"] and preview["diff"]["before"]["tag"] != preview["diff"]["after"]["tag"]
+    assert dut.xdp_prog() == before and preview["prog_id"] is None
+    assert dut.remove("blocklist")["changed"]
+    assert dut.udp(7005) == 20 and dut.udp(7000) == 0
+
+
+def test_plain_program_must_run_last(dut):
+    dut.deploy("blocklist", "blocklist", priority=10)
+    blocklist_add(dut, "blocklist", dut.peer_ip)
+    try:
+        dut.deploy("dp", config=drop(7000), priority=50)
+    except Exception as exc:  # noqa: BLE001 - the message is what is checked
+        assert "does not hand packets on" in str(exc) and "'blocklist'" in str(exc)
+    else:
+        raise AssertionError("a program after a plain one was accepted")
+    assert dut.remove("dp")["changed"] is False
+    assert dut.udp(7001) == 0  # the blocklist still filters
+
+
+def test_replace_under_traffic_loses_nothing_and_keeps_map_entries(dut):
+    dut.deploy("blocklist", "blocklist", priority=100)
+    blocklist_add(dut, "blocklist", "203.0.113.9")  # an entry that must survive upgrades
+    dut.deploy("dp", config=drop(7000), priority=10)
+    count, rate = 4000, 2000.0
+    sock = dut.receiver(7100)
+    try:
+        sender = dut.start_sender(7100, count, rate)
+        replaced = 0
+        for i in range(6):  # alternate two versions while ~2 s of traffic flows
+            port = 7001 + (i % 2)
+            assert dut.deploy("dp", config=drop(port), priority=10)["changed"]
+            assert dut.deploy("blocklist", "blocklist" if i % 2 else "blocklist_v2", priority=100)["changed"]
+            replaced += 2
+            time.sleep(0.2)
+        sender.wait(timeout=30)
+        received = dut.drain(sock)
+    finally:
+        sock.close()
+    assert replaced == 12
+    assert received == count
+    assert blocklist_hits(dut, "blocklist", "203.0.113.9") == 0  # entry survived every upgrade
+
+
+def test_changed_map_definition_recreates_the_map(dut):
+    dut.deploy("blocklist", "blocklist", priority=100)
+    blocklist_add(dut, "blocklist", dut.peer_ip)
+    bigger = dut.deploy("blocklist", "blocklist_big", priority=100)
+    assert bigger["changed"] and bigger["maps_recreated"] == ["blocklist"]
+    assert blocklist_hits(dut, "blocklist", dut.peer_ip) is None
+    assert dut.udp(7000) == 20
+
+
+def test_generic_mode_and_mode_switch(dut):
+    gen = dut.deploy("dp", config=drop(7000), mode="generic")
+    assert gen["mode"] == "generic"
+    with netns(dut.dut):
+        assert attach.xdp_state(attach.ifindex(dut.ifname))["mode"] == "generic"
+    assert dut.udp(7000) == 0
+    assert not dut.deploy("dp", config=drop(7000), mode="auto")["changed"]  # auto keeps what runs
+    native = dut.deploy("dp", config=drop(7000), mode="native")
+    assert native["changed"] and native["mode"] == "native"
+    assert "xdp " in dut.xdp_prog() or "prog/xdp" in dut.xdp_prog()
+    assert dut.udp(7000) == 0 and dut.udp(7001) == 20
+
+
+def test_state_records_current_and_previous(dut):
+    dut.deploy("dp", config=drop(7000))
+    dut.deploy("dp", config=drop(7001))
+    result = dut.deploy("dp", config=drop(7001))
+    assert result["previous"]["config"] == drop(7000)
+    state = open(os.path.join(dut.state_dir, "state.json")).read()
+    assert '"drop_port": 7001' in state and '"drop_port": 7000' in state
+    dut.remove("dp")
+    assert bpffs.mounted_bpffs(dut.bpffs)
