@@ -1,0 +1,131 @@
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""xdp_program and datapath_info through ansible-playbook, over SSH, against the lab fleet."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import BPF, REPO, TEST_BPF
+from netlab import Net
+
+sys.path.insert(0, os.path.join(REPO, "tests", "lab"))
+from lab import Lab  # noqa: E402
+
+PLAYBOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "xdp.yml")
+DROP_PORT = os.path.join(BPF, "examples", "drop_port.bpf.c")
+BIN = os.path.dirname(sys.executable)
+CALLBACKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    fleet = Lab(str(tmp_path_factory.mktemp("lab") / "lab"))
+    fleet.up(2, python=sys.executable)
+    try:
+        yield fleet
+    finally:
+        fleet.down()
+
+
+def playbook(lab, check=False, diff=False, limit=None, **extra):
+    """Run the playbook; return (per-host results of each task by name, stats)."""
+    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, PLAYBOOK, "-e", json.dumps(extra)]
+    cmd += ["--check"] if check else []
+    cmd += ["--diff"] if diff else []
+    cmd += ["--limit", limit] if limit else []
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="wsjson", ANSIBLE_CALLBACK_PLUGINS=CALLBACKS,
+               ANSIBLE_HOST_KEY_CHECKING="False",
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, "build", "collections"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_FORKS="5")
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, timeout=300)
+    assert "{" in proc.stdout, "ansible-playbook printed no JSON: %s %s" % (proc.stdout, proc.stderr)
+    out = json.loads(proc.stdout[proc.stdout.index("{"):])
+    tasks = {t["task"]["name"]: t["hosts"] for t in out["plays"][0]["tasks"]}
+    return tasks, out["stats"]
+
+
+class LabNet(Net):
+    """Traffic from the lab's peer namespace to a lab host (no new namespaces)."""
+
+    def __init__(self, lab, host):  # pylint: disable=super-init-not-called
+        self.dut, self.peer = host["ns"], lab.peer["ns"]
+        self.dut_ip, self.peer_ip = host["ip"], lab.peer["ip"]
+
+
+def test_check_real_check_real(lab):
+    changed = []
+    for check in (True, False, True, False):
+        tasks, stats = playbook(lab, check=check, prog_src=DROP_PORT, prog_config={"drop_port": 7000})
+        assert all(s["failures"] == 0 and s["unreachable"] == 0 for s in stats.values()), tasks
+        changed.append([tasks["Deploy"][h["name"]]["changed"] for h in lab.hosts])
+    assert changed == [[True, True], [True, True], [False, False], [False, False]]
+
+
+def test_traffic_and_counters_on_every_host(lab):
+    tasks, _ = playbook(lab, prog_src=DROP_PORT, prog_config={"drop_port": 7000})
+    for host in lab.hosts:
+        net = LabNet(lab, host)
+        assert net.udp(7000, 25) == 0
+        assert net.udp(7001, 25) == 25
+    tasks, _ = playbook(lab, prog_src=DROP_PORT, prog_config={"drop_port": 7000})
+    for host in lab.hosts:
+        result = tasks["Deploy"][host["name"]]
+        assert not result["changed"] and result["compiled_on"] == "controller"
+        eth0 = tasks["Read the datapath"][host["name"]]["datapath"]["eth0"]
+        assert eth0["managed"] and eth0["xdp_prog"]["name"] == "wirespeed_root"
+        assert [p["name"] for p in eth0["chain"]] == ["dropper"]
+        assert eth0["programs"]["dropper"]["counters"]["drop"]["packets"] >= 25
+
+
+def test_check_diff_shows_the_config_change_and_changes_nothing(lab):
+    playbook(lab, prog_src=DROP_PORT, prog_config={"drop_port": 7000})
+    tasks, _ = playbook(lab, check=True, diff=True, prog_src=DROP_PORT, prog_config={"drop_port": 7002})
+    for host in lab.hosts:
+        result = tasks["Deploy"][host["name"]]
+        assert result["changed"] and result["verified"]
+        assert result["diff"]["before"]["config"] == {"drop_port": 7000}
+        assert result["diff"]["after"]["config"] == {"drop_port": 7002}
+        net = LabNet(lab, host)
+        assert net.udp(7000, 10) == 0 and net.udp(7002, 10) == 10
+
+
+def test_compile_on_host(lab):
+    tasks, stats = playbook(lab, limit="lab1", prog_name="hostbuilt", prog_priority=60, prog_src=DROP_PORT,
+                            prog_compile_on="host", prog_config={"drop_port": 7003})
+    result = tasks["Deploy"]["lab1"]
+    assert result["compiled_on"] == "host" and result["changed"], result
+    assert LabNet(lab, lab.hosts[0]).udp(7003, 10) == 0
+    tasks, _ = playbook(lab, limit="lab1", prog_name="hostbuilt", prog_state="absent")
+    assert tasks["Deploy"]["lab1"]["changed"]
+
+
+def test_clang_missing_on_controller_and_host(lab):
+    tasks, stats = playbook(lab, limit="lab1", prog_src=DROP_PORT, prog_clang="/nonexistent/clang",
+                            prog_config={"drop_port": 7004})
+    result = tasks["Deploy"]["lab1"]
+    assert result["failed"]
+    assert result["msg"].startswith("clang (/nonexistent/clang) was found neither on the controller nor on host lab1")
+    assert LabNet(lab, lab.hosts[0]).udp(7000, 10) == 0  # the previous program still filters
+
+
+def test_compile_error_fails_on_the_controller(lab):
+    tasks, _ = playbook(lab, limit="lab1", prog_src=os.path.join(TEST_BPF, "broken_syntax.bpf.c"))
+    result = tasks["Deploy"]["lab1"]
+    assert result["failed"] and "expected ';'" in result["msg"] and "error:" in result["detail"]
+    assert LabNet(lab, lab.hosts[0]).udp(7000, 10) == 0
+
+
+def test_absent_removes_and_is_idempotent(lab):
+    playbook(lab, prog_src=DROP_PORT, prog_config={"drop_port": 7000})
+    first, _ = playbook(lab, prog_state="absent")
+    second, _ = playbook(lab, prog_state="absent")
+    for host in lab.hosts:
+        assert first["Deploy"][host["name"]]["changed"]
+        assert not second["Deploy"][host["name"]]["changed"]
+        eth0 = second["Read the datapath"][host["name"]]["datapath"]["eth0"]
+        assert eth0["xdp_prog"] is None and eth0["chain"] == []
+        assert LabNet(lab, host).udp(7000, 10) == 10

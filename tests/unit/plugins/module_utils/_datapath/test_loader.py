@@ -1,0 +1,73 @@
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+import pytest
+
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.loader import (
+    VarSpec,
+    load_error,
+    verifier_log,
+)
+
+
+@pytest.mark.parametrize("spec,value,raw", [
+    (VarSpec("p", 0, 2, "int", ctype="__u16"), 8080, b"\x90\x1f"),
+    (VarSpec("p", 0, 2, "int", ctype="__u16"), "0x1f90", b"\x90\x1f"),
+    (VarSpec("p", 0, 2, "int", big_endian=True, ctype="__be16"), 8080, b"\x1f\x90"),
+    (VarSpec("s", 0, 4, "int", signed=True, ctype="int"), -2, b"\xfe\xff\xff\xff"),
+    (VarSpec("b", 0, 1, "bool", ctype="_Bool"), True, b"\x01"),
+    (VarSpec("b", 0, 1, "bool", ctype="_Bool"), "false", b"\x00"),
+    (VarSpec("e", 0, 4, "enum", signed=True, enum={"LOW": 1, "HIGH": 2}), "HIGH", b"\x02\x00\x00\x00"),
+    (VarSpec("c", 0, 4, "char[]", ctype="char[4]"), "ab", b"ab\x00\x00"),
+])
+def test_encode(spec, value, raw):
+    assert spec.encode(value) == raw
+
+
+@pytest.mark.parametrize("spec,value", [
+    (VarSpec("p", 0, 2, "int"), 65536),
+    (VarSpec("p", 0, 2, "int"), -1),
+    (VarSpec("p", 0, 2, "int"), True),
+    (VarSpec("p", 0, 2, "int"), "http"),
+    (VarSpec("p", 0, 2, "int"), 1.5),
+    (VarSpec("b", 0, 1, "bool"), 2),
+    (VarSpec("e", 0, 4, "enum", signed=True, enum={"LOW": 1}), "MEDIUM"),
+    (VarSpec("c", 0, 4, "char[]"), "abcd"),  # no room for the NUL
+])
+def test_encode_refuses(spec, value):
+    with pytest.raises((ValueError, OverflowError, TypeError)):
+        spec.encode(value)
+
+
+def test_describe_names_range_and_type():
+    assert VarSpec("p", 0, 2, "int", ctype="__u16").describe() == "an integer from 0 to 65535 (__u16)"
+    assert VarSpec("s", 0, 1, "int", signed=True, ctype="__s8").describe() == "an integer from -128 to 127 (__s8)"
+
+
+LIBBPF_OUTPUT = """libbpf: prog 'bad': BPF program load failed: Permission denied
+libbpf: prog 'bad': -- BEGIN PROG LOAD LOG --
+0: R1=ctx() R10=fp0
+; struct ethhdr *eth = (void *)(long)ctx->data;
+0: (61) r1 = *(u32 *)(r1 +0)
+1: (69) r1 = *(u16 *)(r1 +12)
+invalid access to packet, off=12 size=2, R1(id=0,off=12,r=0)
+R1 offset is outside of the packet
+processed 2 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0
+-- END PROG LOAD LOG --
+libbpf: prog 'bad': failed to load: -13
+"""
+
+
+def test_verifier_log_is_cut_out_of_libbpf_output():
+    log = verifier_log(LIBBPF_OUTPUT)
+    assert log[0] == "0: R1=ctx() R10=fp0" and log[-1].startswith("processed 2 insns")
+
+
+def test_load_error_names_the_reason_not_the_statistics():
+    err = load_error("/x.o", "bad", 13, LIBBPF_OUTPUT)
+    assert err.message == "the kernel verifier rejected program 'bad' from /x.o: R1 offset is outside of the packet"
+    assert "invalid access to packet" in err.detail
+
+
+def test_load_error_without_a_verifier_log_quotes_libbpf():
+    err = load_error("/x.o", "p", 1, "libbpf: map 'm': failed to create: Operation not permitted(-1)\n")
+    assert err.message == "loading program 'p' from /x.o failed: map 'm': failed to create: Operation not permitted(-1)"
