@@ -121,7 +121,9 @@ options:
     description: Compiled chain root on the host. Set by the action plugin; leave unset.
     type: path
   root_src:
-    description: Source of the chain root on the host, compiled there when O(root_object) is not given. Set by the action plugin.
+    description:
+      - Source of the chain root on the host, compiled there when O(root_object) is not given.
+      - Set by the action plugin; leave unset.
     type: path
   bpffs:
     description: Mount point of the BPF filesystem; mounted there when it is not yet.

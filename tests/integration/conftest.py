@@ -11,7 +11,7 @@ from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath impor
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import xdp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netlab import Net, netns  # noqa: E402
+from netlab import Net, netns
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BPF = os.path.join(REPO, "files", "bpf")

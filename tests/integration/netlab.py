@@ -54,7 +54,7 @@ def netns(name):
 
 
 def run(cmd, check=True):
-    return subprocess.run(cmd, check=check, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.run(cmd, check=check, text=True, capture_output=True)
 
 
 class Net:

@@ -8,12 +8,11 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import BPF, REPO, TEST_BPF
 from netlab import Net
 
 sys.path.insert(0, os.path.join(REPO, "tests", "lab"))
-from lab import Lab  # noqa: E402
+from lab import Lab
 
 PLAYBOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "xdp.yml")
 DROP_PORT = os.path.join(BPF, "examples", "drop_port.bpf.c")
@@ -41,7 +40,7 @@ def playbook(lab, check=False, diff=False, limit=None, **extra):
                ANSIBLE_HOST_KEY_CHECKING="False",
                ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, "build", "collections"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_FORKS="5")
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert "{" in proc.stdout, "ansible-playbook printed no JSON: %s %s" % (proc.stdout, proc.stderr)
     out = json.loads(proc.stdout[proc.stdout.index("{"):])
     tasks = {t["task"]["name"]: t["hosts"] for t in out["plays"][0]["tasks"]}
@@ -94,7 +93,7 @@ def test_check_diff_shows_the_config_change_and_changes_nothing(lab):
 
 
 def test_compile_on_host(lab):
-    tasks, stats = playbook(lab, limit="lab1", prog_name="hostbuilt", prog_priority=60, prog_src=DROP_PORT,
+    tasks, _stats = playbook(lab, limit="lab1", prog_name="hostbuilt", prog_priority=60, prog_src=DROP_PORT,
                             prog_compile_on="host", prog_config={"drop_port": 7003})
     result = tasks["Deploy"]["lab1"]
     assert result["compiled_on"] == "host" and result["changed"], result
@@ -104,7 +103,7 @@ def test_compile_on_host(lab):
 
 
 def test_clang_missing_on_controller_and_host(lab):
-    tasks, stats = playbook(lab, limit="lab1", prog_src=DROP_PORT, prog_clang="/nonexistent/clang",
+    tasks, _stats = playbook(lab, limit="lab1", prog_src=DROP_PORT, prog_clang="/nonexistent/clang",
                             prog_config={"drop_port": 7004})
     result = tasks["Deploy"]["lab1"]
     assert result["failed"]

@@ -3,13 +3,15 @@
 """The XDP engine on a real kernel: verdicts proven by packets between two namespaces."""
 
 import os
+import pathlib
 import socket
 import struct
 import time
 
+from netlab import netns
+
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import attach, bpffs, libbpf
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.chain import Chain
-from netlab import netns
 
 UDP = 17
 
@@ -103,7 +105,7 @@ def test_third_party_program_deploys_alone_and_last(dut, objects, tmp_path):
     dut.deploy("dp", config=drop(7000), priority=10)
     assert dut.udp(7000) == 0 and blocklist_hits(dut, "blocklist", dut.peer_ip) == 20  # dropped before it
     # editing its source: check mode says changed, attaches nothing
-    source = open(os.path.join(os.path.dirname(__file__), "bpf", "plain_blocklist.bpf.c")).read()
+    source = (pathlib.Path(__file__).parent / "bpf" / "plain_blocklist.bpf.c").read_text()
     edited = tmp_path / "plain_blocklist.bpf.c"
     edited.write_text(source.replace("return XDP_DROP;", "return *hits > 1000000 ? XDP_PASS : XDP_DROP;"))
     new_obj = objects["build"](str(edited))
@@ -179,7 +181,7 @@ def test_state_records_current_and_previous(dut):
     dut.deploy("dp", config=drop(7001))
     result = dut.deploy("dp", config=drop(7001))
     assert result["previous"]["config"] == drop(7000)
-    state = open(os.path.join(dut.state_dir, "state.json")).read()
+    state = (pathlib.Path(dut.state_dir) / "state.json").read_text()
     assert '"drop_port": 7001' in state and '"drop_port": 7000' in state
     dut.remove("dp")
     assert bpffs.mounted_bpffs(dut.bpffs)

@@ -6,11 +6,11 @@ import os
 import subprocess
 
 import pytest
+from conftest import INCLUDE, TEST_BPF
+from netlab import netns
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import compile as bpfcc
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
-from conftest import INCLUDE, TEST_BPF
-from netlab import netns
 
 
 @pytest.fixture

@@ -37,13 +37,13 @@ STATE_DIR = "/var/lib/wirespeed"
 
 def sh(cmd, check=True, **kw):
     return subprocess.run(cmd, shell=isinstance(cmd, str), check=check, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+                          capture_output=True, **kw)
 
 
 def nsexec(ns, cmd, check=True, **kw):
     """Run cmd in namespace ns (network only, so the root bpffs stays visible)."""
     args = ["nsenter", "--net=/run/netns/%s" % ns] + (["sh", "-c", cmd] if isinstance(cmd, str) else cmd)
-    return subprocess.run(args, check=check, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+    return subprocess.run(args, check=check, text=True, capture_output=True, **kw)
 
 
 class Lab:
@@ -140,10 +140,10 @@ class Lab:
             ]))
         script = ("mount -t bpf bpf /sys/fs/bpf && mount -t tmpfs tmpfs %s && exec %s -D -e -f %s"
                   % (STATE_DIR, SSHD, conf))
-        log = open(os.path.join(self.dir, "sshd_%s.log" % host["name"]), "w")
-        proc = subprocess.Popen(
-            ["ip", "netns", "exec", host["ns"], "unshare", "--mount", "--propagation", "private",
-             "sh", "-c", script], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+        with open(os.path.join(self.dir, "sshd_%s.log" % host["name"]), "w") as log:
+            proc = subprocess.Popen(
+                ["ip", "netns", "exec", host["ns"], "unshare", "--mount", "--propagation", "private",
+                 "sh", "-c", script], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         host["pid"] = proc.pid
         self._save()
 
@@ -175,7 +175,8 @@ class Lab:
                 if probe.returncode == 0:
                     break
                 if time.time() > deadline:
-                    log = open(os.path.join(self.dir, "sshd_%s.log" % h["name"])).read()
+                    with open(os.path.join(self.dir, "sshd_%s.log" % h["name"])) as fh:
+                        log = fh.read()
                     raise RuntimeError("lab host %s did not answer on ssh: %s %s" % (h["name"], probe.stderr, log))
                 time.sleep(0.2)
 
@@ -185,7 +186,7 @@ class Lab:
         return subprocess.run(
             ["ssh", "-i", os.path.join(self.dir, "id_ed25519"), "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
              "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "root@" + host["ip"], command],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, timeout=60)
+            capture_output=True, stdin=subprocess.DEVNULL, text=True, timeout=60)
 
     def cut(self, host):
         """Take a host off the network (its bridge port down)."""

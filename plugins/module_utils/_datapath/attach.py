@@ -86,7 +86,7 @@ def _set(index, fd, flags, expected_fd=None, ifname=None, mode=None):
         with _ipr() as ipr:
             ipr.link("set", index=index, xdp={"attrs": attrs})
     except NetlinkError as exc:
-        raise attach_error(exc, ifname or str(index), mode)
+        raise attach_error(exc, ifname or str(index), mode) from exc
 
 
 def attach_error(exc, ifname, mode):

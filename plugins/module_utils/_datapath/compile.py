@@ -73,9 +73,9 @@ def sha256_file(path):
 
 def _run(cmd, what, src):
     try:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+        proc = subprocess.run(cmd, capture_output=True, check=False)
     except OSError as exc:
-        raise DatapathError("could not run %s for %s: %s" % (cmd[0], src, exc))
+        raise DatapathError("could not run %s for %s: %s" % (cmd[0], src, exc)) from exc
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip()
         first = next((line for line in err.splitlines() if "error" in line), err.splitlines()[0] if err else "")

@@ -138,7 +138,7 @@ def lib():
             handle = ctypes.CDLL(name, use_errno=True)
         except OSError as exc:
             raise DatapathError(
-                "libbpf could not be loaded (%s); install the libbpf1 package on this host." % exc)
+                "libbpf could not be loaded (%s); install the libbpf1 package on this host." % exc) from exc
         _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
         _libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
         p, i, u32, sz = ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_size_t

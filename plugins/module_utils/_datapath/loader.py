@@ -272,8 +272,9 @@ class BpfObject:
                                     "enum or char array global." % (key, spec.ctype))
             try:
                 raw = spec.encode(values[key])
-            except (ValueError, OverflowError, TypeError):
-                raise DatapathError("config key %r must be %s; got %r." % (key, spec.describe(), values[key]))
+            except (ValueError, OverflowError, TypeError) as exc:
+                raise DatapathError(
+                    "config key %r must be %s; got %r." % (key, spec.describe(), values[key])) from exc
             ctypes.memmove(ptr + spec.offset, raw, len(raw))
 
     # loading ----------------------------------------------------------

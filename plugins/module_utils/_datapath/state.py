@@ -37,7 +37,7 @@ class StateStore:
             os.makedirs(os.path.join(self.directory, "objects"), mode=0o700, exist_ok=True)
         except OSError as exc:
             raise DatapathError("the state directory %s cannot be created (%s); set state_dir to a writable path."
-                                % (self.directory, exc.strerror))
+                                % (self.directory, exc.strerror)) from exc
 
     @contextlib.contextmanager
     def lock(self):
@@ -58,7 +58,7 @@ class StateStore:
             return {"format": FORMAT, "interfaces": {}}
         except ValueError as exc:
             raise DatapathError("the state file %s is not valid JSON (%s); move it aside to start a new record."
-                                % (self.path, exc))
+                                % (self.path, exc)) from exc
         data.setdefault("interfaces", {})
         return data
 

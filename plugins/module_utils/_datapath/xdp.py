@@ -86,8 +86,8 @@ class _Undo:
         for fn, args in reversed(self.steps):
             try:
                 fn(*args)
-            except Exception:  # best effort: keep undoing the rest
-                pass
+            except (OSError, DatapathError):  # best effort: keep undoing the rest
+                continue
         self.steps = []
 
 
@@ -156,8 +156,9 @@ def _load_root(req, chain, index, mode):
             try:
                 obj.load()
             except DatapathError as exc:
-                raise DatapathError("the driver of interface %r does not support XDP mode offload (%s); use mode "
-                                    "native, generic or auto." % (req.interface, exc.message), detail=exc.detail)
+                raise DatapathError(
+                    "the driver of interface %r does not support XDP mode offload (%s); use mode native, generic or "
+                    "auto." % (req.interface, exc.message), detail=exc.detail) from exc
         else:
             obj.load()
         fresh = Chain(os.dup(obj.prog_fd), os.dup(obj.map_fd(PROGS_MAP)), os.dup(obj.map_fd(LINKS_MAP)))
@@ -300,6 +301,7 @@ def _deploy(req, store, iface, object_sha, check_mode):
             attached_ok = iface.ours_attached and iface.xdp["mode"] == mode
             changed = not (same_prog and in_place and attached_ok and not (loaded and loaded.recreated))
             before = {
+                "name": req.name, "program": (record or {}).get("program") if old else None,
                 "attached": bool(old), "mode": iface.xdp["mode"] if iface.ours_attached else None,
                 "priority": old[1] if old else None, "tag": old_fp["tag"] if old_fp else None,
                 "object_sha256": (record or {}).get("object_sha256") if old else None,
@@ -308,6 +310,7 @@ def _deploy(req, store, iface, object_sha, check_mode):
             }
             after_chain = [e[1] for e in _desired_order(iface, req, slot, chain_aware)]
             after = {
+                "name": req.name, "program": loaded.function if loaded else req.program,
                 "attached": True, "mode": mode, "priority": req.priority,
                 "tag": new_fp["tag"] if new_fp else None, "object_sha256": object_sha,
                 "config": req.config, "chain": after_chain,

@@ -22,7 +22,7 @@ def test_define_names_must_be_identifiers(name):
 
 
 def test_missing_source_is_named(tmp_path):
-    with pytest.raises(DatapathError, match="source file .*nope.c does not exist"):
+    with pytest.raises(DatapathError, match=r"source file .*nope\.c does not exist"):
         compile_source(str(tmp_path / "nope.c"))
 
 

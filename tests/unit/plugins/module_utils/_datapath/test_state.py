@@ -37,7 +37,7 @@ def test_interrupted_write_leaves_the_old_record(tmp_path, monkeypatch):
 
 def test_corrupt_file_is_named(tmp_path):
     (tmp_path / "state.json").write_text("{not json")
-    with pytest.raises(DatapathError, match="state.json is not valid JSON"):
+    with pytest.raises(DatapathError, match=r"state\.json is not valid JSON"):
         StateStore(str(tmp_path)).load()
 
 
@@ -46,5 +46,6 @@ def test_objects_are_stored_by_hash(tmp_path):
     obj.write_bytes(b"\x7fELF")
     store = StateStore(str(tmp_path / "state"))
     kept = store.keep_object(str(obj), "abc")
-    assert kept.endswith("objects/abc.o") and open(kept, "rb").read() == b"\x7fELF"
+    with open(kept, "rb") as fh:
+        assert kept.endswith("objects/abc.o") and fh.read() == b"\x7fELF"
     assert json.loads(json.dumps(store.load())) == {"format": 1, "interfaces": {}}
