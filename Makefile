@@ -20,7 +20,7 @@ export PYTHONPATH := $(COLLECTIONS)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_PYTHON_INTERPRETER := $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: help deps apt venv collection lint unit integration test demo lab-up lab-down clean
+.PHONY: help deps apt venv collection lint sanity unit integration test demo lab-up lab-down clean
 
 help:
 	@echo "make demo   # lab fleet, deploy a sample XDP program, traffic, counters, clean up"
@@ -50,9 +50,14 @@ collection:
 
 deps: apt venv collection
 
+LINT_PLAYBOOKS := tests/lab/demo.yml tests/integration/playbooks/xdp.yml
+
 lint: deps
 	$(VENV)/bin/ruff check plugins tests bench
-	$(VENV)/bin/ansible-lint -q --offline playbooks roles 2>/dev/null || $(VENV)/bin/ansible-lint --offline playbooks roles
+	$(VENV)/bin/ansible-lint --offline $(LINT_PLAYBOOKS)
+
+sanity: deps
+	tests/sanity/run.sh
 
 unit: deps
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit
@@ -60,8 +65,7 @@ unit: deps
 integration: deps
 	$(PY) -m pytest -q -p no:cacheprovider tests/integration
 
-test: deps
-	$(VENV)/bin/ruff check plugins tests bench
+test: lint sanity
 	$(PY) -m pytest -p no:cacheprovider -rs tests/unit tests/integration
 
 demo: deps

@@ -109,7 +109,7 @@ class ActionModule(ActionBase):
     def _ship_sources(self, local_src):
         """Copy the shared headers, the chain root and the program source (with its local headers) to the host."""
         files = [(ROOT_SRC, "bpf/wirespeed_root.bpf.c")]
-        for dirpath, _, names in os.walk(INCLUDE_DIR):
+        for dirpath, _dirs, names in os.walk(INCLUDE_DIR):
             for name in names:
                 path = os.path.join(dirpath, name)
                 files.append((path, "bpf/include/" + os.path.relpath(path, INCLUDE_DIR)))
@@ -117,7 +117,7 @@ class ActionModule(ActionBase):
             srcdir = os.path.dirname(local_src)
             files.append((local_src, "bpf/src/" + os.path.basename(local_src)))
             files.extend((os.path.join(srcdir, n), "bpf/src/" + n) for n in os.listdir(srcdir) if n.endswith(".h"))
-        dirs = sorted({os.path.dirname(self._remote(rel)) for _, rel in files})
+        dirs = sorted({os.path.dirname(self._remote(rel)) for _local, rel in files})
         self._low_level_execute_command("mkdir -p " + " ".join("'%s'" % d for d in dirs))
         for local, rel in files:
             self._ship(local, rel)

@@ -17,13 +17,15 @@ description:
     the host's record says was deployed.
   - Reads only; never changes anything.
 author:
-  - wirespeed.datapath contributors
+  - wirespeed.datapath contributors (@wirespeed)
 requirements:
   - libbpf 1.x and pyroute2 on the managed host
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 options:
   interfaces:

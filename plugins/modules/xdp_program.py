@@ -27,16 +27,18 @@ description:
   - Pins live under C(<bpffs>/wirespeed/<interface>/<name>/) (C(prog) and C(maps/<map>)); what was deployed,
     and the version before it, is recorded in O(state_dir) for rollback.
 author:
-  - wirespeed.datapath contributors
+  - wirespeed.datapath contributors (@wirespeed)
 requirements:
   - Linux with BPF, XDP and bpffs (multi-program chains need 5.10 or later)
   - libbpf 1.x (C(libbpf1)) and the Python library pyroute2 on the managed host
   - clang on the controller or on the host when O(src) is used
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Check mode loads the program to run the verifier (unless O(verify=false)), then unloads it.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
 options:
   interface:

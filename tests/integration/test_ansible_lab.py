@@ -31,7 +31,7 @@ def lab(tmp_path_factory):
 
 
 def playbook(lab, check=False, diff=False, limit=None, **extra):
-    """Run the playbook; return (per-host results of each task by name, stats)."""
+    """Run the playbook; return {task name: {host: result}} plus the recap under "stats"."""
     cmd = [os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, PLAYBOOK, "-e", json.dumps(extra)]
     cmd += ["--check"] if check else []
     cmd += ["--diff"] if diff else []
@@ -40,11 +40,12 @@ def playbook(lab, check=False, diff=False, limit=None, **extra):
                ANSIBLE_HOST_KEY_CHECKING="False",
                ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, "build", "collections"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_FORKS="5")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert "{" in proc.stdout, "ansible-playbook printed no JSON: %s %s" % (proc.stdout, proc.stderr)
     out = json.loads(proc.stdout[proc.stdout.index("{"):])
     tasks = {t["task"]["name"]: t["hosts"] for t in out["plays"][0]["tasks"]}
-    return tasks, out["stats"]
+    tasks["stats"] = out["stats"]
+    return tasks
 
 
 class LabNet(Net):
@@ -58,19 +59,19 @@ class LabNet(Net):
 def test_check_real_check_real(lab):
     changed = []
     for check in (True, False, True, False):
-        tasks, stats = playbook(lab, check=check, prog_src=DROP_PORT, prog_config={"drop_port": 7000})
-        assert all(s["failures"] == 0 and s["unreachable"] == 0 for s in stats.values()), tasks
+        tasks = playbook(lab, check=check, prog_src=DROP_PORT, prog_config={"drop_port": 7000})
+        assert all(s["failures"] == 0 and s["unreachable"] == 0 for s in tasks["stats"].values()), tasks
         changed.append([tasks["Deploy"][h["name"]]["changed"] for h in lab.hosts])
     assert changed == [[True, True], [True, True], [False, False], [False, False]]
 
 
 def test_traffic_and_counters_on_every_host(lab):
-    tasks, _ = playbook(lab, prog_src=DROP_PORT, prog_config={"drop_port": 7000})
+    tasks = playbook(lab, prog_src=DROP_PORT, prog_config={"drop_port": 7000})
     for host in lab.hosts:
         net = LabNet(lab, host)
         assert net.udp(7000, 25) == 0
         assert net.udp(7001, 25) == 25
-    tasks, _ = playbook(lab, prog_src=DROP_PORT, prog_config={"drop_port": 7000})
+    tasks = playbook(lab, prog_src=DROP_PORT, prog_config={"drop_port": 7000})
     for host in lab.hosts:
         result = tasks["Deploy"][host["name"]]
         assert not result["changed"] and result["compiled_on"] == "controller"
@@ -82,7 +83,7 @@ def test_traffic_and_counters_on_every_host(lab):
 
 def test_check_diff_shows_the_config_change_and_changes_nothing(lab):
     playbook(lab, prog_src=DROP_PORT, prog_config={"drop_port": 7000})
-    tasks, _ = playbook(lab, check=True, diff=True, prog_src=DROP_PORT, prog_config={"drop_port": 7002})
+    tasks = playbook(lab, check=True, diff=True, prog_src=DROP_PORT, prog_config={"drop_port": 7002})
     for host in lab.hosts:
         result = tasks["Deploy"][host["name"]]
         assert result["changed"] and result["verified"]
@@ -93,18 +94,18 @@ def test_check_diff_shows_the_config_change_and_changes_nothing(lab):
 
 
 def test_compile_on_host(lab):
-    tasks, _stats = playbook(lab, limit="lab1", prog_name="hostbuilt", prog_priority=60, prog_src=DROP_PORT,
-                            prog_compile_on="host", prog_config={"drop_port": 7003})
+    tasks = playbook(lab, limit="lab1", prog_name="hostbuilt", prog_priority=60, prog_src=DROP_PORT,
+                     prog_compile_on="host", prog_config={"drop_port": 7003})
     result = tasks["Deploy"]["lab1"]
     assert result["compiled_on"] == "host" and result["changed"], result
     assert LabNet(lab, lab.hosts[0]).udp(7003, 10) == 0
-    tasks, _ = playbook(lab, limit="lab1", prog_name="hostbuilt", prog_state="absent")
+    tasks = playbook(lab, limit="lab1", prog_name="hostbuilt", prog_state="absent")
     assert tasks["Deploy"]["lab1"]["changed"]
 
 
 def test_clang_missing_on_controller_and_host(lab):
-    tasks, _stats = playbook(lab, limit="lab1", prog_src=DROP_PORT, prog_clang="/nonexistent/clang",
-                            prog_config={"drop_port": 7004})
+    tasks = playbook(lab, limit="lab1", prog_src=DROP_PORT, prog_clang="/nonexistent/clang",
+                     prog_config={"drop_port": 7004})
     result = tasks["Deploy"]["lab1"]
     assert result["failed"]
     assert result["msg"].startswith("clang (/nonexistent/clang) was found neither on the controller nor on host lab1")
@@ -112,7 +113,7 @@ def test_clang_missing_on_controller_and_host(lab):
 
 
 def test_compile_error_fails_on_the_controller(lab):
-    tasks, _ = playbook(lab, limit="lab1", prog_src=os.path.join(TEST_BPF, "broken_syntax.bpf.c"))
+    tasks = playbook(lab, limit="lab1", prog_src=os.path.join(TEST_BPF, "broken_syntax.bpf.c"))
     result = tasks["Deploy"]["lab1"]
     assert result["failed"] and "expected ';'" in result["msg"] and "error:" in result["detail"]
     assert LabNet(lab, lab.hosts[0]).udp(7000, 10) == 0
@@ -120,8 +121,8 @@ def test_compile_error_fails_on_the_controller(lab):
 
 def test_absent_removes_and_is_idempotent(lab):
     playbook(lab, prog_src=DROP_PORT, prog_config={"drop_port": 7000})
-    first, _ = playbook(lab, prog_state="absent")
-    second, _ = playbook(lab, prog_state="absent")
+    first = playbook(lab, prog_state="absent")
+    second = playbook(lab, prog_state="absent")
     for host in lab.hosts:
         assert first["Deploy"][host["name"]]["changed"]
         assert not second["Deploy"][host["name"]]["changed"]

@@ -87,7 +87,7 @@ def test_priority_orders_the_chain_and_can_move(dut):
     with netns(dut.dut):
         chain = Chain.open_pinned(dut.bpffs, dut.ifname)
         try:
-            assert [p for _, p, _ in chain.order()] == [20, 30]
+            assert [entry[1] for entry in chain.order()] == [20, 30]
         finally:
             chain.close()
     assert dut.udp(7000) == 0 and dut.udp(7001) == 0
@@ -96,8 +96,8 @@ def test_priority_orders_the_chain_and_can_move(dut):
 
 def test_third_party_program_deploys_alone_and_last(dut, objects, tmp_path):
     plain = dut.deploy("blocklist", "blocklist", priority=100)
-    assert plain["changed"] and plain["maps"] == {"blocklist": os.path.join(dut.pin_root, "blocklist", "maps",
-                                                                             "blocklist")}
+    pinned = os.path.join(dut.pin_root, "blocklist", "maps", "blocklist")
+    assert plain["changed"] and plain["maps"] == {"blocklist": pinned}
     blocklist_add(dut, "blocklist", dut.peer_ip)
     assert dut.udp(7005) == 0 and blocklist_hits(dut, "blocklist", dut.peer_ip) == 20
     assert not dut.deploy("blocklist", "blocklist", priority=100)["changed"]

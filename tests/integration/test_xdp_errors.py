@@ -89,7 +89,7 @@ def test_native_mode_on_a_driver_without_it(dut):
     err = fails(dut.deploy, "dp", interface="wsbridge0", mode="native")
     assert err.message.startswith("the driver of interface 'wsbridge0' does not support XDP mode native")
     with netns(dut.dut):
-        assert "xdp" not in subprocess.run(["ip", "link", "show", "wsbridge0"], capture_output=True,
+        assert "xdp" not in subprocess.run(["ip", "link", "show", "wsbridge0"], capture_output=True, check=True,
                                            text=True).stdout
     auto = dut.deploy("dp", interface="wsbridge0", mode="auto")
     assert auto["changed"] and auto["mode"] == "generic"

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) wirespeed.datapath contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """A fleet of lab hosts on this one machine, reached by Ansible over SSH.
@@ -171,7 +170,8 @@ class Lab:
                     ["ssh", "-i", os.path.join(self.dir, "id_ed25519"), "-o", "BatchMode=yes",
                      "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
                      "-o", "ConnectTimeout=2", "root@" + h["ip"], "true"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                    check=False)
                 if probe.returncode == 0:
                     break
                 if time.time() > deadline:
@@ -186,7 +186,7 @@ class Lab:
         return subprocess.run(
             ["ssh", "-i", os.path.join(self.dir, "id_ed25519"), "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
              "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "root@" + host["ip"], command],
-            capture_output=True, stdin=subprocess.DEVNULL, text=True, timeout=60)
+            capture_output=True, stdin=subprocess.DEVNULL, text=True, timeout=60, check=False)
 
     def cut(self, host):
         """Take a host off the network (its bridge port down)."""
@@ -208,7 +208,7 @@ class Lab:
                     pass
         for h in self.hosts:
             pid = h.get("pid")
-            for _ in range(50):
+            for _attempt in range(50):
                 if not pid or not os.path.exists("/proc/%d" % pid):
                     break
                 try:

@@ -76,7 +76,7 @@ class Chain:
         return out
 
     def free_slot(self, exclude=()):
-        used = {s for s, _, _ in self.order()} | set(exclude)
+        used = {entry[0] for entry in self.order()} | set(exclude)
         for slot in range(SLOTS):
             if slot not in used and self.prog_id(slot) is None:
                 return slot
@@ -99,7 +99,7 @@ class Chain:
 
     def predecessor(self, slot):
         prev = HEAD
-        for s, _, _ in self.order():
+        for s, _prio, _prog in self.order():
             if s == slot:
                 return prev
             prev = s
@@ -117,7 +117,7 @@ class Chain:
         """Take slot out of the walk, then empty it."""
         prev = self.predecessor(slot)
         if prev is not None:
-            nxt, _ = self.link(slot)
+            nxt = self.link(slot)[0]
             prev_prio = self.link(prev)[1] if prev != HEAD else 0
             self.set_link(prev, nxt, prev_prio)
         self.clear_prog(slot)

@@ -23,7 +23,7 @@ def possible_cpus():
         text = fh.read().strip()
     count = 0
     for part in text.split(","):
-        lo, _, hi = part.partition("-")
+        lo, _dash, hi = part.partition("-")
         count += int(hi or lo) - int(lo) + 1
     return count
 

@@ -129,7 +129,7 @@ class BpfObject:
         if name:
             found = [p for p in progs if self._lib.bpf_program__name(p).decode() == name]
             if not found:
-                names = ", ".join(n for n, _ in self.programs()) or "none"
+                names = ", ".join(n for n, _type in self.programs()) or "none"
                 raise DatapathError(
                     "function %r is not a BPF program in %s (programs there: %s); check the program option."
                     % (name, self.path, names))

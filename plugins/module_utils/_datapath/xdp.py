@@ -62,7 +62,7 @@ def fingerprint(fd):
     """What makes two loaded programs the same datapath."""
     info = libbpf.prog_info(fd)
     return {"tag": info["tag"], "name": info["name"], "rodata": read_rodata(fd).hex(),
-            "maps": sorted(i for i, _ in program_maps(fd).values())}
+            "maps": sorted(i for i, _def in program_maps(fd).values())}
 
 
 def _prog_id(fd):
@@ -233,7 +233,7 @@ def _desired_order(iface, req, slot, chain_aware):
         entries.append((prio, name, s, aware))
     entries.append((req.priority, req.name, slot, chain_aware))
     entries.sort(key=lambda e: (e[0], e[1]))
-    for prio, name, _, aware in entries[:-1]:
+    for prio, name, _slot, aware in entries[:-1]:
         if not aware:
             last = entries[-1]
             raise DatapathError(
