@@ -53,7 +53,7 @@ deps: apt venv collection
 LINT_PLAYBOOKS := tests/lab/demo.yml tests/integration/playbooks/xdp.yml
 
 lint: deps
-	$(VENV)/bin/ruff check plugins tests bench
+	$(VENV)/bin/ruff check plugins tests
 	$(VENV)/bin/ansible-lint --offline $(LINT_PLAYBOOKS)
 
 sanity: deps
