@@ -185,3 +185,24 @@ def test_state_records_current_and_previous(dut):
     assert '"drop_port": 7001' in state and '"drop_port": 7000' in state
     dut.remove("dp")
     assert bpffs.mounted_bpffs(dut.bpffs)
+
+
+def test_custom_pin_path_is_found_again(dut):
+    custom = os.path.join(dut.bpffs, "wstest%s" % dut.suffix)
+    try:
+        first = dut.deploy("blocklist", "blocklist", priority=100, pin_path=custom)
+        assert first["maps"]["blocklist"] == os.path.join(custom, "maps", "blocklist")
+        assert os.path.exists(os.path.join(custom, "prog"))
+        blocklist_add_path = first["maps"]["blocklist"]
+        fd = libbpf.obj_get(blocklist_add_path)
+        try:
+            libbpf.map_update(fd, socket.inet_aton(dut.peer_ip), struct.pack("Q", 0))
+        finally:
+            os.close(fd)
+        assert dut.udp(7000) == 0
+        again = dut.deploy("blocklist", "blocklist", priority=100, pin_path=custom)
+        assert not again["changed"] and again["chain"] == ["blocklist"]
+        gone = dut.remove("blocklist")  # found through the interface directory, no pin_path needed
+        assert gone["changed"] and not os.path.exists(custom) and dut.xdp_prog() == ""
+    finally:
+        bpffs.remove_tree(custom)

@@ -200,12 +200,17 @@ class Lab:
         if not self.meta:
             return
         for h in self.hosts:
-            pid = h.get("pid")
-            if pid:
-                try:
-                    os.killpg(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+            # the client side: Ansible's persistent SSH connections to this host
+            subprocess.run(["ssh", "-O", "exit", "-o", "ControlPath=%s/cp-%s" % (self.dir, h["ip"]), h["ip"]],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            # the host side: sshd and every session it forked, all inside the host's namespace
+            pids = sh(["ip", "netns", "pids", h["ns"]], check=False).stdout.split()
+            for pid in [h.get("pid")] + [int(p) for p in pids]:
+                if pid:
+                    try:
+                        os.kill(pid, signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
         for h in self.hosts:
             pid = h.get("pid")
             for _attempt in range(50):

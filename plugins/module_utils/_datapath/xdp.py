@@ -48,7 +48,14 @@ class XdpRequest:
         self.state_dir = state_dir
         self.src = src
         self.defines = dict(defines or {})
-        self.pin_path = pin_path or os.path.join(bpffs.interface_dir(bpffs_path, interface), name)
+        # a custom pin_path is found again through a symlink in the interface directory
+        self.index_path = os.path.join(bpffs.interface_dir(bpffs_path, interface), name)
+        if pin_path:
+            self.pin_path = pin_path
+        elif os.path.islink(self.index_path):
+            self.pin_path = os.path.realpath(self.index_path)
+        else:
+            self.pin_path = self.index_path
         if mode not in MODES:
             raise DatapathError("mode %r is not one of %s." % (mode, ", ".join(MODES)))
         if not isinstance(priority, int) or not 0 <= priority < 1 << 31:
@@ -374,6 +381,8 @@ def _apply(req, iface, chain, new_root, loaded, slot, old, old_fd, mode, prog_un
         mode = _attach_root(req, iface, new_root, mode, undo)
         pin_dir = req.pin_path
         bpffs.pin_replace(loaded.fd, os.path.join(pin_dir, "prog"))
+        if os.path.abspath(pin_dir) != os.path.abspath(req.index_path) and not os.path.islink(req.index_path):
+            os.symlink(pin_dir, req.index_path)
         wanted = set(loaded.map_names)
         for name in loaded.map_names:
             path = os.path.join(pin_dir, "maps", name)
@@ -442,7 +451,7 @@ def remove(req, check_mode=False):
 def _remove(req, store, iface, check_mode):
     current = {e[3]: e for e in iface.programs()}
     old = current.get(req.name)
-    pinned = os.path.exists(req.pin_path)
+    pinned = os.path.exists(req.pin_path) or os.path.islink(req.index_path)
     foreign = iface.foreign_id if req.force else None
     remaining = [e[3] for e in iface.programs() if e[3] != req.name]
     record = store.current(req.interface, req.name)
@@ -460,6 +469,8 @@ def _remove(req, store, iface, check_mode):
     if old:
         iface.chain.remove(old[0])
     bpffs.remove_tree(req.pin_path)
+    if os.path.islink(req.index_path):
+        os.unlink(req.index_path)
     bpffs.prune(os.path.dirname(req.pin_path), req.bpffs)
     if iface.chain and not iface.chain.order():
         if iface.ours_attached:
