@@ -39,6 +39,7 @@ def objects(cache_dir, tmp_path_factory):
     with open(os.path.join(TEST_BPF, "plain_blocklist.bpf.c")) as fh:
         v2.write_text(fh.read().replace("return XDP_DROP;", "return *hits > 1000000000 ? XDP_PASS : XDP_DROP;"))
     return {
+        "root_src": os.path.join(BPF, "wirespeed_root.bpf.c"),
         "blocklist_v2": build(str(v2)),
         "root": build(os.path.join(BPF, "wirespeed_root.bpf.c")),
         "drop_port": build(os.path.join(BPF, "examples", "drop_port.bpf.c")),

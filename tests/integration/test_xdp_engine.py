@@ -172,6 +172,8 @@ def test_generic_mode_and_mode_switch(dut):
     assert not dut.deploy("dp", config=drop(7000), mode="auto")["changed"]  # auto keeps what runs
     native = dut.deploy("dp", config=drop(7000), mode="native")
     assert native["changed"] and native["mode"] == "native"
+    assert native["prog_id"] == gen["prog_id"]  # only the root moved; the program kept its slot
+    assert not dut.deploy("dp", config=drop(7000), mode="native")["changed"]
     assert "xdp " in dut.xdp_prog() or "prog/xdp" in dut.xdp_prog()
     assert dut.udp(7000) == 0 and dut.udp(7001) == 20
 
@@ -206,3 +208,19 @@ def test_custom_pin_path_is_found_again(dut):
         assert gone["changed"] and not os.path.exists(custom) and dut.xdp_prog() == ""
     finally:
         bpffs.remove_tree(custom)
+
+
+def test_a_newer_root_replaces_the_old_one_in_place(dut, objects, tmp_path):
+    dut.deploy("dp", config=drop(7000))
+    old_root = dut.xdp_prog()
+    newer = tmp_path / "wirespeed_root.bpf.c"
+    extra = "if (ctx->data == ctx->data_end)\n\t\treturn XDP_DROP;\n\t"
+    source = pathlib.Path(objects["root_src"]).read_text()
+    newer.write_text(source.replace("return ws_chain_next(ctx);", extra + "return ws_chain_next(ctx);"))
+    root_v2 = objects["build"](str(newer))
+    upgraded = dut.deploy("dp", config=drop(7000), root_object=root_v2)
+    assert upgraded["changed"]
+    assert upgraded["diff"]["before"]["root_tag"] != upgraded["diff"]["after"]["root_tag"]
+    assert dut.xdp_prog() != old_root and "wirespeed_root" in dut.xdp_prog()
+    assert dut.udp(7000) == 0 and dut.udp(7001) == 20  # the chain behind the new root is intact
+    assert not dut.deploy("dp", config=drop(7000), root_object=root_v2)["changed"]

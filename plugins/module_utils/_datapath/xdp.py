@@ -287,12 +287,8 @@ def _deploy(req, store, iface, object_sha, check_mode):
             exclude = [old[0]] if old else []
             slot = iface.chain.free_slot(exclude) if iface.chain else 0
 
-        new_root = None
-        chain = iface.chain
-        if chain is None or not iface.ours_attached or (mode != iface.xdp["mode"]):
-            # a fresh chain, or a root to (re)attach: load it now so the verifier and driver speak first
-            new_root = _load_root(req, iface.chain, iface.index, mode)
-            chain = chain or new_root
+        new_root = _plan_root(req, iface, mode)
+        chain = iface.chain or new_root
         loaded = None
         if req.verify or not check_mode:
             loaded = _Loaded(req, chain, slot, iface.index, mode)
@@ -305,8 +301,7 @@ def _deploy(req, store, iface, object_sha, check_mode):
                 and record.get("config") == req.config and old_fp is not None)
             in_place = old is not None and old[1] == req.priority and old_fd is not None \
                 and old[2] == _prog_id(old_fd)
-            attached_ok = iface.ours_attached and iface.xdp["mode"] == mode
-            changed = not (same_prog and in_place and attached_ok and not (loaded and loaded.recreated))
+            changed = new_root is not None or not (same_prog and in_place and not (loaded and loaded.recreated))
             before = {
                 "name": req.name, "program": (record or {}).get("program") if old else None,
                 "attached": bool(old), "mode": iface.xdp["mode"] if iface.ours_attached else None,
@@ -314,6 +309,7 @@ def _deploy(req, store, iface, object_sha, check_mode):
                 "object_sha256": (record or {}).get("object_sha256") if old else None,
                 "config": (record or {}).get("config") if old else None,
                 "chain": [e[3] for e in iface.programs()],
+                "root_tag": _tag(iface.chain.root_fd) if iface.ours_attached else None,
             }
             after_chain = [e[1] for e in _desired_order(iface, req, slot, chain_aware)]
             after = {
@@ -321,6 +317,7 @@ def _deploy(req, store, iface, object_sha, check_mode):
                 "attached": True, "mode": mode, "priority": req.priority,
                 "tag": new_fp["tag"] if new_fp else None, "object_sha256": object_sha,
                 "config": req.config, "chain": after_chain,
+                "root_tag": _tag((new_root or iface.chain).root_fd),
             }
             if iface.foreign_id:
                 before["foreign"] = iface.foreign_description()
@@ -337,10 +334,10 @@ def _deploy(req, store, iface, object_sha, check_mode):
                 result["prog_id"] = _prog_id(old_fd) if (old_fd is not None and not changed) else None
                 result["tag"] = old_fp["tag"] if (old_fp and not changed) else (new_fp or {}).get("tag")
                 return result
-            result["mode"] = _apply(req, iface, chain, new_root, loaded, slot, old, old_fd, mode,
-                                    same_prog and in_place)
+            kept_prog = same_prog and in_place
+            result["mode"] = _apply(req, iface, chain, new_root, loaded, slot, old, old_fd, mode, kept_prog)
             result["diff"]["after"]["mode"] = result["mode"]
-            result["prog_id"] = _prog_id(loaded.fd)
+            result["prog_id"] = _prog_id(old_fd if kept_prog else loaded.fd)
             result["tag"] = new_fp["tag"]
             kept = store.keep_object(req.object_path, object_sha)
             store.record(req.interface, req.name, {
@@ -357,6 +354,24 @@ def _deploy(req, store, iface, object_sha, check_mode):
     finally:
         if old_fd is not None:
             os.close(old_fd)
+
+
+def _plan_root(req, iface, mode):
+    """The chain root to attach, or None when the attached one is current.
+
+    The root is loaded every run (reusing the chain's maps): a fresh interface
+    needs it, and a root built from a newer collection replaces the old one.
+    """
+    new_root = _load_root(req, iface.chain, iface.index, mode)
+    if (iface.chain is not None and iface.ours_attached and iface.xdp["mode"] == mode
+            and fingerprint(new_root.root_fd) == fingerprint(iface.chain.root_fd)):
+        new_root.close()
+        return None
+    return new_root
+
+
+def _tag(prog_fd):
+    return libbpf.prog_info(prog_fd)["tag"]
 
 
 def _apply(req, iface, chain, new_root, loaded, slot, old, old_fd, mode, prog_unchanged):
@@ -379,28 +394,34 @@ def _apply(req, iface, chain, new_root, loaded, slot, old, old_fd, mode, prog_un
             chain.pin(req.bpffs, req.interface)
             undo.add(bpffs.remove_tree, bpffs.chain_dir(req.bpffs, req.interface))
         mode = _attach_root(req, iface, new_root, mode, undo)
-        pin_dir = req.pin_path
-        bpffs.pin_replace(loaded.fd, os.path.join(pin_dir, "prog"))
-        if os.path.abspath(pin_dir) != os.path.abspath(req.index_path) and not os.path.islink(req.index_path):
-            os.symlink(pin_dir, req.index_path)
-        wanted = set(loaded.map_names)
-        for name in loaded.map_names:
-            path = os.path.join(pin_dir, "maps", name)
-            if name in loaded.recreated or not os.path.exists(path):
-                bpffs.pin_replace(loaded.obj.map_fd(name), path)
-        mdir = os.path.join(pin_dir, "maps")
-        for name in os.listdir(mdir) if os.path.isdir(mdir) else []:
-            if name not in wanted:
-                os.unlink(os.path.join(mdir, name))
+        if not prog_unchanged:
+            _pin_program(req, loaded)
         return mode
     except Exception:
         undo.run()
         raise
 
 
+def _pin_program(req, loaded):
+    """Pin the new program and its maps; drop pins of maps the new version no longer has."""
+    pin_dir = req.pin_path
+    bpffs.pin_replace(loaded.fd, os.path.join(pin_dir, "prog"))
+    if os.path.abspath(pin_dir) != os.path.abspath(req.index_path) and not os.path.islink(req.index_path):
+        os.symlink(pin_dir, req.index_path)
+    wanted = set(loaded.map_names)
+    for name in loaded.map_names:
+        path = os.path.join(pin_dir, "maps", name)
+        if name in loaded.recreated or not os.path.exists(path):
+            bpffs.pin_replace(loaded.obj.map_fd(name), path)
+    mdir = os.path.join(pin_dir, "maps")
+    for name in os.listdir(mdir) if os.path.isdir(mdir) else []:
+        if name not in wanted:
+            os.unlink(os.path.join(mdir, name))
+
+
 def _attach_root(req, iface, new_root, mode, undo):
     """Attach (or re-attach in another mode) the chain root; atomic where the kernel allows."""
-    if new_root is None or (iface.ours_attached and iface.xdp["mode"] == mode):
+    if new_root is None:
         return mode
     expected = None
     if iface.xdp["prog_id"]:
