@@ -38,7 +38,18 @@ def objects(cache_dir, tmp_path_factory):
     v2 = tmp_path_factory.mktemp("v2") / "plain_blocklist.bpf.c"
     with open(os.path.join(TEST_BPF, "plain_blocklist.bpf.c")) as fh:
         v2.write_text(fh.read().replace("return XDP_DROP;", "return *hits > 1000000000 ? XDP_PASS : XDP_DROP;"))
+    # second versions of the port filter and of the chain root: other instructions, same behaviour
+    dp2 = tmp_path_factory.mktemp("dp2") / "drop_port.bpf.c"
+    with open(os.path.join(BPF, "examples", "drop_port.bpf.c")) as fh:
+        dp2.write_text(fh.read().replace("if (dport == bpf_htons(drop_port))", "if (bpf_ntohs(dport) == drop_port)"))
+    root2 = tmp_path_factory.mktemp("root2") / "wirespeed_root.bpf.c"
+    with open(os.path.join(BPF, "wirespeed_root.bpf.c")) as fh:
+        root2.write_text(fh.read().replace("return ws_chain_next(ctx);",
+                                           "if (ctx->data == ctx->data_end)\n\t\treturn XDP_DROP;\n\t"
+                                           "return ws_chain_next(ctx);"))
     return {
+        "drop_port_v2": build(str(dp2)),
+        "root_v2": build(str(root2)),
         "root_src": os.path.join(BPF, "wirespeed_root.bpf.c"),
         "blocklist_v2": build(str(v2)),
         "root": build(os.path.join(BPF, "wirespeed_root.bpf.c")),
