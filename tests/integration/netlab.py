@@ -81,6 +81,13 @@ class Net:
             run(["ip", "-n", ns, "link", "set", "lo", "up"])
         self.ping(1)  # resolve neighbours before any test counts packets
 
+    @classmethod
+    def existing(cls, dut_ns, dut_ip, peer_ns, peer_ip):
+        """Traffic helpers between namespaces someone else made (the lab's); creates and removes nothing."""
+        net = cls.__new__(cls)
+        net.dut, net.dut_ip, net.peer, net.peer_ip = dut_ns, dut_ip, peer_ns, peer_ip
+        return net
+
     @property
     def pin_root(self):
         return os.path.join(self.bpffs, "wirespeed", self.ifname)

@@ -48,12 +48,9 @@ def playbook(lab, check=False, diff=False, limit=None, **extra):
     return tasks
 
 
-class LabNet(Net):
-    """Traffic from the lab's peer namespace to a lab host (no new namespaces)."""
-
-    def __init__(self, lab, host):  # pylint: disable=super-init-not-called
-        self.dut, self.peer = host["ns"], lab.peer["ns"]
-        self.dut_ip, self.peer_ip = host["ip"], lab.peer["ip"]
+def LabNet(lab, host):
+    """Traffic from the lab's peer namespace to a lab host."""
+    return Net.existing(host["ns"], host["ip"], lab.peer["ns"], lab.peer["ip"])
 
 
 def test_check_real_check_real(lab):

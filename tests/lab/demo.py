@@ -43,16 +43,10 @@ def ansible(lab, *args, quiet=False):
     return json.loads(proc.stdout[proc.stdout.index("{"):]) if quiet else None
 
 
-class HostNet(Net):
-    def __init__(self, lab, host):  # pylint: disable=super-init-not-called
-        self.dut, self.peer = host["ns"], lab.peer["ns"]
-        self.dut_ip, self.peer_ip = host["ip"], lab.peer["ip"]
-
-
 def traffic(lab):
     print("%-6s %-16s %14s %14s" % ("host", "address", "udp/7000 in", "udp/7001 in"))
     for host in lab.hosts:
-        net = HostNet(lab, host)
+        net = Net.existing(host["ns"], host["ip"], lab.peer["ns"], lab.peer["ip"])
         print("%-6s %-16s %10d/50 %10d/50" % (host["name"], host["ip"], net.udp(7000, 50), net.udp(7001, 50)))
 
 
