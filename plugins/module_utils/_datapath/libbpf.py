@@ -64,6 +64,10 @@ class BtfVarSecinfo(ctypes.Structure):
                 ("size", ctypes.c_uint32)]
 
 
+class BtfMember(ctypes.Structure):
+    _fields_ = [("name_off", ctypes.c_uint32), ("type", ctypes.c_uint32), ("offset", ctypes.c_uint32)]
+
+
 class BtfArray(ctypes.Structure):
     _fields_ = [("type", ctypes.c_uint32), ("index_type", ctypes.c_uint32),
                 ("nelems", ctypes.c_uint32)]
@@ -170,6 +174,9 @@ def lib():
         _sig(handle, "btf__type_by_id", ctypes.POINTER(BtfType), p, u32)
         _sig(handle, "btf__name_by_offset", cs, p, u32)
         _sig(handle, "btf__find_by_name_kind", i, p, cs, u32)
+        _sig(handle, "btf__load_from_kernel_by_id", p, u32)
+        _sig(handle, "btf__free", None, p)
+        _sig(handle, "btf__resolve_size", ctypes.c_int64, p, u32)
         _sig(handle, "bpf_obj_pin", i, i, cs)
         _sig(handle, "bpf_obj_get", i, cs)
         _sig(handle, "bpf_obj_get_info_by_fd", i, i, p, ctypes.POINTER(u32))
@@ -179,6 +186,10 @@ def lib():
         _sig(handle, "bpf_map_lookup_elem", i, i, p, p)
         _sig(handle, "bpf_map_delete_elem", i, i, p)
         _sig(handle, "bpf_map_get_next_key", i, i, p, p)
+        u32p = ctypes.POINTER(u32)
+        _sig(handle, "bpf_map_lookup_batch", i, i, p, p, p, p, u32p, p)
+        _sig(handle, "bpf_map_update_batch", i, i, p, p, u32p, p)
+        _sig(handle, "bpf_map_delete_batch", i, i, p, u32p, p)
         handle.libbpf_set_print(_capture)
         _lib = handle
         return _lib
@@ -238,6 +249,8 @@ def map_info(fd):
         "id": info.id, "type": info.type, "key_size": info.key_size,
         "value_size": info.value_size, "max_entries": info.max_entries,
         "flags": info.map_flags, "name": info.name.decode(errors="replace"),
+        "btf_id": info.btf_id, "btf_key_type_id": info.btf_key_type_id,
+        "btf_value_type_id": info.btf_value_type_id,
     }
 
 

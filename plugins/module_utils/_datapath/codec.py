@@ -1,0 +1,326 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
+"""Typed map keys and values <-> bytes, and back to the text people write.
+
+A codec turns what an operator writes (`203.0.113.7`, `2001:db8::/32`,
+`22`, `tcp`, `aa:bb:cc:dd:ee:ff`, `eth1`, a dict of struct fields) into the
+exact bytes of a map key or value, and renders bytes back the same way, so
+diffs read `+ 203.0.113.7` rather than hex. Codecs come from an explicit
+type name or from the map's BTF. Every refusal is a ValueError whose text
+says what was expected.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+
+LPM_KEY_PREFIX = struct.Struct("<I")
+PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51, "icmpv6": 58, "sctp": 132}
+PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
+
+
+class Codec:
+    """Base: fixed size; encode(value) -> bytes; decode(raw) -> value; text(raw) -> str."""
+
+    name = "hex"
+    size = 0
+
+    def encode(self, value):
+        raise NotImplementedError
+
+    def decode(self, raw):
+        raise NotImplementedError
+
+    def text(self, raw):
+        return str(self.decode(raw))
+
+    def sort_key(self, raw):
+        """Order for listings: numeric for numbers and addresses."""
+        return bytes(raw)
+
+
+class IntCodec(Codec):
+    def __init__(self, size, signed=False, big_endian=False, name=None, enum=None):
+        self.size = size
+        self.signed = signed
+        self.order = "big" if big_endian else "little"
+        self.name = name or ("%s%d" % ("s" if signed else "u", size * 8))
+        self.enum = enum or {}
+
+    def encode(self, value):
+        if isinstance(value, bool):
+            value = int(value)  # a flag written as true/false
+        if isinstance(value, str):
+            if value in self.enum:
+                value = self.enum[value]
+            else:
+                try:
+                    value = int(value.strip(), 0)
+                except ValueError:
+                    raise ValueError("%s needs an integer, got %r" % (self.name, value)) from None
+        if not isinstance(value, int):
+            raise ValueError("%s needs an integer, got %r" % (self.name, value))
+        try:
+            return value.to_bytes(self.size, self.order, signed=self.signed)
+        except OverflowError:
+            bits = self.size * 8
+            lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if self.signed else (0, (1 << bits) - 1)
+            raise ValueError("%d does not fit %s (%d to %d)" % (value, self.name, lo, hi)) from None
+
+    def decode(self, raw):
+        return int.from_bytes(raw, self.order, signed=self.signed)
+
+    def sort_key(self, raw):
+        return (int.from_bytes(raw, self.order, signed=self.signed),)
+
+
+class BoolCodec(IntCodec):
+    def __init__(self, size=1):
+        super().__init__(size, name="bool")
+
+    def encode(self, value):
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
+            value = value.lower() in ("true", "yes")
+        if value not in (0, 1):
+            raise ValueError("bool needs true or false, got %r" % (value,))
+        return super().encode(int(value))
+
+    def decode(self, raw):
+        return bool(int.from_bytes(raw, "little"))
+
+
+class AddressCodec(Codec):
+    """An IPv4 (4 bytes) or IPv6 (16 bytes) address in network order."""
+
+    def __init__(self, version):
+        self.version = version
+        self.size = 4 if version == 4 else 16
+        self.name = "ipv%d" % version
+
+    def encode(self, value):
+        try:
+            addr = ipaddress.ip_address(str(value).strip())
+        except ValueError:
+            raise ValueError("%r is not an IP address" % (value,)) from None
+        if addr.version != self.version:
+            raise ValueError("an IPv%d address does not fit this IPv%d field" % (addr.version, self.version))
+        return addr.packed
+
+    def decode(self, raw):
+        return str(ipaddress.ip_address(bytes(raw)))
+
+
+class CidrCodec(Codec):
+    """An LPM-trie key: host-order u32 prefix length, then the address (and any padding)."""
+
+    def __init__(self, version, size=None):
+        self.version = version
+        self.addr_size = 4 if version == 4 else 16
+        self.size = size or 4 + self.addr_size
+        self.name = "ipv%d_cidr" % version
+
+    def encode(self, value):
+        text = str(value).strip()
+        try:
+            net = ipaddress.ip_network(text, strict=True)
+        except ValueError as exc:
+            if "host bits set" in str(exc):
+                raise ValueError("%s has host bits set (the network is %s)"
+                                 % (text, ipaddress.ip_network(text, strict=False))) from None
+            raise ValueError("%r is not a CIDR network" % (value,)) from None
+        if net.version != self.version:
+            raise ValueError("an IPv%d network does not fit this IPv%d LPM key" % (net.version, self.version))
+        raw = LPM_KEY_PREFIX.pack(net.prefixlen) + net.network_address.packed
+        return raw.ljust(self.size, b"\0")
+
+    def sort_key(self, raw):
+        return bytes(raw[4:4 + self.addr_size]) + bytes(raw[:4][::-1])
+
+    def decode(self, raw):
+        plen = LPM_KEY_PREFIX.unpack_from(raw)[0]
+        addr = ipaddress.ip_address(bytes(raw[4:4 + self.addr_size]))
+        return "%s/%d" % (addr, plen)
+
+
+class PortCodec(IntCodec):
+    """A port in network order; accepts 22 or '22' (and '22/tcp', the protocol ignored)."""
+
+    def __init__(self):
+        super().__init__(2, big_endian=True, name="port")
+
+    def encode(self, value):
+        if isinstance(value, str) and "/" in value:
+            value = value.split("/", 1)[0]
+        return super().encode(value)
+
+
+class ProtoCodec(IntCodec):
+    def __init__(self, size=1):
+        super().__init__(size, name="proto", enum=PROTOCOLS)
+
+    def encode(self, value):
+        if isinstance(value, str) and value.lower() in PROTOCOLS:
+            value = PROTOCOLS[value.lower()]
+        return super().encode(value)
+
+    def decode(self, raw):
+        num = super().decode(raw)
+        return PROTOCOL_NAMES.get(num, num)
+
+
+class MacCodec(Codec):
+    name = "mac"
+    size = 6
+
+    def encode(self, value):
+        parts = str(value).replace("-", ":").split(":")
+        try:
+            raw = bytes(int(p, 16) for p in parts)
+        except ValueError:
+            raw = b""
+        if len(parts) != 6 or len(raw) != 6 or any(len(p) > 2 for p in parts):
+            raise ValueError("%r is not a MAC address like aa:bb:cc:dd:ee:ff" % (value,))
+        return raw
+
+    def decode(self, raw):
+        return ":".join("%02x" % b for b in raw)
+
+
+class IfindexCodec(IntCodec):
+    """An interface index; accepts the interface name (resolved on the managed host) or the number."""
+
+    def __init__(self, size=4):
+        super().__init__(size, name="ifindex")
+
+    def encode(self, value):
+        if isinstance(value, str) and not value.strip().isdigit():
+            try:
+                value = socket.if_nametoindex(value.strip())
+            except OSError:
+                raise ValueError("interface %r does not exist on this host" % value) from None
+        return super().encode(value)
+
+    def decode(self, raw):
+        index = super().decode(raw)
+        try:
+            return socket.if_indextoname(index)
+        except OSError:
+            return index
+
+
+class HexCodec(Codec):
+    def __init__(self, size):
+        self.size = size
+        self.name = "hex"
+
+    def encode(self, value):
+        if isinstance(value, (list, tuple)):
+            try:
+                raw = bytes(value)
+            except (TypeError, ValueError):
+                raise ValueError("a list of bytes (0-255) is needed, got %r" % (value,)) from None
+        else:
+            text = str(value).replace(" ", "").replace(":", "")
+            if text.startswith("0x"):
+                text = text[2:]
+            try:
+                raw = bytes.fromhex(text)
+            except ValueError:
+                raise ValueError("%r is not hex" % (value,)) from None
+        if len(raw) != self.size:
+            raise ValueError("%d bytes given where %d are needed" % (len(raw), self.size))
+        return raw
+
+    def decode(self, raw):
+        return bytes(raw).hex()
+
+
+class StructCodec(Codec):
+    """A C struct written as a dict of its field names."""
+
+    def __init__(self, size, fields, name="struct"):
+        self.size = size
+        self.fields = fields  # [(name, offset, codec)]
+        self.name = name
+
+    def encode(self, value):
+        if not isinstance(value, dict):
+            raise ValueError("%s needs a dict of its fields (%s), got %r"
+                             % (self.name, ", ".join(f[0] for f in self.fields), value))
+        known = {f[0] for f in self.fields}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError("%s has no field %r (fields: %s)" % (self.name, unknown[0], ", ".join(sorted(known))))
+        missing = [f[0] for f in self.fields if f[0] not in value and not _is_padding(f[0])]
+        if missing:
+            raise ValueError("%s field %r is missing" % (self.name, missing[0]))
+        raw = bytearray(self.size)
+        for fname, offset, codec in self.fields:
+            if fname not in value:
+                continue  # padding left out: zeros
+            try:
+                raw[offset:offset + codec.size] = codec.encode(value[fname])
+            except ValueError as exc:
+                raise ValueError("field %r: %s" % (fname, exc)) from None
+        return bytes(raw)
+
+    def decode(self, raw):
+        return {f: c.decode(raw[o:o + c.size]) for f, o, c in self.fields}
+
+    def text(self, raw):
+        return "{%s}" % ", ".join("%s: %s" % (f, c.text(raw[o:o + c.size])) for f, o, c in self.fields)
+
+
+def _is_padding(field):
+    return field.startswith(("pad", "_", "reserved", "unused"))
+
+
+NAMED = {
+    "ipv4": lambda: AddressCodec(4), "ipv6": lambda: AddressCodec(6),
+    "ipv4_cidr": lambda: CidrCodec(4), "ipv6_cidr": lambda: CidrCodec(6),
+    "u8": lambda: IntCodec(1), "u16": lambda: IntCodec(2), "u32": lambda: IntCodec(4), "u64": lambda: IntCodec(8),
+    "s8": lambda: IntCodec(1, True), "s16": lambda: IntCodec(2, True), "s32": lambda: IntCodec(4, True),
+    "s64": lambda: IntCodec(8, True),
+    "be16": lambda: IntCodec(2, big_endian=True, name="be16"), "port": PortCodec,
+    "be32": lambda: IntCodec(4, big_endian=True, name="be32"),
+    "proto": ProtoCodec, "mac": MacCodec, "ifindex": IfindexCodec, "bool": BoolCodec,
+}
+TYPE_NAMES = sorted([*NAMED, "hex"])
+
+
+def named(type_name, size):
+    """The codec for an explicit type name; `hex` takes the map's size."""
+    if type_name == "hex":
+        return HexCodec(size)
+    if type_name not in NAMED:
+        raise ValueError("unknown type %r; use one of %s" % (type_name, ", ".join(TYPE_NAMES)))
+    codec = NAMED[type_name]()
+    if type_name.endswith("_cidr") and size > codec.size:
+        codec = CidrCodec(codec.version, size)  # keys padded by the compiler
+    return codec
+
+
+def guess(values, size, lpm):
+    """A codec for an untyped (or plain-integer) field, from the form of what the operator wrote."""
+    texts = [v for v in values if isinstance(v, str)]
+    if texts and len(texts) == len(values):
+        if lpm and all("/" in t for t in texts):
+            return CidrCodec(4 if size <= 8 else 6, size) if size in (8, 20) or size > 20 else None
+        if not lpm and all(_is_ip(t, 4) for t in texts) and size == 4:
+            return AddressCodec(4)
+        if not lpm and all(_is_ip(t, 6) for t in texts) and size == 16:
+            return AddressCodec(6)
+        if not lpm and any(_is_ip(t, 4) or _is_ip(t, 6) for t in texts):
+            return AddressCodec(4 if size == 4 else 6) if size in (4, 16) else None
+    return None
+
+
+def _is_ip(text, version):
+    try:
+        return ipaddress.ip_address(text.strip()).version == version
+    except ValueError:
+        return False

@@ -1,0 +1,200 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: xdp_map_entry
+short_description: Typed, bulk and exclusive contents of pinned BPF maps
+version_added: 0.1.0
+description:
+  - Makes a pinned BPF map hold the given entries, written as people write them (C(203.0.113.7),
+    C(2001:db8::/32), C(22), C(tcp), C(aa:bb:cc:dd:ee:ff), C(eth1), or a dict of struct fields), and shows
+    under C(--diff) exactly which entries would be added (C(+)), removed (C(-)) or changed (C(~)).
+  - Types come from O(key_type) and O(value_type), else from the map's BTF, else from the form of the
+    entries (addresses and CIDRs into 4-, 16-, 8- and 20-byte keys).
+  - Every entry is parsed before the map is touched; a bad entry fails the task naming it. If the
+    kernel refuses half-way (map full, out of memory) the map is put back to what it held.
+  - A key given without a value keeps its current value (new keys get zeros), so re-running a blocklist
+    never resets its drop counters.
+  - Uses the kernel's batch operations where the map type has them, element by element otherwise.
+author:
+  - wirespeed.datapath contributors (@wirespeed)
+requirements:
+  - libbpf 1.x on the managed host
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+options:
+  path:
+    description: Pinned path of the map. Alternative to O(interface), O(name) and O(map).
+    type: path
+  interface:
+    description: Interface the program owning the map was deployed on.
+    type: str
+  name:
+    description: Name the program was deployed under (its O(wirespeed.datapath.xdp_program#module:name)).
+    type: str
+  map:
+    description: Name of the map in the program.
+    type: str
+  key:
+    description: One key. Use O(entries) for several.
+    type: raw
+  value:
+    description:
+      - Value for O(key). Omitted, an existing key keeps its value and a new key gets zeros.
+      - For per-CPU maps, one value for every CPU or a list with one value per possible CPU.
+    type: raw
+  entries:
+    description:
+      - Several entries, as a list of C({key, value}) dicts, a dict of key to value, or a plain list of keys.
+    type: raw
+  state:
+    description: C(present) writes the entries; C(absent) removes them (array maps reset them to zero).
+    type: str
+    choices: [present, absent]
+    default: present
+  exclusive:
+    description: With O(state=present), remove every entry that is not listed, so the map holds exactly these.
+    type: bool
+    default: false
+  key_type:
+    description: Type of the keys, for maps without BTF or where the BTF type is ambiguous.
+    type: str
+    choices: [be16, be32, bool, hex, ifindex, ipv4, ipv4_cidr, ipv6, ipv6_cidr, mac, port, proto,
+              s16, s32, s64, s8, u16, u32, u64, u8]
+  value_type:
+    description: Type of the values (same choices as O(key_type)).
+    type: str
+    choices: [be16, be32, bool, hex, ifindex, ipv4, ipv4_cidr, ipv6, ipv6_cidr, mac, port, proto,
+              s16, s32, s64, s8, u16, u32, u64, u8]
+  return_entries:
+    description: Return the map's entries after the task, decoded like the input (per-CPU values summed).
+    type: bool
+    default: false
+  bpffs:
+    description: Mount point of the BPF filesystem.
+    type: path
+    default: /sys/fs/bpf
+seealso:
+  - module: wirespeed.datapath.xdp_program
+"""
+
+EXAMPLES = r"""
+- name: Block the addresses of a threat feed, and only those
+  wirespeed.datapath.xdp_map_entry:
+    interface: eth0
+    name: blocklist
+    map: blocklist
+    key_type: ipv4
+    entries: "{{ lookup('ansible.builtin.file', 'feed.txt').splitlines() }}"
+    exclusive: true
+
+- name: Allow two networks (an LPM trie)
+  wirespeed.datapath.xdp_map_entry:
+    path: /sys/fs/bpf/wirespeed/eth0/firewall/maps/allow_v6
+    entries: ["2001:db8::/32", "2001:db8:ffff::/48"]
+
+- name: Port limits, one value each
+  wirespeed.datapath.xdp_map_entry:
+    interface: eth0
+    name: limiter
+    map: limits
+    key_type: port
+    entries:
+      22: 5
+      443: 100
+
+- name: Read the drop counters
+  wirespeed.datapath.xdp_map_entry:
+    interface: eth0
+    name: blocklist
+    map: blocklist
+    key_type: ipv4
+    return_entries: true
+  register: blocked
+"""
+
+RETURN = r"""
+added:
+  description: Number of entries added (or that would be in check mode).
+  returned: always
+  type: int
+removed:
+  description: Number of entries removed.
+  returned: always
+  type: int
+updated:
+  description: Number of entries whose value changed.
+  returned: always
+  type: int
+path:
+  description: Pinned path of the map.
+  returned: always
+  type: str
+map_type:
+  description: Kernel map type, such as hash, lpm_trie or percpu_array.
+  returned: always
+  type: str
+key_type:
+  description: Type used for the keys.
+  returned: always
+  type: str
+value_type:
+  description: Type used for the values.
+  returned: always
+  type: str
+entries:
+  description: The map's entries after the task, each with key and value (and per_cpu for per-CPU maps).
+  returned: when return_entries is true
+  type: list
+  elements: dict
+"""
+
+from ansible_collections.wirespeed.datapath.plugins.module_utils._base import DatapathModule
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import mapsync
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.codec import TYPE_NAMES
+
+ARGUMENT_SPEC = dict(
+    path=dict(type="path"),
+    interface=dict(type="str"),
+    name=dict(type="str"),
+    map=dict(type="str"),
+    key=dict(type="raw", no_log=False),
+    value=dict(type="raw"),
+    entries=dict(type="raw"),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    exclusive=dict(type="bool", default=False),
+    key_type=dict(type="str", choices=TYPE_NAMES, no_log=False),
+    value_type=dict(type="str", choices=TYPE_NAMES),
+    return_entries=dict(type="bool", default=False),
+    bpffs=dict(type="path", default="/sys/fs/bpf"),
+)
+
+
+def run(params, check_mode):
+    path = mapsync.map_path(params["path"], params["interface"], params["name"], params["map"], params["bpffs"])
+    return mapsync.sync(path, params["key"], params["value"], params["entries"], params["state"],
+                        params["exclusive"], params["key_type"], params["value_type"], check_mode,
+                        params["return_entries"])
+
+
+def main():
+    DatapathModule(
+        ARGUMENT_SPEC,
+        mutually_exclusive=[("path", "interface"), ("key", "entries")],
+        required_together=[("interface", "name", "map")],
+        required_one_of=[("path", "interface")],
+    ).run(run)
+
+
+if __name__ == "__main__":
+    main()
