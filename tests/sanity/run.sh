@@ -10,14 +10,12 @@ dest="$work/ansible_collections/wirespeed/datapath"
 mkdir -p "$dest" ~/.ansible/test/cache
 cd "$repo"
 git ls-files -co --exclude-standard | grep -v '^build/' | tar -cf - -T - | tar -xf - -C "$dest"
-for v in 24_2; do
-  f=~/.ansible/test/cache/get_pip_$v.py
-  [ -e "$f" ] || cat > "$f" <<'PY'
+bootstrap=~/.ansible/test/cache/get_pip_24_2.py
+[ -e "$bootstrap" ] || cat > "$bootstrap" <<'PY'
 import ensurepip, subprocess, sys
 ensurepip.bootstrap(upgrade=True)
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
 subprocess.check_call([sys.executable, "-m", "pip", "install", "-q"] + args)
 PY
-done
 cd "$dest" && git init -q && git add -A
 "$repo/.venv/bin/ansible-test" sanity --python 3.11 --requirements "$@"
