@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "lab"))
 from lab import Lab
 
 PLAYBOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "xdp.yml")
+BLOCKLIST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "blocklist.yml")
 DROP_PORT = os.path.join(BPF, "examples", "drop_port.bpf.c")
 BIN = os.path.dirname(sys.executable)
 CALLBACKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
@@ -30,9 +31,9 @@ def lab(tmp_path_factory):
         fleet.down()
 
 
-def playbook(lab, check=False, diff=False, limit=None, **extra):
+def playbook(lab, check=False, diff=False, limit=None, book=PLAYBOOK, **extra):
     """Run the playbook; return {task name: {host: result}} plus the recap under "stats"."""
-    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, PLAYBOOK, "-e", json.dumps(extra)]
+    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, book, "-e", json.dumps(extra)]
     cmd += ["--check"] if check else []
     cmd += ["--diff"] if diff else []
     cmd += ["--limit", limit] if limit else []
@@ -126,3 +127,33 @@ def test_absent_removes_and_is_idempotent(lab):
         eth0 = second["Read the datapath"][host["name"]]["datapath"]["eth0"]
         assert eth0["xdp_prog"] is None and eth0["chain"] == []
         assert LabNet(lab, host).udp(7000, 10) == 10
+
+
+def test_blocklist_from_a_feed_file(lab, tmp_path):
+    """The seed-001 blocklist, unmodified, filled from a file; counters survive re-runs; diffs show one line each."""
+    playbook(lab, prog_state="absent")
+    feed = tmp_path / "feed.txt"
+    addresses = ["203.0.113.%d" % i for i in range(1, 50)] + [lab.peer["ip"]]
+    feed.write_text("\n".join(addresses) + "\n")
+    args = dict(book=BLOCKLIST, blocklist_src=os.path.join(TEST_BPF, "plain_blocklist.bpf.c"),
+                blocklist_feed=str(feed))
+    first = playbook(lab, **args)
+    for host in lab.hosts:
+        assert first["Fill the blocklist from the feed"][host["name"]]["added"] == 50
+        net = LabNet(lab, host)
+        assert net.udp(7000, 20) == 0  # the peer is listed: dropped
+    second = playbook(lab, **args)
+    for host in lab.hosts:
+        assert not second["Deploy the blocklist program"][host["name"]]["changed"]
+        assert not second["Fill the blocklist from the feed"][host["name"]]["changed"]
+        counters = {e["key"]: e["value"] for e in second["Read the drop counters"][host["name"]]["entries"]}
+        assert counters[lab.peer["ip"]] >= 20  # kept across the re-run
+    # one address more, one less: the preview shows exactly those two lines and changes nothing
+    feed.write_text("\n".join(addresses[1:] + ["198.51.100.99"]) + "\n")
+    preview = playbook(lab, check=True, diff=True, **args)
+    for host in lab.hosts:
+        fill = preview["Fill the blocklist from the feed"][host["name"]]
+        assert fill["changed"] and fill["diff"]["prepared"].splitlines() == ["+ 198.51.100.99", "- 203.0.113.1"]
+        listed = {e["key"] for e in preview["Read the drop counters"][host["name"]]["entries"]}
+        assert "203.0.113.1" in listed and "198.51.100.99" not in listed
+    playbook(lab, limit=None, prog_name="blocklist", prog_state="absent")
