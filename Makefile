@@ -20,11 +20,12 @@ export PYTHONPATH := $(COLLECTIONS)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_PYTHON_INTERPRETER := $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: help deps apt venv collection lint sanity unit integration test demo lab-up lab-down clean
+.PHONY: help deps apt venv collection lint sanity unit integration test demo bench lab-up lab-down clean
 
 help:
 	@echo "make demo   # lab fleet, deploy a sample XDP program, traffic, counters, clean up"
 	@echo "make test   # every test (lint, unit, real kernel, Ansible on the lab)"
+	@echo "make bench  # map sync speed vs ipset and nft (BENCH_ARGS=--ansible adds a playbook run)"
 
 root-check:
 	@test "$$(id -u)" = 0 || { echo "run as root: the tests and the demo load BPF programs and create namespaces" >&2; exit 1; }
@@ -70,6 +71,11 @@ test: lint sanity
 
 demo: deps
 	$(PY) tests/lab/demo.py
+
+bench: deps
+	@command -v ipset >/dev/null && command -v nft >/dev/null || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ipset nftables >/dev/null
+	$(PY) bench/map_sync.py --rounds 5 $(BENCH_ARGS)
 
 lab-up: deps
 	$(PY) tests/lab/lab.py up 3

@@ -35,9 +35,9 @@ class DatapathModule:
         return self.module.params
 
     def run(self, operation):
-        """operation(params, check_mode) -> result dict; exits the module."""
+        """operation(params, check_mode, diff_mode) -> result dict; exits the module."""
         try:
-            result = operation(self.module.params, self.module.check_mode)
+            result = operation(self.module.params, self.module.check_mode, self.module._diff)
         except DatapathError as exc:
             extra = {}
             if exc.detail:

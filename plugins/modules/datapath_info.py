@@ -97,7 +97,7 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def run(params, check_mode):
+def run(params, check_mode, diff_mode):
     return {"changed": False,
             "datapath": info.gather(params["interfaces"], params["bpffs"], params["state_dir"])}
 

@@ -180,11 +180,11 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def run(params, check_mode):
+def run(params, check_mode, diff_mode):
     path = mapsync.map_path(params["path"], params["interface"], params["name"], params["map"], params["bpffs"])
     return mapsync.sync(path, params["key"], params["value"], params["entries"], params["state"],
                         params["exclusive"], params["key_type"], params["value_type"], check_mode,
-                        params["return_entries"])
+                        params["return_entries"], diff_mode)
 
 
 def main():

@@ -247,7 +247,7 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def run(params, check_mode):
+def run(params, check_mode, diff_mode):
     present = params["state"] == "present"
     object_path, root_object = params["object"], params["root_object"]
     if present and params["src"]:

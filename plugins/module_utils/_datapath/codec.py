@@ -15,6 +15,7 @@ says what was expected.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import socket
 import struct
 
@@ -38,9 +39,10 @@ class Codec:
     def text(self, raw):
         return str(self.decode(raw))
 
-    def sort_key(self, raw):
-        """Order for listings: numeric for numbers and addresses."""
-        return bytes(raw)
+    sort_key = None  # listings sort by the raw bytes: numeric order for addresses in network order
+
+    def encode_many(self, values):
+        return list(map(self.encode, values))
 
 
 class IntCodec(Codec):
@@ -100,8 +102,19 @@ class AddressCodec(Codec):
         self.version = version
         self.size = 4 if version == 4 else 16
         self.name = "ipv%d" % version
+        self.family = socket.AF_INET if version == 4 else socket.AF_INET6
+
+    def encode_many(self, values):
+        try:  # a feed of 100k addresses: one C-level pass when all are well-formed
+            return list(map(socket.inet_pton, itertools.repeat(self.family, len(values)), values))
+        except (OSError, TypeError, ValueError):
+            return list(map(self.encode, values))
 
     def encode(self, value):
+        try:
+            return socket.inet_pton(self.family, value)  # the fast, strict path
+        except (OSError, TypeError, ValueError):
+            pass
         try:
             addr = ipaddress.ip_address(str(value).strip())
         except ValueError:
@@ -111,7 +124,7 @@ class AddressCodec(Codec):
         return addr.packed
 
     def decode(self, raw):
-        return str(ipaddress.ip_address(bytes(raw)))
+        return socket.inet_ntop(self.family, bytes(raw))
 
 
 class CidrCodec(Codec):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import struct
 
 from . import libbpf
 from .errors import DatapathError
@@ -28,6 +29,11 @@ NO_BATCH_ERRNOS = {errno.EINVAL, errno.EOPNOTSUPP, 524}  # 524: the kernel's ENO
 
 class BatchOpts(ctypes.Structure):
     _fields_ = [("sz", ctypes.c_size_t), ("elem_flags", ctypes.c_uint64), ("flags", ctypes.c_uint64)]
+
+
+def _splitter(size, count):
+    """A struct that cuts `count` records of `size` bytes out of a buffer in one C call."""
+    return struct.Struct("%ds" % size * count)
 
 
 def possible_cpus():
@@ -101,10 +107,10 @@ class PinnedMap:
             done = ret < 0 and -ret == errno.ENOENT
             if ret < 0 and not done:
                 libbpf.check(ret, "dump %s" % self.path)
-            kraw, vraw = keys.raw, values.raw
-            for i in range(count.value):
-                out[kraw[i * self.key_size:(i + 1) * self.key_size]] = \
-                    vraw[i * self.slot_size:(i + 1) * self.slot_size]
+            n = count.value
+            if n:
+                out.update(zip(_splitter(self.key_size, n).unpack_from(keys),
+                               _splitter(self.slot_size, n).unpack_from(values)))
             if done:
                 return out
             ctypes.memmove(token_in, token_out, len(token_out))
@@ -128,27 +134,31 @@ class PinnedMap:
     # writing ------------------------------------------------------------
     def write(self, items):
         """Create or overwrite [(key bytes, value bytes)]."""
-        if not items:
+        self.write_packed([k for k, _v in items], b"".join(v for _k, v in items))
+
+    def write_packed(self, keys, values):
+        """Create or overwrite keys (a list) with values (their bytes back to back)."""
+        if not keys:
             return
+        vs = self.slot_size
         if self.type in BATCH:
             lib = libbpf.lib()
-            for start in range(0, len(items), CHUNK):
-                part = items[start:start + CHUNK]
-                keys = b"".join(k for k, _v in part)
-                values = b"".join(v for _k, v in part)
+            for start in range(0, len(keys), CHUNK):
+                part = keys[start:start + CHUNK]
                 count = ctypes.c_uint32(len(part))
-                ret = lib.bpf_map_update_batch(self.fd, keys, values, ctypes.byref(count), ctypes.byref(self._opts))
+                ret = lib.bpf_map_update_batch(self.fd, b"".join(part), values[start * vs:(start + len(part)) * vs],
+                                               ctypes.byref(count), ctypes.byref(self._opts))
                 libbpf.check(ret, "write %s" % self.path)
             return
-        for key, value in items:
-            libbpf.map_update(self.fd, key, value)
+        for i, key in enumerate(keys):
+            libbpf.map_update(self.fd, key, values[i * vs:(i + 1) * vs])
 
     def delete(self, keys):
         """Remove keys (arrays: reset them to zero)."""
         if not keys:
             return
         if self.type in ARRAYS:
-            self.write([(k, b"\0" * self.slot_size) for k in keys])
+            self.write_packed(keys, b"\0" * (self.slot_size * len(keys)))
             return
         if self.type in BATCH:
             lib = libbpf.lib()

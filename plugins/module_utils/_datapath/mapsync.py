@@ -12,6 +12,7 @@ kernel refusal half-way puts back exactly what the map held.
 from __future__ import annotations
 
 import errno
+import heapq
 import os
 
 from . import bpffs, codec
@@ -20,6 +21,7 @@ from .errors import DatapathError
 from .maps import ARRAYS, DEVMAP, DEVMAP_HASH, LPM_TRIE, PERCPU, PinnedMap
 
 DIFF_LINES = 300
+GUESS_SAMPLE = 64  # entries looked at to tell addresses from numbers in an untyped field
 
 
 def map_path(path=None, interface=None, name=None, map_name=None, bpffs_path=bpffs.DEFAULT_BPFFS):
@@ -31,25 +33,43 @@ def map_path(path=None, interface=None, name=None, map_name=None, bpffs_path=bpf
     return os.path.join(bpffs.interface_dir(bpffs_path, interface), name, "maps", map_name)
 
 
+class Wanted:
+    """The requested entries as two parallel lists; entry i (from 1) is keys[i-1], values[i-1] (None: not given)."""
+
+    def __init__(self, keys, values):
+        self.keys = keys
+        self.values = values
+
+    def __iter__(self):
+        return ((i, k, v) for i, (k, v) in enumerate(zip(self.keys, self.values), 1))
+
+    def __len__(self):
+        return len(self.keys)
+
+
 def normalize(key=None, value=None, entries=None):
-    """[(position, key, value or None)] from one key, a list of {key, value}, a dict, or a list of keys."""
+    """Wanted entries from one key, a list of {key, value}, a dict, or a plain list of keys."""
     if entries is None:
-        return [] if key is None else [(1, key, value)]
+        return Wanted([] if key is None else [key], [] if key is None else [value])
     if isinstance(entries, dict):
-        return [(i, k, v) for i, (k, v) in enumerate(entries.items(), 1)]
+        return Wanted(list(entries), list(entries.values()))
     if not isinstance(entries, list):
         raise DatapathError("entries must be a list or a dict, not %s." % type(entries).__name__)
-    out = []
+    if dict not in set(map(type, entries)):  # a plain list of keys: the blocklist case
+        return Wanted(entries, [None] * len(entries))
+    keys, values = [], []
     for i, item in enumerate(entries, 1):
         if isinstance(item, dict) and "key" in item:
             extra = set(item) - {"key", "value"}
             if extra:
                 raise DatapathError("entry %d has unknown field %r; an entry has key and value."
                                     % (i, sorted(extra)[0]))
-            out.append((i, item["key"], item.get("value")))
+            keys.append(item["key"])
+            values.append(item.get("value"))
         else:
-            out.append((i, item, None))
-    return out
+            keys.append(item)
+            values.append(None)
+    return Wanted(keys, values)
 
 
 class Typing:
@@ -104,23 +124,28 @@ class Sync:
     def __init__(self, pinned, typing, wanted, state="present", exclusive=False):
         self.map, self.typing = pinned, typing
         self.encoded = self._encode(wanted)
-        self.current = pinned.dump()
+        self.current = current = pinned.dump()
+        wanted_keys, blank = self.encoded.keys(), self._blank()
         self.add, self.update, self.remove = {}, {}, {}
         if state == "absent":
-            for key in self.encoded:
-                if key in self.current and not self._is_blank(key):
-                    self.remove[key] = self.current[key]
+            self.remove = {k: current[k] for k in wanted_keys & current.keys()}
+        elif exclusive and not self.given_values and wanted_keys == current.keys():
+            pass  # the re-run of a list that is already in place: one set comparison, nothing to build
         else:
-            for key, value in self.encoded.items():
-                old = self.current.get(key)
-                if old is None:
-                    self.add[key] = value if value is not None else self._blank()
-                elif value is not None and value != old:
-                    self.update[key] = (old, value)
+            new = wanted_keys - current.keys()
+            if self.given_values:
+                self.add = {k: self.encoded[k] or blank for k in new}
+            else:
+                self.add = dict.fromkeys(new, blank)
+            if self.given_values:
+                for key, value in self.encoded.items():
+                    old = current.get(key)
+                    if value is not None and old is not None and value != old:
+                        self.update[key] = (old, value)
             if exclusive:
-                for key, old in self.current.items():
-                    if key not in self.encoded and not self._is_blank(key):
-                        self.remove[key] = old
+                self.remove = {k: current[k] for k in current.keys() - wanted_keys}
+        if pinned.type in ARRAYS:  # resetting an index that is already zero changes nothing
+            self.remove = {k: v for k, v in self.remove.items() if v != blank}
         self._check_capacity()
 
     def _blank(self):
@@ -130,25 +155,43 @@ class Sync:
         return self.map.type in ARRAYS and self.current.get(key) == self._blank()
 
     def _encode(self, wanted):
-        out, seen = {}, {}
+        """{key bytes: value bytes or None}; the first bad entry raises, naming its position."""
+        venc = self._encode_value
+        self.given_values = wanted.values.count(None) != len(wanted.values)
+        try:
+            keys = self.typing.key.encode_many(wanted.keys)
+            values = [None if v is None else venc(v) for v in wanted.values] if self.given_values \
+                else wanted.values
+        except ValueError:
+            self._explain(wanted)
+            raise
+        out = dict(zip(keys, values)) if self.given_values else dict.fromkeys(keys)
+        if len(out) != len(keys):
+            self._check_repeats(wanted, keys, values)
+        return out
+
+    def _explain(self, wanted):
+        """Find the entry that does not encode and say which it is."""
         for position, key, value in wanted:
             label = "entry %d (key %r)" % (position, key)
             try:
-                raw_key = self.typing.key.encode(key)
+                self.typing.key.encode(key)
             except ValueError as exc:
                 raise DatapathError("%s: %s; the map was not changed." % (label, exc)) from None
-            raw_value = None
             if value is not None:
                 try:
-                    raw_value = self._encode_value(value)
+                    self._encode_value(value)
                 except ValueError as exc:
                     raise DatapathError("%s: value %r: %s; the map was not changed." % (label, value, exc)) from None
-            if raw_key in out and out[raw_key] != raw_value:
-                raise DatapathError("%s repeats the key of entry %d with another value; the map was not changed."
-                                    % (label, seen[raw_key]))
-            out[raw_key] = raw_value
-            seen.setdefault(raw_key, position)
-        return out
+
+    @staticmethod
+    def _check_repeats(wanted, keys, values):
+        first = {}
+        for (position, key, _value), raw_key, raw_value in zip(wanted, keys, values):
+            if raw_key in first and first[raw_key][1] != raw_value:
+                raise DatapathError("entry %d (key %r) repeats the key of entry %d with another value; the map was "
+                                    "not changed." % (position, key, first[raw_key][0]))
+            first.setdefault(raw_key, (position, raw_value))
 
     def _encode_value(self, value):
         m, vcodec = self.map, self.typing.value
@@ -182,7 +225,12 @@ class Sync:
         m = self.map
         try:
             m.delete(list(self.remove))
-            m.write(list(self.add.items()) + [(k, new) for k, (_old, new) in self.update.items()])
+            keys = list(self.add) + list(self.update)
+            if self.given_values:
+                values = b"".join(self.add.values()) + b"".join(new for _old, new in self.update.values())
+            else:  # only new keys, all zeros
+                values = self._blank() * len(keys)
+            m.write_packed(keys, values)
         except OSError as exc:
             self._restore()
             limit = ""
@@ -211,26 +259,38 @@ class Sync:
             return vcodec.text(raw[:m.value_size])
         return "[%s]" % ", ".join(vcodec.text(raw[i * m.stride:i * m.stride + m.value_size]) for i in range(m.ncpu))
 
-    def diff_lines(self):
-        lines = []
+    def diff_lines(self, limit=None):
+        """'+ key[: value]', '- key', '~ key: old -> new', in key order; only the first `limit` are rendered."""
         order = self.typing.key.sort_key
-        for key in sorted(self.add, key=order):
-            value = self.add[key]
-            shown = "" if value == self._blank() else ": %s" % self.value_text(value)
-            lines.append("+ %s%s" % (self.key_text(key), shown))
-        for key in sorted(self.remove, key=order):
-            lines.append("- %s" % self.key_text(key))
-        for key in sorted(self.update, key=order):
-            old, new = self.update[key]
-            lines.append("~ %s: %s -> %s" % (self.key_text(key), self.value_text(old), self.value_text(new)))
+        blank = self._blank()
+
+        def first(keys):
+            if limit is not None and len(keys) > limit:
+                return heapq.nsmallest(limit, keys, key=order)
+            return sorted(keys, key=order)
+        groups = [("+", first(self.add)), ("-", first(self.remove)), ("~", first(self.update))]
+        lines = []
+        for sign, keys in groups:
+            for key in keys:
+                if limit is not None and len(lines) >= limit:
+                    return lines
+                if sign == "+":
+                    value = self.add[key]
+                    shown = "" if value == blank else ": %s" % self.value_text(value)
+                    lines.append("+ %s%s" % (self.key_text(key), shown))
+                elif sign == "-":
+                    lines.append("- %s" % self.key_text(key))
+                else:
+                    old, new = self.update[key]
+                    lines.append("~ %s: %s -> %s" % (self.key_text(key), self.value_text(old), self.value_text(new)))
         return lines
 
     def diff(self):
-        lines = self.diff_lines()
-        if len(lines) > DIFF_LINES:
-            lines = lines[:DIFF_LINES] + ["... and %d more (%d added, %d removed, %d changed in all)"
-                                          % (len(lines) - DIFF_LINES, len(self.add), len(self.remove),
-                                             len(self.update))]
+        total = len(self.add) + len(self.remove) + len(self.update)
+        lines = self.diff_lines(DIFF_LINES)
+        if total > DIFF_LINES:
+            lines.append("... and %d more (%d added, %d removed, %d changed in all)"
+                         % (total - DIFF_LINES, len(self.add), len(self.remove), len(self.update)))
         return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -261,18 +321,19 @@ def _sum(values):
 
 
 def sync(path, key=None, value=None, entries=None, state="present", exclusive=False, key_type=None,
-         value_type=None, check_mode=False, return_entries=False):
+         value_type=None, check_mode=False, return_entries=False, diff=True):
     """The map operation behind xdp_map_entry; returns the result dict."""
     wanted = normalize(key, value, entries)
     with PinnedMap(path) as pinned:
-        typing = Typing(pinned, key_type, value_type, [w[1] for w in wanted], [w[2] for w in wanted])
+        typing = Typing(pinned, key_type, value_type, wanted.keys[:GUESS_SAMPLE], wanted.values[:GUESS_SAMPLE])
         change = Sync(pinned, typing, wanted, state, exclusive)
         result = {
             "changed": change.changed, "path": path, "map_type": pinned.type_name,
             "key_type": typing.key.name, "value_type": typing.value.name,
             "added": len(change.add), "removed": len(change.remove), "updated": len(change.update),
-            "diff": {"before_header": path, "after_header": path, "prepared": change.diff()},
         }
+        if diff:  # rendering sorts the change: only when someone will read it
+            result["diff"] = {"before_header": path, "after_header": path, "prepared": change.diff()}
         if change.changed and not check_mode:
             change.apply()
         if return_entries:

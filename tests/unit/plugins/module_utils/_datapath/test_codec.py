@@ -70,8 +70,9 @@ def test_cidr_sorts_by_address_then_length():
 
 
 def test_entries_forms():
-    assert normalize(key="a", value=1) == [(1, "a", 1)]
-    assert normalize(entries={"a": 1, "b": None}) == [(1, "a", 1), (2, "b", None)]
-    assert normalize(entries=["a", {"key": "b", "value": 2}]) == [(1, "a", None), (2, "b", 2)]
+    assert list(normalize(key="a", value=1)) == [(1, "a", 1)]
+    assert list(normalize(entries={"a": 1, "b": None})) == [(1, "a", 1), (2, "b", None)]
+    assert list(normalize(entries=["a", {"key": "b", "value": 2}])) == [(1, "a", None), (2, "b", 2)]
+    assert list(normalize(entries=["a", "b"])) == [(1, "a", None), (2, "b", None)]
     with pytest.raises(DatapathError, match="entry 1 has unknown field 'vlaue'"):
         normalize(entries=[{"key": "a", "vlaue": 1}])

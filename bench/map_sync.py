@@ -1,0 +1,235 @@
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Map sync speed, side by side in one run: the engine vs ipset restore and nft -f.
+
+    python bench/map_sync.py [--entries 100000] [--cidrs 10000] [--rounds 3] [--ansible]
+
+Prints times (median of --rounds) and the ratios the project targets:
+  * syncing 100k addresses into an empty hash map (parse + encode + write) is at
+    least 3x faster than `ipset restore` of the same set;
+  * the no-op check of 100k entries is no slower than `ipset save` + parse.
+ipset and nft run in a network namespace made for the run and removed after it;
+BPF maps are pinned under a private bpffs directory and removed after it.
+With --ansible, a one-host lab is brought up and a real ansible-playbook task
+syncs the 100k entries, first run and no-op re-run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "build", "collections"))
+sys.path.insert(0, os.path.join(REPO, "tests", "lab"))
+
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import (  # noqa: E402
+    bpffs,
+    libbpf,
+    mapsync,
+)
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import compile as bpfcc  # noqa: E402
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.loader import BpfObject  # noqa: E402
+
+BENCH_SRC = os.path.join(REPO, "bench", "bpf", "bench_maps.bpf.c")
+
+
+class Cases:
+    """Named measurements, run interleaved round by round so machine noise hits every one alike."""
+
+    def __init__(self):
+        self.cases = []
+
+    def add(self, label, fn, before=None):
+        self.cases.append((label, fn, before))
+
+    def run(self, rounds):
+        times = {label: [] for label, _fn, _before in self.cases}
+        for _ in range(rounds):
+            for label, fn, before in self.cases:
+                if before:
+                    before()
+                start = time.perf_counter()
+                fn()
+                times[label].append(time.perf_counter() - start)
+        return {label: statistics.median(t) for label, t in times.items()}
+
+
+def datasets(n_addrs, n_cidrs):
+    rng = random.Random(20261123)
+    addrs = set()
+    while len(addrs) < n_addrs:
+        addrs.add(str(ipaddress.IPv4Address(0x0A000000 + rng.randrange(1 << 24))))
+    cidrs = set()
+    while len(cidrs) < n_cidrs:
+        cidrs.add("%d.%d.%d.0/24" % (rng.randrange(11, 223), rng.randrange(256), rng.randrange(256)))
+    return sorted(addrs), sorted(cidrs)
+
+
+def engine(cases, addrs, cidrs, pin_dir):
+    obj_path = bpfcc.compile_source(BENCH_SRC)["path"]
+    obj = BpfObject(obj_path)
+    obj.select(None, libbpf.PROG_TYPE_XDP)
+    obj.load()
+    feed, nets = os.path.join(pin_dir, "feed"), os.path.join(pin_dir, "nets")
+    libbpf.obj_pin(obj.map_fd("feed"), feed)
+    libbpf.obj_pin(obj.map_fd("nets"), nets)
+    obj.close()
+
+    def sync(path, entries, key_type):
+        return mapsync.sync(path, entries=entries, key_type=key_type, exclusive=True, diff=False)
+
+    cases.add("engine: 100k addresses into an empty hash", lambda: sync(feed, addrs, "ipv4"),
+              before=lambda: sync(feed, [], "ipv4"))
+    cases.add("engine: no-op re-sync of 100k", lambda: sync(feed, addrs, "ipv4"),
+              before=lambda: sync(feed, addrs, "ipv4"))
+    step = max(1, len(addrs) // 100)
+    changed = addrs[step:] + ["192.0.%d.%d" % (i // 256, i % 256) for i in range(step)]
+    cases.add("engine: 1% change (add 1k, remove 1k)", lambda: sync(feed, changed, "ipv4"),
+              before=lambda: sync(feed, addrs, "ipv4"))
+    cases.add("engine: 10k CIDRs into an empty LPM trie", lambda: sync(nets, cidrs, "ipv4_cidr"),
+              before=lambda: sync(nets, [], "ipv4_cidr"))
+    cases.add("engine: no-op re-sync of 10k CIDRs", lambda: sync(nets, cidrs, "ipv4_cidr"),
+              before=lambda: sync(nets, cidrs, "ipv4_cidr"))
+    keys = [ipaddress.IPv4Address(a).packed for a in addrs]
+    zero = b"\0" * 8
+
+    def per_element():
+        fd = libbpf.obj_get(feed)
+        try:
+            for k in keys:
+                libbpf.map_update(fd, k, zero)
+        finally:
+            os.close(fd)
+    cases.add("reference: 100k per-element updates (no parsing)", per_element, before=lambda: sync(feed, [], "ipv4"))
+
+
+def netfilter(cases, addrs, cidrs, ns, work):
+    """ipset and nft, inside the namespace made for the run."""
+    def run(cmd, stdin=None):
+        with open(stdin) if stdin else open(os.devnull) as fh:
+            return subprocess.run(["ip", "netns", "exec", ns, *cmd], stdin=fh, check=True,
+                                  capture_output=True, text=True).stdout
+
+    restore = os.path.join(work, "ipset.restore")
+    with open(restore, "w") as fh:
+        fh.write("create feed hash:ip maxelem 131072\n")
+        fh.writelines("add feed %s\n" % a for a in addrs)
+    cases.add("ipset restore of 100k", lambda: run(["ipset", "restore"], restore),
+              before=lambda: run(["ipset", "destroy"]))
+
+    def save_and_parse():
+        listed = run(["ipset", "save", "feed"])
+        current = {line.split()[2] for line in listed.splitlines() if line.startswith("add ")}
+        assert current == set(addrs)
+    cases.add("ipset save + parse of 100k (no-op check)", save_and_parse)
+
+    nft = os.path.join(work, "feed.nft")
+    with open(nft, "w") as fh:
+        fh.write("table inet wsbench {\n set feed { type ipv4_addr; size 131072; }\n"
+                 " set nets { type ipv4_addr; flags interval; }\n}\n")
+        for i in range(0, len(addrs), 5000):
+            fh.write("add element inet wsbench feed { %s }\n" % ", ".join(addrs[i:i + 5000]))
+    flush = lambda: run(["nft", "flush", "ruleset"])  # noqa: E731
+    cases.add("nft -f of 100k", lambda: run(["nft", "-f", nft]), before=flush)
+    nets = os.path.join(work, "nets.nft")
+    with open(nets, "w") as fh:
+        fh.write("table inet wsnets {\n set nets { type ipv4_addr; flags interval; }\n}\n")
+        fh.write("add element inet wsnets nets { %s }\n" % ", ".join(cidrs))
+    cases.add("nft -f of 10k CIDRs (interval set)", lambda: run(["nft", "-f", nets]), before=flush)
+
+
+def ansible_run(addrs):
+    from lab import Lab
+
+    work = tempfile.mkdtemp(prefix="wsbench-ansible-")
+    lab = Lab(os.path.join(work, "lab"))
+    out = {}
+    try:
+        lab.up(1, python=sys.executable)
+        feed = os.path.join(work, "feed.txt")
+        with open(feed, "w") as fh:
+            fh.write("\n".join(addrs) + "\n")
+        book = os.path.join(work, "sync.yml")
+        with open(book, "w") as fh:
+            fh.write(json.dumps([{
+                "name": "bench", "hosts": "lab", "gather_facts": False, "tasks": [
+                    {"name": "program", "wirespeed.datapath.xdp_program": {
+                        "interface": "eth0", "name": "bench", "src": BENCH_SRC}},
+                    {"name": "sync", "wirespeed.datapath.xdp_map_entry": {
+                        "interface": "eth0", "name": "bench", "map": "feed", "key_type": "ipv4",
+                        "exclusive": True,
+                        "entries": "{{ lookup('ansible.builtin.file', '%s').splitlines() }}" % feed}},
+                ]}]))
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, "build", "collections"))
+        cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", lab.inventory, book]
+        for label in ("ansible-playbook: 100k entries to a lab host, first run",
+                      "ansible-playbook: 100k entries, no-op re-run"):
+            start = time.perf_counter()
+            subprocess.run(cmd, env=env, check=True, capture_output=True)
+            out[label] = time.perf_counter() - start
+    finally:
+        lab.down()
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--entries", type=int, default=100000)
+    parser.add_argument("--cidrs", type=int, default=10000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ansible", action="store_true")
+    args = parser.parse_args()
+    addrs, cidrs = datasets(args.entries, args.cidrs)
+    bpffs.ensure_bpffs()
+    suffix = "%05x" % random.randrange(1 << 20)
+    pin_dir = os.path.join(bpffs.DEFAULT_BPFFS, "wsbench" + suffix)
+    ns, work = "wsbench" + suffix, tempfile.mkdtemp(prefix="wsbench-")
+    os.makedirs(pin_dir)
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    cases = Cases()
+    try:
+        engine(cases, addrs, cidrs, pin_dir)
+        missing = [t for t in ("ipset", "nft") if not shutil.which(t)]
+        if missing:
+            print("(%s not installed: `make bench` installs them; no comparison)" % ", ".join(missing))
+        else:
+            netfilter(cases, addrs, cidrs, ns, work)
+        results = cases.run(args.rounds)
+    finally:
+        shutil.rmtree(pin_dir, ignore_errors=True)
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+        shutil.rmtree(work, ignore_errors=True)
+    if args.ansible:
+        results.update(ansible_run(addrs))
+    width = max(len(k) for k in results)
+    print("\n%-*s  %9s" % (width, "operation (median of %d)" % args.rounds, "seconds"))
+    for label, seconds in results.items():
+        print("%-*s  %9.3f" % (width, label, seconds))
+    full = results["engine: 100k addresses into an empty hash"]
+    noop = results["engine: no-op re-sync of 100k"]
+    print()
+    if "ipset restore of 100k" in results:
+        ratio = results["ipset restore of 100k"] / full
+        print("ipset restore / engine full sync     = %5.2fx  (target >= 3.00x: %s)"
+              % (ratio, "met" if ratio >= 3 else "NOT met"))
+        ratio = results["ipset save + parse of 100k (no-op check)"] / noop
+        print("ipset save+parse / engine no-op sync = %5.2fx  (target >= 1.00x: %s)"
+              % (ratio, "met" if ratio >= 1 else "NOT met"))
+        print("nft -f / engine full sync            = %5.2fx" % (results["nft -f of 100k"] / full))
+    print("per-element / engine full sync       = %5.2fx"
+          % (results["reference: 100k per-element updates (no parsing)"] / full))
+
+
+if __name__ == "__main__":
+    main()
