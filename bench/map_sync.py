@@ -54,7 +54,7 @@ class Cases:
 
     def run(self, rounds):
         times = {label: [] for label, _fn, _before in self.cases}
-        for _ in range(rounds):
+        for _round in range(rounds):
             for label, fn, before in self.cases:
                 if before:
                     before()
@@ -139,7 +139,8 @@ def netfilter(cases, addrs, cidrs, ns, work):
                  " set nets { type ipv4_addr; flags interval; }\n}\n")
         for i in range(0, len(addrs), 5000):
             fh.write("add element inet wsbench feed { %s }\n" % ", ".join(addrs[i:i + 5000]))
-    flush = lambda: run(["nft", "flush", "ruleset"])  # noqa: E731
+    def flush():
+        run(["nft", "flush", "ruleset"])
     cases.add("nft -f of 100k", lambda: run(["nft", "-f", nft]), before=flush)
     nets = os.path.join(work, "nets.nft")
     with open(nets, "w") as fh:
