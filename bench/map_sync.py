@@ -139,6 +139,7 @@ def netfilter(cases, addrs, cidrs, ns, work):
                  " set nets { type ipv4_addr; flags interval; }\n}\n")
         for i in range(0, len(addrs), 5000):
             fh.write("add element inet wsbench feed { %s }\n" % ", ".join(addrs[i:i + 5000]))
+
     def flush():
         run(["nft", "flush", "ruleset"])
     cases.add("nft -f of 100k", lambda: run(["nft", "-f", nft]), before=flush)
