@@ -94,6 +94,10 @@ class Net:
 
     def close(self):
         shutil.rmtree(self.pin_root, ignore_errors=True)
+        try:  # the shared parent goes too once no test uses it
+            os.rmdir(os.path.dirname(self.pin_root))
+        except OSError:
+            pass
         run(["ip", "netns", "del", self.dut], check=False)
         run(["ip", "netns", "del", self.peer], check=False)
         shutil.rmtree(self.state_dir, ignore_errors=True)
