@@ -20,7 +20,8 @@ from . import attach, bpffs, libbpf
 from .chain import HEAD, LINKS_MAP, PROGS_MAP, SLOT_VAR, Chain
 from .compile import sha256_file
 from .errors import DatapathError
-from .loader import BpfObject, program_maps, read_rodata
+from .loader import BpfObject, program_maps
+from .program import LoadedProgram, check_pin_kind, fingerprint, prog_id, unpin
 from .state import DEFAULT_STATE_DIR, StateStore
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -65,17 +66,6 @@ class XdpRequest:
                                 "and '-' (it becomes a bpffs directory)." % (name,))
 
 
-def fingerprint(fd):
-    """What makes two loaded programs the same datapath."""
-    info = libbpf.prog_info(fd)
-    return {"tag": info["tag"], "name": info["name"], "rodata": read_rodata(fd).hex(),
-            "maps": sorted(i for i, _def in program_maps(fd).values())}
-
-
-def _prog_id(fd):
-    return libbpf.prog_info(fd)["id"]
-
-
 def _is_chain_aware(fd):
     return PROGS_MAP in program_maps(fd)
 
@@ -108,7 +98,7 @@ class Interface:
         self.chain = None
         if bpffs.mounted_bpffs(req.bpffs):
             self.chain = Chain.open_pinned(req.bpffs, req.interface)
-        self.root_id = _prog_id(self.chain.root_fd) if self.chain else None
+        self.root_id = prog_id(self.chain.root_fd) if self.chain else None
         self.ours_attached = self.root_id is not None and self.xdp["prog_id"] == self.root_id
         self.foreign_id = None if self.ours_attached or not self.xdp["prog_id"] else self.xdp["prog_id"]
         self.names = self._names()
@@ -123,7 +113,7 @@ class Interface:
             fd = bpffs.get(os.path.join(idir, name, "prog"))
             if fd is not None:
                 try:
-                    out[_prog_id(fd)] = name
+                    out[prog_id(fd)] = name
                 finally:
                     os.close(fd)
         return out
@@ -176,47 +166,6 @@ def _load_root(req, chain, index, mode):
     return fresh
 
 
-class _Loaded:
-    """The requested program, loaded and verified but not yet in the datapath."""
-
-    def __init__(self, req, chain, slot, index, mode):
-        self.obj = BpfObject(req.object_path)
-        try:
-            self.function = self.obj.select(req.program, libbpf.PROG_TYPE_XDP)
-            defs = self.obj.maps()
-            self.chain_aware = PROGS_MAP in defs
-            self.obj.set_config(req.config, {SLOT_VAR: slot})
-            if self.chain_aware:
-                self.obj.reuse_map(PROGS_MAP, chain.progs_fd)
-                self.obj.reuse_map(LINKS_MAP, chain.links_fd)
-            self.reused, self.recreated = [], []
-            for name, definition in sorted(defs.items()):
-                if name in (PROGS_MAP, LINKS_MAP):
-                    continue
-                fd = bpffs.get(os.path.join(req.pin_path, "maps", name))
-                if fd is None:
-                    continue
-                try:
-                    info = libbpf.map_info(fd)
-                    if all(info[k] == definition[k] for k in definition):
-                        self.obj.reuse_map(name, fd)
-                        self.reused.append(name)
-                    else:
-                        self.recreated.append(name)
-                finally:
-                    os.close(fd)
-            self.map_names = sorted(n for n in defs if n not in (PROGS_MAP, LINKS_MAP))
-            if mode == "offload":
-                self.obj.set_ifindex(index)
-            self.fd = self.obj.load()
-        except Exception:
-            self.obj.close()
-            raise
-
-    def close(self):
-        self.obj.close()
-
-
 def _resolve_mode(req, iface):
     if req.mode != "auto":
         return req.mode
@@ -228,10 +177,10 @@ def _resolve_mode(req, iface):
 def _desired_order(iface, req, slot, chain_aware):
     """Chain order after the change, as [(priority, name, slot, chain aware)]; checks plain programs run last."""
     entries = []
-    for s, prio, prog_id, name in iface.programs():
+    for s, prio, slot_prog_id, name in iface.programs():
         if name == req.name:
             continue
-        fd = libbpf.prog_fd_by_id(prog_id) if prog_id else None
+        fd = libbpf.prog_fd_by_id(slot_prog_id) if slot_prog_id else None
         try:
             aware = _is_chain_aware(fd) if fd is not None else True
         finally:
@@ -270,6 +219,7 @@ def deploy(req, check_mode=False):
 
 
 def _deploy(req, store, iface, object_sha, check_mode):
+    check_pin_kind(req.pin_path, req.name, req.interface, libbpf.PROG_TYPE_XDP)
     if iface.foreign_id and not req.force:
         raise DatapathError(
             "interface %r already runs XDP %s that wirespeed did not attach; remove it, or set force: true "
@@ -291,7 +241,11 @@ def _deploy(req, store, iface, object_sha, check_mode):
         chain = iface.chain or new_root
         loaded = None
         if req.verify or not check_mode:
-            loaded = _Loaded(req, chain, slot, iface.index, mode)
+            loaded = LoadedProgram(req.object_path, req.program, libbpf.PROG_TYPE_XDP, req.config, req.pin_path,
+                                   internal={SLOT_VAR: slot},
+                                   reuse={PROGS_MAP: chain.progs_fd, LINKS_MAP: chain.links_fd},
+                                   offload_ifindex=iface.index if mode == "offload" else None)
+            loaded.chain_aware = PROGS_MAP in loaded.defined
         try:
             chain_aware = loaded.chain_aware if loaded else True
             _desired_order(iface, req, slot, chain_aware)
@@ -300,7 +254,7 @@ def _deploy(req, store, iface, object_sha, check_mode):
                 record is not None and record.get("object_sha256") == object_sha
                 and record.get("config") == req.config and old_fp is not None)
             in_place = old is not None and old[1] == req.priority and old_fd is not None \
-                and old[2] == _prog_id(old_fd)
+                and old[2] == prog_id(old_fd)
             changed = new_root is not None or not (same_prog and in_place and not (loaded and loaded.recreated))
             before = {
                 "name": req.name, "program": (record or {}).get("program") if old else None,
@@ -325,19 +279,19 @@ def _deploy(req, store, iface, object_sha, check_mode):
                 "changed": changed, "diff": {"before": before, "after": after},
                 "object_sha256": object_sha, "mode": mode, "priority": req.priority,
                 "verified": loaded is not None, "chain": after_chain,
-                "maps": {n: os.path.join(req.pin_path, "maps", n) for n in (loaded.map_names if loaded else [])},
+                "maps": loaded.map_paths(req.pin_path) if loaded else {},
                 "maps_recreated": loaded.recreated if loaded else [],
                 "previous": _record_view(record) if changed else _record_view(
                     (store.load()["interfaces"].get(req.interface, {}).get(req.name) or {}).get("previous")),
             }
             if not changed or check_mode:
-                result["prog_id"] = _prog_id(old_fd) if (old_fd is not None and not changed) else None
+                result["prog_id"] = prog_id(old_fd) if (old_fd is not None and not changed) else None
                 result["tag"] = old_fp["tag"] if (old_fp and not changed) else (new_fp or {}).get("tag")
                 return result
             kept_prog = same_prog and in_place
             result["mode"] = _apply(req, iface, chain, new_root, loaded, slot, old, old_fd, mode, kept_prog)
             result["diff"]["after"]["mode"] = result["mode"]
-            result["prog_id"] = _prog_id(old_fd if kept_prog else loaded.fd)
+            result["prog_id"] = prog_id(old_fd if kept_prog else loaded.fd)
             result["tag"] = new_fp["tag"]
             kept = store.keep_object(req.object_path, object_sha)
             store.record(req.interface, req.name, {
@@ -395,28 +349,11 @@ def _apply(req, iface, chain, new_root, loaded, slot, old, old_fd, mode, prog_un
             undo.add(bpffs.remove_tree, bpffs.chain_dir(req.bpffs, req.interface))
         mode = _attach_root(req, iface, new_root, mode, undo)
         if not prog_unchanged:
-            _pin_program(req, loaded)
+            loaded.pin(req.pin_path, req.index_path)
         return mode
     except Exception:
         undo.run()
         raise
-
-
-def _pin_program(req, loaded):
-    """Pin the new program and its maps; drop pins of maps the new version no longer has."""
-    pin_dir = req.pin_path
-    bpffs.pin_replace(loaded.fd, os.path.join(pin_dir, "prog"))
-    if os.path.abspath(pin_dir) != os.path.abspath(req.index_path) and not os.path.islink(req.index_path):
-        os.symlink(pin_dir, req.index_path)
-    wanted = set(loaded.map_names)
-    for name in loaded.map_names:
-        path = os.path.join(pin_dir, "maps", name)
-        if name in loaded.recreated or not os.path.exists(path):
-            bpffs.pin_replace(loaded.obj.map_fd(name), path)
-    mdir = os.path.join(pin_dir, "maps")
-    for name in os.listdir(mdir) if os.path.isdir(mdir) else []:
-        if name not in wanted:
-            os.unlink(os.path.join(mdir, name))
 
 
 def _attach_root(req, iface, new_root, mode, undo):
@@ -470,6 +407,7 @@ def remove(req, check_mode=False):
 
 
 def _remove(req, store, iface, check_mode):
+    check_pin_kind(req.pin_path, req.name, req.interface, libbpf.PROG_TYPE_XDP)
     current = {e[3]: e for e in iface.programs()}
     old = current.get(req.name)
     pinned = os.path.exists(req.pin_path) or os.path.islink(req.index_path)
@@ -489,10 +427,7 @@ def _remove(req, store, iface, check_mode):
         return result
     if old:
         iface.chain.remove(old[0])
-    bpffs.remove_tree(req.pin_path)
-    if os.path.islink(req.index_path):
-        os.unlink(req.index_path)
-    bpffs.prune(os.path.dirname(req.pin_path), req.bpffs)
+    unpin(req.pin_path, req.index_path, req.bpffs)
     if iface.chain and not iface.chain.order():
         if iface.ours_attached:
             attach.detach(iface.index, iface.xdp["mode"], iface.chain.root_fd, req.interface)
