@@ -8,10 +8,10 @@ import sys
 import pytest
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import compile as bpfcc
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import xdp
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import tc, xdp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from netlab import Net, netns
+from netlab import Net, netns, run
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BPF = os.path.join(REPO, "files", "bpf")
@@ -47,7 +47,15 @@ def objects(cache_dir, tmp_path_factory):
         root2.write_text(fh.read().replace("return ws_chain_next(ctx);",
                                            "if (ctx->data == ctx->data_end)\n\t\treturn XDP_DROP;\n\t"
                                            "return ws_chain_next(ctx);"))
+    tc2 = tmp_path_factory.mktemp("tc2") / "tc_drop_port.bpf.c"
+    with open(os.path.join(TEST_BPF, "tc_drop_port.bpf.c")) as fh:
+        tc2.write_text(fh.read().replace("udp->dest == bpf_htons(drop_port)", "bpf_ntohs(udp->dest) == drop_port"))
     return {
+        "tc_drop_port": build(os.path.join(TEST_BPF, "tc_drop_port.bpf.c")),
+        "tc_drop_7002": build(os.path.join(TEST_BPF, "tc_drop_port.bpf.c"), DEFAULT_PORT=7002),
+        "tc_drop_port_v2": build(str(tc2)),
+        "tc_reject": build(os.path.join(TEST_BPF, "tc_reject.bpf.c")),
+        "dscp": build(os.path.join(BPF, "examples", "dscp_mark.bpf.c")),
         "drop_port_v2": build(str(dp2)),
         "root_v2": build(str(root2)),
         "root_src": os.path.join(BPF, "wirespeed_root.bpf.c"),
@@ -82,6 +90,23 @@ class Dut(Net):
     def remove(self, name, check_mode=False, **kw):
         with netns(self.dut):
             return xdp.remove(self.request(name, **kw), check_mode)
+
+    def tc_request(self, name, obj, direction="ingress", **kw):
+        kw.setdefault("state_dir", self.state_dir)
+        path = self.objects.get(obj, obj)
+        return tc.TcRequest(kw.pop("interface", self.ifname), direction, name, object_path=path, **kw)
+
+    def tc_deploy(self, name, obj="tc_drop_port", direction="ingress", check_mode=False, **kw):
+        with netns(self.dut):
+            return tc.deploy(self.tc_request(name, obj, direction, **kw), check_mode)
+
+    def tc_remove(self, name, direction="ingress", check_mode=False, **kw):
+        with netns(self.dut):
+            return tc.remove(self.tc_request(name, None, direction, **kw), check_mode)
+
+    def tc_show(self, direction="ingress"):
+        return run(["ip", "netns", "exec", self.dut, "tc", "filter", "show", "dev", self.ifname,
+                    direction]).stdout
 
 
 @pytest.fixture

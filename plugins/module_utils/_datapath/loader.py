@@ -141,6 +141,10 @@ class BpfObject:
                        self._lib.bpf_program__section_name(chosen).decode(), type_name))
         else:
             typed = [p for p in progs if self._lib.bpf_program__type(p) == prog_type]
+            if not typed:
+                have = ", ".join("%s, of type %s" % (n, PROG_TYPE_NAMES.get(t, "%d" % t)) for n, t in self.programs())
+                raise DatapathError("%s holds no %s program (it has %s); use an object with a %s program."
+                                    % (self.path, type_name, have or "no programs", type_name))
             if len(typed) != 1:
                 names = ", ".join(self._lib.bpf_program__name(p).decode() for p in typed) or "none"
                 raise DatapathError(

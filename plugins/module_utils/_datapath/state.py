@@ -90,6 +90,19 @@ class StateStore:
             os.replace(tmp, target)
         return target
 
+    def interface_flag(self, ifname, key):
+        """A fact about the interface itself (such as "we created its clsact qdisc")."""
+        return bool(self.load()["interfaces"].get(ifname, {}).get("_interface", {}).get(key))
+
+    def set_interface_flag(self, ifname, key, value):
+        data = self.load()
+        flags = data["interfaces"].setdefault(ifname, {}).setdefault("_interface", {})
+        if value:
+            flags[key] = True
+        else:
+            flags.pop(key, None)
+        self.save(data)
+
     def current(self, ifname, name):
         entry = self.load()["interfaces"].get(ifname, {}).get(name) or {}
         return entry.get("current")
