@@ -12,7 +12,8 @@ short_description: Report the XDP datapath of a host's interfaces
 version_added: 0.1.0
 description:
   - For each interface, the attached XDP program (whether wirespeed attached it or not) and its mode,
-    the wirespeed chain in the order packets walk it, each program's pinned maps, per-action packet and
+    the wirespeed chain in the order packets walk it, every TC filter at the clsact ingress and egress
+    hooks (wirespeed's and other tools'), each program's pinned maps, per-action packet and
     byte counters of programs that keep them (the C(ws_stats) map of C(wirespeed/stats.h)), and what
     the host's record says was deployed.
   - Reads only; never changes anything.
@@ -75,8 +76,13 @@ datapath:
       description: The chain's programs in order, each with name, slot, priority, position and prog.
       type: list
       elements: dict
+    tc:
+      description:
+        - Filters at the C(ingress) and C(egress) clsact hooks, each with pref, handle, kind, name, prog_id,
+          tag, direct_action, and managed (whether wirespeed deployed it) with its program name.
+      type: dict
     programs:
-      description: Program name to its chain entry, pinned maps, counters by XDP action and record.
+      description: Program name to its hook, position or pref, pinned maps, counters by action and record.
       type: dict
   sample:
     eth0:

@@ -157,3 +157,23 @@ def test_blocklist_from_a_feed_file(lab, tmp_path):
         listed = {e["key"] for e in preview["Read the drop counters"][host["name"]]["entries"]}
         assert "203.0.113.1" in listed and "198.51.100.99" not in listed
     playbook(lab, limit=None, prog_name="blocklist", prog_state="absent")
+
+
+TC_PLAYBOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "tc.yml")
+TC_DROP = os.path.join(TEST_BPF, "tc_drop_port.bpf.c")
+
+
+def test_tc_filter_check_real_check_real_and_traffic(lab):
+    changed = []
+    for check in (True, False, True, False):
+        tasks = playbook(lab, check=check, book=TC_PLAYBOOK, tc_src=TC_DROP, tc_config={"drop_port": 7010})
+        changed.append([tasks["Deploy"][h["name"]]["changed"] for h in lab.hosts])
+    assert changed == [[True, True], [True, True], [False, False], [False, False]]
+    for host in lab.hosts:
+        net = LabNet(lab, host)
+        assert net.udp(7010, 10) == 0 and net.udp(7011, 10) == 10
+    first = playbook(lab, book=TC_PLAYBOOK, tc_state="absent")
+    second = playbook(lab, book=TC_PLAYBOOK, tc_state="absent")
+    for host in lab.hosts:
+        assert first["Deploy"][host["name"]]["changed"] and not second["Deploy"][host["name"]]["changed"]
+        assert LabNet(lab, host).udp(7010, 10) == 10

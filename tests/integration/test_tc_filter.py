@@ -166,3 +166,19 @@ def test_name_held_by_an_xdp_program(filtering):
     msg = fails(filtering.tc_deploy, "shared", priority=40)
     assert msg == "name 'shared' on interface %r is already an XDP program deployed by wirespeed; choose another " \
                   "name." % filtering.ifname
+
+
+def test_datapath_info_lists_ours_and_foreign_filters(dut, objects):
+    from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import info
+
+    subprocess.run(["ip", "netns", "exec", dut.dut, "tc", "qdisc", "add", "dev", dut.ifname, "clsact"], check=True)
+    subprocess.run(["ip", "netns", "exec", dut.dut, "tc", "filter", "add", "dev", dut.ifname, "ingress", "pref",
+                    "20", "bpf", "da", "obj", objects["tc_drop_7002"], "sec", "tc"], check=True)
+    ours = dut.tc_deploy("tcdrop", config=drop(7000), priority=10)
+    with netns(dut.dut):
+        facts = info.gather([dut.ifname], state_dir=dut.state_dir)[dut.ifname]
+    ingress = facts["tc"]["ingress"]
+    assert [(f["pref"], f["managed"], f["program"]) for f in ingress] == [(10, True, "tcdrop"), (20, False, None)]
+    assert ingress[0]["prog_id"] == ours["prog_id"] and ingress[1]["prog_id"] and ingress[1]["direct_action"]
+    assert facts["programs"]["tcdrop"]["hook"] == "tc ingress"
+    assert facts["programs"]["tcdrop"]["record"]["config"] == drop(7000)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import struct
 
-from . import attach, bpffs, libbpf
+from . import attach, bpffs, libbpf, tcattach
 from .chain import Chain
 from .state import DEFAULT_STATE_DIR, StateStore
 
@@ -55,44 +55,64 @@ def _prog_summary(prog_id):
     return {"id": prog_id, "name": info["name"], "tag": info["tag"]}
 
 
+def _pinned_programs(bpffs_path, ifname):
+    """{prog id: name} of the programs wirespeed pinned for this interface."""
+    idir = bpffs.interface_dir(bpffs_path, ifname)
+    pinned = {}
+    if not bpffs.mounted_bpffs(bpffs_path) or not os.path.isdir(idir):
+        return pinned
+    for name in sorted(os.listdir(idir)):
+        fd = bpffs.get(os.path.join(idir, name, "prog"))
+        if fd is None:
+            continue
+        try:
+            pinned[libbpf.prog_info(fd)["id"]] = name
+        finally:
+            os.close(fd)
+    return pinned
+
+
+def _program_entry(idir, name, entry, records):
+    mdir = os.path.join(idir, name, "maps")
+    maps = {m: os.path.join(mdir, m) for m in sorted(os.listdir(mdir))} if os.path.isdir(mdir) else {}
+    program = dict(entry, maps=maps, counters=None, record=(records.get(name) or {}).get("current"))
+    if STATS_MAP in maps:
+        program["counters"] = action_counters(maps[STATS_MAP])
+    return program
+
+
 def interface_info(ifname, index, bpffs_path=bpffs.DEFAULT_BPFFS, store=None):
-    """One interface: attachment, chain slots in order, our programs with maps and counters."""
+    """One interface: XDP attachment and chain in order, TC filters per hook, our programs with maps and counters."""
     xdp = attach.xdp_state(index)
     out = {"ifindex": index, "xdp_mode": xdp["mode"], "xdp_prog": None, "managed": False,
-           "chain": [], "programs": {}}
+           "chain": [], "tc": {"ingress": [], "egress": []}, "programs": {}}
     if xdp["prog_id"]:
         out["xdp_prog"] = _prog_summary(xdp["prog_id"])
+    pinned = _pinned_programs(bpffs_path, ifname)
+    idir = bpffs.interface_dir(bpffs_path, ifname)
+    records = (store.load()["interfaces"].get(ifname, {}) if store else {})
+    if tcattach.clsact_present(index):
+        for direction in ("ingress", "egress"):
+            for f in tcattach.filters(index, direction):
+                name = pinned.get(f["prog_id"]) if f["prog_id"] else None
+                entry = dict(f, managed=name is not None, program=name)
+                out["tc"][direction].append(entry)
+                if name:
+                    out["programs"][name] = _program_entry(
+                        idir, name, {"name": name, "hook": "tc " + direction, "priority": f["pref"],
+                                     "handle": f["handle"], "prog": _prog_summary(f["prog_id"])}, records)
     chain = Chain.open_pinned(bpffs_path, ifname) if bpffs.mounted_bpffs(bpffs_path) else None
     if chain is None:
         return out
     try:
-        root_id = libbpf.prog_info(chain.root_fd)["id"]
-        out["managed"] = xdp["prog_id"] == root_id
-        idir = bpffs.interface_dir(bpffs_path, ifname)
-        pinned = {}
-        for name in sorted(os.listdir(idir)):
-            fd = bpffs.get(os.path.join(idir, name, "prog"))
-            if fd is None:
-                continue
-            try:
-                pinned[libbpf.prog_info(fd)["id"]] = name
-            finally:
-                os.close(fd)
-        records = (store.load()["interfaces"].get(ifname, {}) if store else {})
+        out["managed"] = xdp["prog_id"] == libbpf.prog_info(chain.root_fd)["id"]
         for position, (slot, priority, prog_id) in enumerate(chain.order()):
             name = pinned.get(prog_id, "slot%d" % slot)
-            entry = {"name": name, "slot": slot, "priority": priority, "position": position,
+            entry = {"name": name, "hook": "xdp", "slot": slot, "priority": priority, "position": position,
                      "prog": _prog_summary(prog_id) if prog_id else None}
             out["chain"].append(entry)
-            if name not in pinned.values():
-                continue
-            mdir = os.path.join(idir, name, "maps")
-            maps = {m: os.path.join(mdir, m) for m in sorted(os.listdir(mdir))} if os.path.isdir(mdir) else {}
-            program = dict(entry, maps=maps, counters=None,
-                           record=(records.get(name) or {}).get("current"))
-            if STATS_MAP in maps:
-                program["counters"] = action_counters(maps[STATS_MAP])
-            out["programs"][name] = program
+            if prog_id in pinned:
+                out["programs"][name] = _program_entry(idir, name, entry, records)
     finally:
         chain.close()
     return out

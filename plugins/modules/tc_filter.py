@@ -1,0 +1,243 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: tc_filter
+short_description: Deploy BPF programs at the TC clsact ingress or egress hook
+version_added: 0.1.0
+description:
+  - Deploys one named BPF program (C(SEC("tc"))) as a direct-action C(cls_bpf) filter on the clsact
+    qdisc of an interface, at a given priority (the filter's pref) and handle, as
+    C(tc filter add dev IF ingress|egress pref P handle H bpf da obj ...) would.
+  - Creates the clsact qdisc when it is missing, and removes it only when wirespeed created it and no
+    filter is left on it. Filters added by other tools are never replaced or removed without O(force).
+  - Replacing the program is one netlink request on the same pref and handle, which swaps the program
+    atomically. Pinned maps are reused across versions when their definitions are unchanged and can be
+    written with M(wirespeed.datapath.xdp_map_entry).
+  - Whether anything changes is decided by observation, as in M(wirespeed.datapath.xdp_program); check
+    mode runs the verifier unless O(verify=false).
+  - Uses classic C(cls_bpf) rather than TCX (kernel 6.6+) on purpose, so the filters show in
+    C(tc filter show) and order by pref beside the operator's own; a program that should let later
+    filters run returns C(TC_ACT_UNSPEC).
+author:
+  - wirespeed.datapath contributors (@wirespeed)
+requirements:
+  - Linux with BPF, the clsact qdisc and cls_bpf
+  - libbpf 1.x and the Python library pyroute2 on the managed host
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+options:
+  interface:
+    description: Network interface.
+    type: str
+    required: true
+  direction:
+    description: The clsact hook.
+    type: str
+    choices: [ingress, egress]
+    required: true
+  name:
+    description: Name of this program on the interface (shared with XDP programs there); letters, digits, C(_), C(-).
+    type: str
+    required: true
+  src:
+    description: BPF C source, compiled on the controller (or on the host, see O(compile_on)).
+    type: path
+  object:
+    description: A prebuilt BPF object (looked up on the controller first, else taken as a host path).
+    type: path
+  program:
+    description: Function name of the tc program in the object. Default is the only one there.
+    type: str
+  config:
+    description: Values for C(const volatile) globals, written into C(.rodata) before load (types from BTF).
+    type: dict
+    default: {}
+  defines:
+    description: Preprocessor definitions passed to clang as C(-DKEY=VALUE).
+    type: dict
+    default: {}
+  include_dirs:
+    description: Extra include directories for clang.
+    type: list
+    elements: path
+    default: []
+  priority:
+    description: The filter's pref; lower runs first.
+    type: int
+    default: 50
+  handle:
+    description: The filter's handle within its pref.
+    type: int
+    default: 1
+  pin_path:
+    description: Directory on bpffs for the pins. Default C(<bpffs>/wirespeed/<interface>/<name>).
+    type: path
+  state:
+    description: C(present) deploys the filter; C(absent) removes exactly the one deployed under O(name).
+    type: str
+    choices: [present, absent]
+    default: present
+  force:
+    description: Replace (or with O(state=absent), remove) a filter another tool put at O(priority).
+    type: bool
+    default: false
+  verify:
+    description: In check mode, load the program to run the verifier, then unload it.
+    type: bool
+    default: true
+  compile_on:
+    description: Where O(src) is compiled; C(auto) uses the controller when it has clang, else the host.
+    type: str
+    choices: [auto, controller, host]
+    default: auto
+  clang:
+    description: Name or path of the clang binary.
+    type: str
+    default: clang
+  bpffs:
+    description: Mount point of the BPF filesystem.
+    type: path
+    default: /sys/fs/bpf
+  state_dir:
+    description: Directory where the host keeps what wirespeed deployed and the versions before.
+    type: path
+    default: /var/lib/wirespeed
+seealso:
+  - module: wirespeed.datapath.xdp_program
+  - module: wirespeed.datapath.xdp_map_entry
+"""
+
+EXAMPLES = r"""
+- name: Mark SIP signalling as EF on the way out
+  wirespeed.datapath.tc_filter:
+    interface: eth0
+    direction: egress
+    name: dscp-sip
+    src: "{{ role_path }}/files/dscp_mark.bpf.c"
+    priority: 10
+    config:
+      match_proto: 17
+      match_port: 5060
+      dscp: 46
+
+- name: Remove it
+  wirespeed.datapath.tc_filter:
+    interface: eth0
+    direction: egress
+    name: dscp-sip
+    priority: 10
+    state: absent
+"""
+
+RETURN = r"""
+prog_id:
+  description: Kernel id of the program in the filter (null in check mode when it would change, and after removal).
+  returned: always
+  type: int
+tag:
+  description: Kernel tag of the program.
+  returned: always
+  type: str
+direction:
+  description: The hook.
+  returned: always
+  type: str
+priority:
+  description: The filter's pref.
+  returned: when state is present
+  type: int
+handle:
+  description: The filter's handle.
+  returned: when state is present
+  type: int
+maps:
+  description: Map name to pinned path.
+  returned: always
+  type: dict
+maps_recreated:
+  description: Maps whose definition changed, so they were created anew.
+  returned: when state is present
+  type: list
+  elements: str
+object_sha256:
+  description: SHA-256 of the object deployed.
+  returned: when state is present
+  type: str
+verified:
+  description: Whether the program went through the verifier in this run.
+  returned: when state is present
+  type: bool
+previous:
+  description: The record of the version before this one, or null.
+  returned: always
+  type: dict
+detail:
+  description: Compiler output or the tail of the verifier log when the task failed on either.
+  returned: failure
+  type: str
+"""
+
+from ansible_collections.wirespeed.datapath.plugins.module_utils._base import DatapathModule
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import tc
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.compile import compile_source
+
+ARGUMENT_SPEC = dict(
+    interface=dict(type="str", required=True),
+    direction=dict(type="str", choices=list(tc.DIRECTIONS), required=True),
+    name=dict(type="str", required=True),
+    src=dict(type="path"),
+    object=dict(type="path"),
+    program=dict(type="str"),
+    config=dict(type="dict", default={}),
+    defines=dict(type="dict", default={}),
+    include_dirs=dict(type="list", elements="path", default=[]),
+    priority=dict(type="int", default=tc.DEFAULT_PRIORITY),
+    handle=dict(type="int", default=tc.DEFAULT_HANDLE),
+    pin_path=dict(type="path"),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    force=dict(type="bool", default=False),
+    verify=dict(type="bool", default=True),
+    compile_on=dict(type="str", choices=["auto", "controller", "host"], default="auto"),
+    clang=dict(type="str", default="clang"),
+    bpffs=dict(type="path", default="/sys/fs/bpf"),
+    state_dir=dict(type="path", default="/var/lib/wirespeed"),
+)
+
+
+def run(params, check_mode, diff_mode):
+    present = params["state"] == "present"
+    object_path = params["object"]
+    if present and params["src"]:
+        object_path = compile_source(params["src"], params["include_dirs"], params["defines"],
+                                     clang=params["clang"])["path"]
+    request = tc.TcRequest(
+        params["interface"], params["direction"], params["name"], object_path=object_path,
+        program=params["program"], config=params["config"], priority=params["priority"], handle=params["handle"],
+        pin_path=params["pin_path"], force=params["force"], verify=params["verify"], bpffs_path=params["bpffs"],
+        state_dir=params["state_dir"], src=params["src"], defines=params["defines"])
+    if present:
+        return tc.deploy(request, check_mode)
+    return tc.remove(request, check_mode)
+
+
+def main():
+    DatapathModule(
+        ARGUMENT_SPEC,
+        mutually_exclusive=[("src", "object")],
+        required_if=[("state", "present", ("src", "object"), True)],
+    ).run(run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
+"""Controller side of xdp_program and tc_filter: compile once on the controller, ship objects, run the module."""
+
+from __future__ import annotations
+
+import os
+
+from ansible.errors import AnsibleError
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.compile import (
+    compile_source,
+    find_clang,
+)
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
+
+BPF_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "files", "bpf"))
+INCLUDE_DIR = os.path.join(BPF_DIR, "include")
+ROOT_SRC = os.path.join(BPF_DIR, "wirespeed_root.bpf.c")
+
+
+class CompileAction(ActionBase):
+    """Turn `src` into an object on the host (compiled here, or shipped as source), then run MODULE."""
+
+    TRANSFERS_FILES = True
+    MODULE = None
+    NEEDS_ROOT = False  # the XDP chain root travels with every XDP program
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        args = dict(self._task.args)
+        try:
+            if args.get("state", "present") == "present":
+                shipped = self._prepare(args)
+            else:
+                shipped = None
+            module_result = self._execute_module(module_name=self.MODULE, module_args=args, task_vars=task_vars)
+        except DatapathError as exc:
+            result.update(failed=True, msg=exc.message)
+            if exc.detail:
+                result.update(detail=exc.detail, detail_lines=exc.detail.splitlines())
+            return result
+        except AnsibleError as exc:
+            result.update(failed=True, msg=str(exc.message))
+            return result
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        if shipped == "host" and module_result.get("error_code") == "clang_missing":
+            module_result["msg"] = (
+                "clang (%s) was found neither on the controller nor on host %s, so %s cannot be compiled; "
+                "install clang on either, or pass a prebuilt object."
+                % (args.get("clang", "clang"), task_vars.get("inventory_hostname"), self._task.args.get("src")))
+        if self._task.args.get("src"):
+            module_result["src"] = self._task.args["src"]
+        module_result["compiled_on"] = shipped
+        result.update(module_result)
+        return result
+
+    def _remote(self, name):
+        if not self._connection._shell.tmpdir:
+            self._make_tmp_path()
+        return self._connection._shell.join_path(self._connection._shell.tmpdir, name)
+
+    def _ship(self, local, name):
+        remote = self._remote(name)
+        self._transfer_file(local, remote)
+        self._fixup_perms2((self._connection._shell.tmpdir, remote))
+        return remote
+
+    def _local(self, path):
+        try:
+            return self._find_needle("files", path)
+        except AnsibleError:
+            return None
+
+    def _prepare(self, args):
+        """Rewrite args so the module gets objects (or sources) that exist on the host."""
+        clang = args.get("clang", "clang")
+        where = args.pop("compile_on", "auto")
+        includes = [INCLUDE_DIR] + list(args.get("include_dirs") or [])
+        src = args.get("src")
+        if src:
+            local_src = self._local(src)
+            if local_src is None:
+                raise DatapathError("src %s was not found on the controller; check the path." % src)
+            if where == "controller" or (where == "auto" and find_clang(clang)):
+                built = compile_source(local_src, includes + [os.path.dirname(local_src)], args.get("defines"),
+                                       clang=clang)
+                args.pop("src")
+                args["object"] = self._ship(built["path"], "program.bpf.o")
+                self._root_object(args, clang)
+                return "controller"
+            args["src"] = self._ship_sources(local_src)
+            self._root_source(args)
+            args["include_dirs"] = [self._remote("bpf/include")]
+            return "host"
+        local_obj = self._local(args["object"]) if args.get("object") else None
+        if local_obj:
+            args["object"] = self._ship(local_obj, "program.bpf.o")
+        if not self.NEEDS_ROOT:
+            return None  # nothing to compile
+        if find_clang(clang):
+            self._root_object(args, clang)
+            return "controller"
+        self._ship_sources(None)
+        self._root_source(args)
+        args["include_dirs"] = [self._remote("bpf/include")]
+        return "host"
+
+    def _root_object(self, args, clang):
+        if self.NEEDS_ROOT:
+            built = compile_source(ROOT_SRC, [INCLUDE_DIR], clang=clang)
+            args["root_object"] = self._ship(built["path"], "wirespeed_root.bpf.o")
+
+    def _root_source(self, args):
+        if self.NEEDS_ROOT:
+            args["root_src"] = self._remote("bpf/wirespeed_root.bpf.c")
+
+    def _ship_sources(self, local_src):
+        """Copy the shared headers, the chain root and the program source (with its local headers) to the host."""
+        files = [(ROOT_SRC, "bpf/wirespeed_root.bpf.c")]
+        for dirpath, _dirs, names in os.walk(INCLUDE_DIR):
+            for name in names:
+                path = os.path.join(dirpath, name)
+                files.append((path, "bpf/include/" + os.path.relpath(path, INCLUDE_DIR)))
+        if local_src:
+            srcdir = os.path.dirname(local_src)
+            files.append((local_src, "bpf/src/" + os.path.basename(local_src)))
+            files.extend((os.path.join(srcdir, n), "bpf/src/" + n) for n in os.listdir(srcdir) if n.endswith(".h"))
+        dirs = sorted({os.path.dirname(self._remote(rel)) for _local, rel in files})
+        self._low_level_execute_command("mkdir -p " + " ".join("'%s'" % d for d in dirs))
+        for local, rel in files:
+            self._ship(local, rel)
+        return self._remote("bpf/src/" + os.path.basename(local_src)) if local_src else None
