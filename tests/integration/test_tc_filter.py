@@ -32,7 +32,7 @@ def tos_seen(dut, port, count=5):
         for i in range(count):
             tx.sendto(b"tos%d" % i, (dut.peer_ip, port))
         seen = []
-        for _ in range(count):
+        for _attempt in range(count):
             try:
                 _data, anc, _flags, _addr = rx.recvmsg(64, socket.CMSG_SPACE(1))
             except socket.timeout:

@@ -26,6 +26,11 @@ except ImportError as exc:  # reported by the module with a clear message
     HAS_PYROUTE2 = False
     PYROUTE2_IMPORT_ERROR = exc
 
+    class NetlinkError(Exception):
+        """Stands in for pyroute2's exception so this module imports without pyroute2."""
+
+        code = 0
+
 XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
 XDP_FLAGS_SKB_MODE = 1 << 1
 XDP_FLAGS_DRV_MODE = 1 << 2
