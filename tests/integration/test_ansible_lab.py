@@ -172,6 +172,9 @@ def test_tc_filter_check_real_check_real_and_traffic(lab):
     for host in lab.hosts:
         net = LabNet(lab, host)
         assert net.udp(7010, 10) == 0 and net.udp(7011, 10) == 10
+    broken = playbook(lab, limit="lab1", book=TC_PLAYBOOK, tc_src=os.path.join(TEST_BPF, "broken_syntax.bpf.c"))
+    assert broken["Deploy"]["lab1"]["failed"] and "expected ';'" in broken["Deploy"]["lab1"]["msg"]
+    assert LabNet(lab, lab.hosts[0]).udp(7010, 10) == 0  # the deployed filter still works
     first = playbook(lab, book=TC_PLAYBOOK, tc_state="absent")
     second = playbook(lab, book=TC_PLAYBOOK, tc_state="absent")
     for host in lab.hosts:

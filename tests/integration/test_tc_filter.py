@@ -182,3 +182,17 @@ def test_datapath_info_lists_ours_and_foreign_filters(dut, objects):
     assert ingress[0]["prog_id"] == ours["prog_id"] and ingress[1]["prog_id"] and ingress[1]["direct_action"]
     assert facts["programs"]["tcdrop"]["hook"] == "tc ingress"
     assert facts["programs"]["tcdrop"]["record"]["config"] == drop(7000)
+
+
+def test_force_replaces_a_foreign_filter_at_our_priority(dut, objects):
+    subprocess.run(["ip", "netns", "exec", dut.dut, "tc", "qdisc", "add", "dev", dut.ifname, "clsact"], check=True)
+    subprocess.run(["ip", "netns", "exec", dut.dut, "tc", "filter", "add", "dev", dut.ifname, "ingress", "pref",
+                    "20", "bpf", "da", "obj", objects["tc_drop_7002"], "sec", "tc"], check=True)
+    forced = dut.tc_deploy("tcdrop", config=drop(7000), priority=20, force=True)
+    assert forced["changed"] and "(bpf, priority 20, handle 0x1)" in forced["diff"]["before"]["foreign"][0]
+    assert dut.udp(7000) == 0 and dut.udp(7002) == 20  # ours replaced theirs
+    assert not dut.tc_deploy("tcdrop", config=drop(7000), priority=20)["changed"]
+    dut.tc_remove("tcdrop", priority=20)
+    qdiscs = subprocess.run(["ip", "netns", "exec", dut.dut, "tc", "qdisc", "show", "dev", dut.ifname],
+                            capture_output=True, text=True, check=True).stdout
+    assert "clsact" in qdiscs  # not ours to remove: it was there before us
