@@ -208,3 +208,12 @@ def test_kernel_refusal_half_way_puts_the_map_back(zoo):
     # the first element is accepted, the kernel refuses an ifindex that does not exist
     msg = zoo.fails("ports", entries={0: zoo.dut.ifname, 2: 99999})
     assert msg.startswith("the kernel refused the update of") and "put back as it was" in msg
+
+
+def test_long_diffs_are_summarized_with_counts(zoo):
+    entries = ["10.1.%d.%d" % (i // 256, i % 256) for i in range(400)]
+    result = zoo("big", entries=entries, check_mode=True)
+    shown = lines(result)
+    assert len(shown) == 301 and shown[0] == "+ 10.1.0.0" and shown[299] == "+ 10.1.1.43"
+    assert shown[300] == "... and 100 more (400 added, 0 removed, 0 changed in all)"
+    assert result["added"] == 400 and zoo.dump("big") == {}

@@ -39,6 +39,7 @@ struct limit {
 MAP(hash_v4, BPF_MAP_TYPE_HASH, __u32, __u64, 8, 0);
 MAP(hash_v6, BPF_MAP_TYPE_HASH, struct in6_addr_key { __u8 a[16]; }, __u64, 8, 0);
 MAP(lru, BPF_MAP_TYPE_LRU_HASH, __u32, __u64, 64, 0);
+MAP(big, BPF_MAP_TYPE_HASH, __u32, __u64, 1024, 0);
 MAP(lpm4, BPF_MAP_TYPE_LPM_TRIE, struct lpm_v4, __u32, 16, BPF_F_NO_PREALLOC);
 MAP(lpm6, BPF_MAP_TYPE_LPM_TRIE, struct lpm_v6, __u32, 16, BPF_F_NO_PREALLOC);
 MAP(flows, BPF_MAP_TYPE_HASH, struct flow, struct limit, 16, 0);
@@ -58,7 +59,8 @@ int zoo(struct xdp_md *ctx)
 	struct in6_addr_key a6 = {};
 
 	if (bpf_map_lookup_elem(&hash_v4, &k) || bpf_map_lookup_elem(&hash_v6, &a6) ||
-	    bpf_map_lookup_elem(&lru, &k) || bpf_map_lookup_elem(&lpm4, &l4) ||
+	    bpf_map_lookup_elem(&lru, &k) || bpf_map_lookup_elem(&big, &k) ||
+	    bpf_map_lookup_elem(&lpm4, &l4) ||
 	    bpf_map_lookup_elem(&lpm6, &l6) || bpf_map_lookup_elem(&flows, &f) ||
 	    bpf_map_lookup_elem(&limits, &k) || bpf_map_lookup_elem(&pcpu_array, &k) ||
 	    bpf_map_lookup_elem(&pcpu_hash, &p))
