@@ -9,8 +9,20 @@ from __future__ import annotations
 import ctypes
 
 from . import libbpf
-from .codec import AddressCodec, BoolCodec, CidrCodec, HexCodec, IntCodec, MacCodec, StructCodec
+from .codec import (
+    AddressCodec,
+    BoolCodec,
+    CidrCodec,
+    HexCodec,
+    IntCodec,
+    MacCodec,
+    PortCodec,
+    ProtoCodec,
+    StructCodec,
+)
 
+PROTO_FIELDS = ("proto", "protocol", "l4_proto", "ip_proto")
+PORT_FIELDS = ("port", "dport", "sport")
 _MODIFIERS = (libbpf.BTF_KIND_CONST, libbpf.BTF_KIND_VOLATILE, libbpf.BTF_KIND_RESTRICT,
               libbpf.BTF_KIND_TYPEDEF, libbpf.BTF_KIND_TYPE_TAG)
 
@@ -56,6 +68,10 @@ class Btf:
             big = any(td.startswith("__be") for td in typedefs)
             if big and size == 4 and _looks_like_address(field):
                 return AddressCodec(4)
+            if size == 1 and field.lower() in PROTO_FIELDS:
+                return ProtoCodec(1)  # writes and reads tcp, udp, icmp
+            if big and size == 2 and field.lower() in PORT_FIELDS:
+                return PortCodec()
             return IntCodec(size, signed=bool(enc & libbpf.BTF_INT_SIGNED), big_endian=big,
                             name=typedefs[0] if typedefs else None)
         if kind == libbpf.BTF_KIND_ENUM:

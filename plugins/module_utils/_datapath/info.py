@@ -9,41 +9,42 @@ from __future__ import annotations
 import os
 import struct
 
-from . import attach, bpffs, libbpf, tcattach
+from . import attach, bpffs, libbpf, reasons, tcattach
 from .chain import Chain
+from .maps import possible_cpus
 from .state import DEFAULT_STATE_DIR, StateStore
 
 XDP_ACTIONS = ("aborted", "drop", "pass", "tx", "redirect")
 STATS_MAP = "ws_stats"
+REASONS_MAP = "ws_reasons"
 
 
-def possible_cpus():
-    """Number of possible CPUs (per-CPU map values hold one slot each)."""
-    with open("/sys/devices/system/cpu/possible") as fh:
-        text = fh.read().strip()
-    count = 0
-    for part in text.split(","):
-        lo, _dash, hi = part.partition("-")
-        count += int(hi or lo) - int(lo) + 1
-    return count
-
-
-def action_counters(path):
-    """{action: {'packets', 'bytes'}} summed over CPUs from a pinned ws_stats map."""
+def percpu_counters(path, names):
+    """{name: {'packets', 'bytes'}} summed over CPUs from a pinned per-CPU array of {packets, bytes}."""
     fd = libbpf.obj_get(path)
     try:
         info = libbpf.map_info(fd)
         ncpu = possible_cpus()
         stride = (info["value_size"] + 7) // 8 * 8
         out = {}
-        for action, name in enumerate(XDP_ACTIONS[:info["max_entries"]]):
-            raw = libbpf.map_lookup(fd, struct.pack("I", action), stride * ncpu) or b""
-            packets = sum(struct.unpack_from("Q", raw, c * stride)[0] for c in range(len(raw) // stride))
-            nbytes = sum(struct.unpack_from("Q", raw, c * stride + 8)[0] for c in range(len(raw) // stride))
-            out[name] = {"packets": packets, "bytes": nbytes}
+        for index, name in enumerate(names[:info["max_entries"]]):
+            raw = libbpf.map_lookup(fd, struct.pack("I", index), stride * ncpu) or b""
+            cpus = range(len(raw) // stride)
+            out[name] = {"packets": sum(struct.unpack_from("Q", raw, c * stride)[0] for c in cpus),
+                         "bytes": sum(struct.unpack_from("Q", raw, c * stride + 8)[0] for c in cpus)}
         return out
     finally:
         os.close(fd)
+
+
+def action_counters(path):
+    """Packets and bytes per XDP action from a pinned ws_stats map."""
+    return percpu_counters(path, XDP_ACTIONS)
+
+
+def reason_counters(path):
+    """Packets and bytes per drop reason from a pinned ws_reasons map."""
+    return percpu_counters(path, [reasons.NAMES[i] for i in sorted(reasons.NAMES)])
 
 
 def _prog_summary(prog_id):
@@ -78,6 +79,8 @@ def _program_entry(idir, name, entry, records):
     program = dict(entry, maps=maps, counters=None, record=(records.get(name) or {}).get("current"))
     if STATS_MAP in maps:
         program["counters"] = action_counters(maps[STATS_MAP])
+    if REASONS_MAP in maps:
+        program["drop_reasons"] = reason_counters(maps[REASONS_MAP])
     return program
 
 

@@ -105,6 +105,18 @@ class MapInfo(ctypes.Structure):
     ]
 
 
+class TestRunOpts(ctypes.Structure):
+    """struct bpf_test_run_opts (libbpf 1.x)."""
+    _fields_ = [
+        ("sz", ctypes.c_size_t), ("data_in", ctypes.c_void_p), ("data_out", ctypes.c_void_p),
+        ("data_size_in", ctypes.c_uint32), ("data_size_out", ctypes.c_uint32),
+        ("ctx_in", ctypes.c_void_p), ("ctx_out", ctypes.c_void_p),
+        ("ctx_size_in", ctypes.c_uint32), ("ctx_size_out", ctypes.c_uint32),
+        ("retval", ctypes.c_uint32), ("repeat", ctypes.c_int), ("duration", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32), ("cpu", ctypes.c_uint32), ("batch_size", ctypes.c_uint32),
+    ]
+
+
 _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
 _lib = None
@@ -186,6 +198,7 @@ def lib():
         _sig(handle, "bpf_map_lookup_elem", i, i, p, p)
         _sig(handle, "bpf_map_delete_elem", i, i, p)
         _sig(handle, "bpf_map_get_next_key", i, i, p, p)
+        _sig(handle, "bpf_prog_test_run_opts", i, i, ctypes.POINTER(TestRunOpts))
         u32p = ctypes.POINTER(u32)
         _sig(handle, "bpf_map_lookup_batch", i, i, p, p, p, p, u32p, p)
         _sig(handle, "bpf_map_update_batch", i, i, p, p, u32p, p)
@@ -260,6 +273,17 @@ def prog_fd_by_id(prog_id):
 
 def map_fd_by_id(map_id):
     return check(lib().bpf_map_get_fd_by_id(map_id), "map id %d" % map_id)
+
+
+def test_run(prog_fd, packet, repeat=1):
+    """BPF_PROG_TEST_RUN: (return code, packet out, mean ns per run) of the program on `packet`."""
+    data_in = ctypes.create_string_buffer(bytes(packet), len(packet))
+    data_out = ctypes.create_string_buffer(len(packet) + 512)
+    opts = TestRunOpts(sz=ctypes.sizeof(TestRunOpts), data_in=ctypes.addressof(data_in),
+                       data_out=ctypes.addressof(data_out), data_size_in=len(packet),
+                       data_size_out=len(data_out), repeat=repeat)
+    check(lib().bpf_prog_test_run_opts(prog_fd, ctypes.byref(opts)), "test run")
+    return opts.retval, data_out.raw[:opts.data_size_out], opts.duration
 
 
 def map_update(fd, key, value, flags=0):

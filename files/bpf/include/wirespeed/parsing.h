@@ -20,6 +20,7 @@
 #include <bpf/bpf_helpers.h>
 
 #define WS_MAX_VLAN_TAGS 2	/* 802.1Q, and 802.1ad outer tag (QinQ) */
+#define WS_MAX_EXT_HDRS 6	/* IPv6 extension headers walked before giving up */
 
 struct ws_cursor {
 	void *pos;
@@ -117,6 +118,126 @@ static __always_inline int ws_parse_tcp(struct ws_cursor *c, struct tcphdr **tcp
 	c->pos += len;
 	*tcph = h;
 	return 0;
+}
+
+/* ---- one call for the common case: every header a filter looks at --------------- */
+
+#define WS_PKT_OK		0
+#define WS_PKT_NOT_IP		1	/* ARP, LLDP, ...: not ours to judge */
+#define WS_PKT_MALFORMED	-1	/* truncated or invalid: drop reason "malformed" */
+
+struct ws_packet {
+	__u8 family;		/* 4 or 6 */
+	__u8 l4_proto;		/* IPPROTO_* of the first non-extension header */
+	__u8 fragment;		/* part of a fragmented datagram */
+	__u8 l4_present;	/* the L4 header is here (not a later fragment) */
+	__u8 tcp_flags;		/* byte 13 of the TCP header */
+	__u8 pad[3];
+	__be16 sport;		/* 0 where the protocol has no ports */
+	__be16 dport;
+	__u32 l4_len;		/* bytes from the L4 header to the end of the packet */
+	union {
+		__be32 v4;
+		__u8 v6[16];
+	} saddr;
+	void *l4;
+};
+
+static __always_inline int ws_ipv6_ext_walk(struct ws_cursor *c, struct ws_packet *pkt, int nexthdr)
+{
+	int i;
+
+#pragma unroll
+	for (i = 0; i < WS_MAX_EXT_HDRS; i++) {
+		__u8 *h = c->pos;
+		int len;
+
+		if (nexthdr != IPPROTO_HOPOPTS && nexthdr != IPPROTO_ROUTING &&
+		    nexthdr != IPPROTO_DSTOPTS && nexthdr != IPPROTO_FRAGMENT &&
+		    nexthdr != IPPROTO_AH)
+			return nexthdr;
+		if ((void *)(h + 8) > c->end)
+			return -1;
+		if (nexthdr == IPPROTO_FRAGMENT) {
+			__be16 off = *(__be16 *)(h + 2);
+
+			pkt->fragment = 1;
+			if (off & bpf_htons(0xfff8))	/* offset != 0: no L4 header */
+				pkt->l4_present = 0;
+			len = 8;
+		} else if (nexthdr == IPPROTO_AH) {
+			len = (h[1] + 2) * 4;
+		} else {
+			len = (h[1] + 1) * 8;
+		}
+		nexthdr = h[0];
+		if (c->pos + len > c->end)
+			return -1;
+		c->pos += len;
+	}
+	return -1;	/* more extension headers than we walk: treat as malformed */
+}
+
+/*
+ * Fill pkt from Ethernet (VLAN, QinQ), IPv4 (options, fragments) or IPv6
+ * (extension headers), and the TCP/UDP ports where they are present.
+ */
+static __always_inline int ws_parse_packet(struct ws_cursor *c, struct ws_packet *pkt)
+{
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	struct ipv6hdr *ip6;
+	int proto;
+
+	pkt->l4_present = 1;
+	proto = ws_parse_eth(c, &eth);
+	if (proto < 0)
+		return WS_PKT_MALFORMED;
+	if (proto == bpf_htons(ETH_P_IP)) {
+		pkt->family = 4;
+		proto = ws_parse_ipv4(c, &ip);
+		if (proto < 0)
+			return WS_PKT_MALFORMED;
+		pkt->saddr.v4 = ip->saddr;
+		if (ip->frag_off & bpf_htons(0x3fff)) {	/* MF set or offset != 0 */
+			pkt->fragment = 1;
+			if (ip->frag_off & bpf_htons(0x1fff))
+				pkt->l4_present = 0;
+		}
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		pkt->family = 6;
+		proto = ws_parse_ipv6(c, &ip6);
+		if (proto < 0)
+			return WS_PKT_MALFORMED;
+		__builtin_memcpy(pkt->saddr.v6, &ip6->saddr, 16);
+		proto = ws_ipv6_ext_walk(c, pkt, proto);
+		if (proto < 0)
+			return WS_PKT_MALFORMED;
+	} else {
+		return WS_PKT_NOT_IP;
+	}
+	pkt->l4_proto = proto;
+	pkt->l4 = c->pos;
+	pkt->l4_len = c->end - c->pos;
+	if (!pkt->l4_present)
+		return WS_PKT_OK;
+	if (proto == IPPROTO_UDP) {
+		struct udphdr *udp;
+
+		if (ws_parse_udp(c, &udp) < 0)
+			return WS_PKT_MALFORMED;
+		pkt->sport = udp->source;
+		pkt->dport = udp->dest;
+	} else if (proto == IPPROTO_TCP) {
+		struct tcphdr *tcp;
+
+		if (ws_parse_tcp(c, &tcp) < 0)
+			return WS_PKT_MALFORMED;
+		pkt->sport = tcp->source;
+		pkt->dport = tcp->dest;
+		pkt->tcp_flags = ((__u8 *)tcp)[13];
+	}
+	return WS_PKT_OK;
 }
 
 #endif /* WIRESPEED_PARSING_H */

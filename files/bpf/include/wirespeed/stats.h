@@ -34,4 +34,26 @@ static __always_inline int ws_record(struct xdp_md *ctx, __u32 action)
 	return action;
 }
 
+#include "wirespeed/reasons.h"
+
+/* Per-CPU packets and bytes per drop reason (wirespeed/reasons.h); read as ws_reasons. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, WS_REASON_COUNT);
+	__type(key, __u32);
+	__type(value, struct ws_action_stats);
+} ws_reasons SEC(".maps");
+
+/* Drop the packet for `reason`: counted once per action and once per reason. */
+static __always_inline int ws_drop(struct xdp_md *ctx, __u32 reason)
+{
+	struct ws_action_stats *st = bpf_map_lookup_elem(&ws_reasons, &reason);
+
+	if (st) {
+		st->packets++;
+		st->bytes += ctx->data_end - ctx->data;
+	}
+	return ws_record(ctx, XDP_DROP);
+}
+
 #endif /* WIRESPEED_STATS_H */

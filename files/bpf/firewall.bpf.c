@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * wirespeed firewall (XDP, chained).
+ *
+ * Order of decisions, IPv4 and IPv6 alike:
+ *   1. malformed headers      -> drop, reason "malformed" (config drop_malformed)
+ *      not IP (ARP, LLDP...)  -> next program
+ *   2. source in allow_v4/v6 (LPM)                 -> next program, always
+ *   3. source in deny_v4/v6 (exact)                -> drop, "deny_addr"
+ *   4. source in deny_net_v4/v6 (LPM)              -> drop, "deny_cidr"
+ *   5. {proto, dport} or {proto, 0} in deny_ports  -> drop, "deny_port"
+ *      (later fragments carry no ports: only {proto, 0} rules apply to them)
+ *   6. otherwise: default_drop ? drop, "default_policy" : next program
+ *
+ * Maps (pinned under <bpffs>/wirespeed/<if>/<name>/maps/), values count hits:
+ *   allow_v4, allow_v6, deny_net_v4, deny_net_v6   LPM trie, key CIDR, value u64
+ *   deny_v4 (key IPv4), deny_v6 (key IPv6)        hash, value u64
+ *   deny_ports  hash, key {proto, pad, port (network order)}, value u64
+ *   ws_stats    per-CPU packets/bytes per XDP action
+ *   ws_reasons  per-CPU packets/bytes per drop reason (wirespeed/reasons.h)
+ * Config (const volatile, set at load time):
+ *   default_drop    0  pass what no rule matches; 1 drops it
+ *   drop_malformed  1  drop packets whose headers are truncated or invalid
+ * Sizes (defines at compile time): FW_DENY_MAX 131072, FW_NET_MAX 16384, FW_ALLOW_MAX 4096, FW_PORTS_MAX 1024.
+ */
+#include "wirespeed/chain.h"
+#include "wirespeed/parsing.h"
+#include "wirespeed/stats.h"
+
+#ifndef FW_DENY_MAX
+#define FW_DENY_MAX 131072
+#endif
+#ifndef FW_NET_MAX
+#define FW_NET_MAX 16384
+#endif
+#ifndef FW_ALLOW_MAX
+#define FW_ALLOW_MAX 4096
+#endif
+#ifndef FW_PORTS_MAX
+#define FW_PORTS_MAX 1024
+#endif
+
+const volatile __u8 default_drop = 0;
+const volatile __u8 drop_malformed = 1;
+
+struct fw_lpm_v4 {
+	__u32 prefixlen;
+	__be32 addr;
+};
+
+struct fw_lpm_v6 {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+struct fw_addr_v6 {
+	__u8 addr[16];
+};
+
+struct fw_port_rule {
+	__u8 proto;
+	__u8 pad;
+	__be16 port;	/* 0: every packet of the protocol */
+};
+
+#define FW_MAP(_name, _type, _key, _max, _flags)	\
+	struct {					\
+		__uint(type, _type);			\
+		__uint(max_entries, _max);		\
+		__type(key, _key);			\
+		__type(value, __u64);			\
+		__uint(map_flags, _flags);		\
+	} _name SEC(".maps")
+
+FW_MAP(allow_v4, BPF_MAP_TYPE_LPM_TRIE, struct fw_lpm_v4, FW_ALLOW_MAX, BPF_F_NO_PREALLOC);
+FW_MAP(allow_v6, BPF_MAP_TYPE_LPM_TRIE, struct fw_lpm_v6, FW_ALLOW_MAX, BPF_F_NO_PREALLOC);
+FW_MAP(deny_v4, BPF_MAP_TYPE_HASH, __be32, FW_DENY_MAX, 0);
+FW_MAP(deny_v6, BPF_MAP_TYPE_HASH, struct fw_addr_v6, FW_DENY_MAX, 0);
+FW_MAP(deny_net_v4, BPF_MAP_TYPE_LPM_TRIE, struct fw_lpm_v4, FW_NET_MAX, BPF_F_NO_PREALLOC);
+FW_MAP(deny_net_v6, BPF_MAP_TYPE_LPM_TRIE, struct fw_lpm_v6, FW_NET_MAX, BPF_F_NO_PREALLOC);
+FW_MAP(deny_ports, BPF_MAP_TYPE_HASH, struct fw_port_rule, FW_PORTS_MAX, 0);
+
+static __always_inline int hit(__u64 *counter)
+{
+	if (!counter)
+		return 0;
+	__sync_fetch_and_add(counter, 1);	/* shared across CPUs: atomic */
+	return 1;
+}
+
+static __always_inline int port_denied(struct ws_packet *pkt)
+{
+	struct fw_port_rule rule = { .proto = pkt->l4_proto };
+
+	if (hit(bpf_map_lookup_elem(&deny_ports, &rule)))
+		return 1;
+	if (!pkt->l4_present || !pkt->dport)
+		return 0;
+	rule.port = pkt->dport;
+	return hit(bpf_map_lookup_elem(&deny_ports, &rule));
+}
+
+SEC("xdp")
+int firewall(struct xdp_md *ctx)
+{
+	struct ws_cursor c = {
+		.pos = (void *)(long)ctx->data,
+		.end = (void *)(long)ctx->data_end,
+	};
+	struct ws_packet pkt = {};
+	int ret;
+
+	ret = ws_parse_packet(&c, &pkt);
+	if (ret == WS_PKT_MALFORMED && drop_malformed)
+		return ws_drop(ctx, WS_REASON_MALFORMED);
+	if (ret != WS_PKT_OK)
+		goto next;
+
+	if (pkt.family == 4) {
+		struct fw_lpm_v4 key = { .prefixlen = 32, .addr = pkt.saddr.v4 };
+
+		if (hit(bpf_map_lookup_elem(&allow_v4, &key)))
+			goto next;
+		if (hit(bpf_map_lookup_elem(&deny_v4, &pkt.saddr.v4)))
+			return ws_drop(ctx, WS_REASON_DENY_ADDR);
+		if (hit(bpf_map_lookup_elem(&deny_net_v4, &key)))
+			return ws_drop(ctx, WS_REASON_DENY_CIDR);
+	} else {
+		struct fw_lpm_v6 key = { .prefixlen = 128 };
+
+		__builtin_memcpy(key.addr, pkt.saddr.v6, 16);
+		if (hit(bpf_map_lookup_elem(&allow_v6, &key)))
+			goto next;
+		if (hit(bpf_map_lookup_elem(&deny_v6, key.addr)))
+			return ws_drop(ctx, WS_REASON_DENY_ADDR);
+		if (hit(bpf_map_lookup_elem(&deny_net_v6, &key)))
+			return ws_drop(ctx, WS_REASON_DENY_CIDR);
+	}
+	if (port_denied(&pkt))
+		return ws_drop(ctx, WS_REASON_DENY_PORT);
+	if (default_drop)
+		return ws_drop(ctx, WS_REASON_DEFAULT_POLICY);
+next:
+	ws_record(ctx, XDP_PASS);
+	return ws_chain_next(ctx);
+}
+
+char _license[] SEC("license") = "GPL";
