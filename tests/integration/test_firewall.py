@@ -262,3 +262,16 @@ def test_differential_10000_packets(firewall):
     counted = {k: after[k] - before[k] for k in after if after[k] != before[k]}
     assert counted == expected
     assert len(expected) >= 4  # the generator reached every kind of drop
+
+
+def test_end_to_end_on_veth(firewall, dut):
+    """Real packets from the peer: the peer's address denied, then allowed; counters say why."""
+    _fd, maps = firewall()
+    os.close(_fd)
+    assert dut.udp(7000) == 20 and dut.udp(5353) == 0  # clean source; the UDP 5353 rule drops
+    mapsync.sync(maps["deny_v4"], entries=[dut.peer_ip], key_type="ipv4")
+    assert dut.udp(7000) == 0
+    mapsync.sync(maps["allow_v4"], entries=["%s/32" % dut.peer_ip])
+    assert dut.udp(7000) == 20 and dut.udp(5353) == 20  # the allow list comes first
+    counted = reasons(maps)
+    assert counted["deny_addr"] >= 20 and counted["deny_port"] >= 20
