@@ -2,15 +2,17 @@
 /*
  * wirespeed firewall (XDP, chained).
  *
- * Order of decisions, IPv4 and IPv6 alike:
+ * Decisions, IPv4 and IPv6 alike:
  *   1. malformed headers      -> drop, reason "malformed" (config drop_malformed)
  *      not IP (ARP, LLDP...)  -> next program
- *   2. source in allow_v4/v6 (LPM)                 -> next program, always
+ *   2. source in allow_v4/v6 (LPM) -> next program, always: no rule below drops it
  *   3. source in deny_v4/v6 (exact)                -> drop, "deny_addr"
  *   4. source in deny_net_v4/v6 (LPM)              -> drop, "deny_cidr"
  *   5. {proto, dport} or {proto, 0} in deny_ports  -> drop, "deny_port"
  *      (later fragments carry no ports: only {proto, 0} rules apply to them)
  *   6. otherwise: default_drop ? drop, "default_policy" : next program
+ * Counters: a deny entry counts the packets it dropped; an allow entry the
+ * packets it let through that a deny rule or the default policy would have dropped.
  *
  * Maps (pinned under <bpffs>/wirespeed/<if>/<name>/maps/), values count hits:
  *   allow_v4, allow_v6, deny_net_v4, deny_net_v6   LPM trie, key CIDR, value u64
@@ -80,26 +82,29 @@ FW_MAP(deny_net_v4, BPF_MAP_TYPE_LPM_TRIE, struct fw_lpm_v4, FW_NET_MAX, BPF_F_N
 FW_MAP(deny_net_v6, BPF_MAP_TYPE_LPM_TRIE, struct fw_lpm_v6, FW_NET_MAX, BPF_F_NO_PREALLOC);
 FW_MAP(deny_ports, BPF_MAP_TYPE_HASH, struct fw_port_rule, FW_PORTS_MAX, 0);
 
-static __always_inline int hit(__u64 *counter)
+static __always_inline void hit(__u64 *counter)
 {
-	if (!counter)
-		return 0;
-	__sync_fetch_and_add(counter, 1);	/* shared across CPUs: atomic */
-	return 1;
+	if (counter)
+		__sync_fetch_and_add(counter, 1);	/* shared across CPUs: atomic */
 }
 
-static __always_inline int port_denied(struct ws_packet *pkt)
+/* The matching {proto, 0} or {proto, dport} rule's counter, or NULL. */
+static __always_inline __u64 *port_rule(struct ws_packet *pkt)
 {
 	struct fw_port_rule rule = { .proto = pkt->l4_proto };
+	__u64 *counter = bpf_map_lookup_elem(&deny_ports, &rule);
 
-	if (hit(bpf_map_lookup_elem(&deny_ports, &rule)))
-		return 1;
-	if (!pkt->l4_present || !pkt->dport)
-		return 0;
+	if (counter || !pkt->l4_present || !pkt->dport)
+		return counter;
 	rule.port = pkt->dport;
-	return hit(bpf_map_lookup_elem(&deny_ports, &rule));
+	return bpf_map_lookup_elem(&deny_ports, &rule);
 }
 
+/*
+ * The deny decision comes first and the allow list is only consulted for a
+ * packet that would be dropped: clean traffic, the common case, pays for no
+ * allow lookup, and allow hits count the packets the allow list let through.
+ */
 SEC("xdp")
 int firewall(struct xdp_md *ctx)
 {
@@ -108,6 +113,10 @@ int firewall(struct xdp_md *ctx)
 		.end = (void *)(long)ctx->data_end,
 	};
 	struct ws_packet pkt = {};
+	struct fw_lpm_v4 key4;
+	struct fw_lpm_v6 key6;
+	__u32 reason = WS_REASON_NONE;
+	__u64 *entry = NULL;
 	int ret;
 
 	ret = ws_parse_packet(&c, &pkt);
@@ -117,29 +126,46 @@ int firewall(struct xdp_md *ctx)
 		goto next;
 
 	if (pkt.family == 4) {
-		struct fw_lpm_v4 key = { .prefixlen = 32, .addr = pkt.saddr.v4 };
-
-		if (hit(bpf_map_lookup_elem(&allow_v4, &key)))
-			goto next;
-		if (hit(bpf_map_lookup_elem(&deny_v4, &pkt.saddr.v4)))
-			return ws_drop(ctx, WS_REASON_DENY_ADDR);
-		if (hit(bpf_map_lookup_elem(&deny_net_v4, &key)))
-			return ws_drop(ctx, WS_REASON_DENY_CIDR);
+		key4.prefixlen = 32;
+		key4.addr = pkt.saddr.v4;
+		entry = bpf_map_lookup_elem(&deny_v4, &pkt.saddr.v4);
+		if (entry)
+			reason = WS_REASON_DENY_ADDR;
+		else if ((entry = bpf_map_lookup_elem(&deny_net_v4, &key4)))
+			reason = WS_REASON_DENY_CIDR;
 	} else {
-		struct fw_lpm_v6 key = { .prefixlen = 128 };
-
-		__builtin_memcpy(key.addr, pkt.saddr.v6, 16);
-		if (hit(bpf_map_lookup_elem(&allow_v6, &key)))
-			goto next;
-		if (hit(bpf_map_lookup_elem(&deny_v6, key.addr)))
-			return ws_drop(ctx, WS_REASON_DENY_ADDR);
-		if (hit(bpf_map_lookup_elem(&deny_net_v6, &key)))
-			return ws_drop(ctx, WS_REASON_DENY_CIDR);
+		key6.prefixlen = 128;
+		__builtin_memcpy(key6.addr, pkt.saddr.v6, 16);
+		entry = bpf_map_lookup_elem(&deny_v6, key6.addr);
+		if (entry)
+			reason = WS_REASON_DENY_ADDR;
+		else if ((entry = bpf_map_lookup_elem(&deny_net_v6, &key6)))
+			reason = WS_REASON_DENY_CIDR;
 	}
-	if (port_denied(&pkt))
-		return ws_drop(ctx, WS_REASON_DENY_PORT);
-	if (default_drop)
-		return ws_drop(ctx, WS_REASON_DEFAULT_POLICY);
+	if (!reason && (entry = port_rule(&pkt)))
+		reason = WS_REASON_DENY_PORT;
+	if (!reason && default_drop)
+		reason = WS_REASON_DEFAULT_POLICY;
+	if (!reason)
+		goto next;
+
+	if (pkt.family == 4) {
+		__u64 *allowed = bpf_map_lookup_elem(&allow_v4, &key4);
+
+		if (allowed) {
+			hit(allowed);
+			goto next;
+		}
+	} else {
+		__u64 *allowed = bpf_map_lookup_elem(&allow_v6, &key6);
+
+		if (allowed) {
+			hit(allowed);
+			goto next;
+		}
+	}
+	hit(entry);
+	return ws_drop(ctx, reason);
 next:
 	ws_record(ctx, XDP_PASS);
 	return ws_chain_next(ctx);
