@@ -40,7 +40,8 @@ TARGET_NS = 60.0
 
 
 def frame(src, proto=UDP, dport=53):
-    return bytes(Ether() / IP(src=src, dst="198.18.0.1") / proto(dport=dport) / (b"x" * 18))
+    return bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src=src, dst="198.18.0.1")
+                 / proto(dport=dport) / (b"x" * 18))
 
 
 class Loaded:

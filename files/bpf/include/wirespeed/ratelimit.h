@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * Per-source event limits with bans, shared by ssh_limiter and wireguard_filter.
+ *
+ * State lives in an LRU hash keyed by the source address (IPv4 as
+ * ::ffff:a.b.c.d), so millions of sources evict the oldest instead of
+ * filling the map. The count is updated with an atomic add and read back
+ * afterwards, so packets of one source arriving on several CPUs at once are
+ * all counted: once the limit is passed, every CPU sees it. Creating a
+ * source's entry uses BPF_NOEXIST, so two CPUs never overwrite each other.
+ *
+ * Time comes from ws_now(): the kernel clock plus ws_clock.offset_ns, or
+ * ws_clock.frozen_ns when it is set. Production leaves both at zero; tests
+ * move or freeze time instead of sleeping.
+ */
+#ifndef WIRESPEED_RATELIMIT_H
+#define WIRESPEED_RATELIMIT_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#ifndef WS_RL_SOURCES
+#define WS_RL_SOURCES 65536	/* sources tracked at once (LRU) */
+#endif
+
+#define WS_RL_OK	0
+#define WS_RL_LIMITED	1	/* this event passed the limit */
+#define WS_RL_BANNED	2	/* the source is serving a ban */
+
+struct ws_src {
+	__u8 addr[16];
+};
+
+struct ws_rl_state {
+	__u64 window_start;	/* ns, ws_now() clock */
+	__u64 banned_until;	/* ns; 0: not banned */
+	__u32 count;		/* events in the current window */
+	__u32 pad;
+};
+
+struct ws_clock_value {
+	__u64 offset_ns;
+	__u64 frozen_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ws_clock_value);
+} ws_clock SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WS_RL_SOURCES);
+	__type(key, struct ws_src);
+	__type(value, struct ws_rl_state);
+} ws_rl_state SEC(".maps");
+
+static __always_inline __u64 ws_now(void)
+{
+	__u32 zero = 0;
+	struct ws_clock_value *clk = bpf_map_lookup_elem(&ws_clock, &zero);
+
+	if (clk && clk->frozen_ns)
+		return clk->frozen_ns;
+	return bpf_ktime_get_ns() + (clk ? clk->offset_ns : 0);
+}
+
+static __always_inline void ws_src_from_v4(struct ws_src *src, __be32 addr)
+{
+	__builtin_memset(src, 0, sizeof(*src));
+	src->addr[10] = 0xff;
+	src->addr[11] = 0xff;
+	__builtin_memcpy(&src->addr[12], &addr, 4);
+}
+
+/*
+ * Count one event of src against `limit` per `window_ns`; past the limit the
+ * source is banned for ban_ns (0: no ban, only the events over the limit drop).
+ */
+static __always_inline int ws_rl_event(struct ws_src *src, __u32 limit, __u64 window_ns, __u64 ban_ns)
+{
+	__u64 now = ws_now();
+	struct ws_rl_state *st = bpf_map_lookup_elem(&ws_rl_state, src);
+
+	if (!st) {
+		struct ws_rl_state fresh = { .window_start = now, .count = 1 };
+
+		if (bpf_map_update_elem(&ws_rl_state, src, &fresh, BPF_NOEXIST) == 0)
+			return limit >= 1 ? WS_RL_OK : WS_RL_LIMITED;
+		st = bpf_map_lookup_elem(&ws_rl_state, src);	/* another CPU made it */
+		if (!st)
+			return WS_RL_OK;
+	}
+	if (st->banned_until > now)
+		return WS_RL_BANNED;
+	if (now - st->window_start >= window_ns) {
+		st->window_start = now;
+		st->count = 0;
+	}
+	__sync_fetch_and_add(&st->count, 1);
+	if (st->count > limit) {
+		if (ban_ns)
+			st->banned_until = now + ban_ns;
+		return WS_RL_LIMITED;
+	}
+	return WS_RL_OK;
+}
+
+/* Whether src is serving a ban, without counting an event. */
+static __always_inline int ws_rl_banned(struct ws_src *src)
+{
+	struct ws_rl_state *st = bpf_map_lookup_elem(&ws_rl_state, src);
+
+	return st && st->banned_until > ws_now();
+}
+
+#endif /* WIRESPEED_RATELIMIT_H */

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * wirespeed ssh_limiter (XDP, chained): a per-source limit of new TCP
+ * connections, then a ban. Built as a general SYN limiter: the ssh_limiter
+ * role gives it port 22; a syn_flood use is the same program on other ports
+ * (or all_ports) with other limits.
+ *
+ * For a TCP SYN without ACK to a protected port, from a source not on the
+ * allow list: the source's count in the current window goes up; past
+ * max_new the SYN drops ("syn_limit") and, when ban_s > 0, the source is
+ * banned. While banned, every packet from it to a protected port drops
+ * ("banned"). Everything else goes to the next program.
+ *
+ * Config (const volatile):
+ *   max_new    5      new connections allowed per source per window
+ *   window_ms  60000  the window
+ *   ban_s      600    ban after passing the limit; 0: no ban, only the excess drops
+ *   all_ports  0      1: every TCP port is protected (syn_flood), ports map unused
+ * Maps:
+ *   ports       hash, key TCP port (network order), value u64 SYNs seen
+ *   allow_v4/6  LPM tries of sources never limited, value u64 hits
+ *   ws_rl_state LRU hash of per-source state; ws_clock the test clock (wirespeed/ratelimit.h)
+ *   ws_stats, ws_reasons as in wirespeed/stats.h
+ */
+#include "wirespeed/chain.h"
+#include "wirespeed/parsing.h"
+#include "wirespeed/ratelimit.h"
+#include "wirespeed/stats.h"
+
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_ACK 0x10
+
+const volatile __u32 max_new = 5;
+const volatile __u32 window_ms = 60000;
+const volatile __u32 ban_s = 600;
+const volatile __u8 all_ports = 0;
+
+struct sl_lpm_v4 {
+	__u32 prefixlen;
+	__be32 addr;
+};
+
+struct sl_lpm_v6 {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __be16);
+	__type(value, __u64);
+} ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__type(key, struct sl_lpm_v4);
+	__type(value, __u64);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} allow_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__type(key, struct sl_lpm_v6);
+	__type(value, __u64);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} allow_v6 SEC(".maps");
+
+SEC("xdp")
+int ssh_limiter(struct xdp_md *ctx)
+{
+	struct ws_cursor c = {
+		.pos = (void *)(long)ctx->data,
+		.end = (void *)(long)ctx->data_end,
+	};
+	struct ws_packet pkt = {};
+	struct ws_src src;
+	__u64 *seen = NULL;
+	int verdict;
+
+	if (ws_parse_packet(&c, &pkt) != WS_PKT_OK || pkt.l4_proto != IPPROTO_TCP || !pkt.l4_present)
+		goto next;
+	if (!all_ports) {
+		seen = bpf_map_lookup_elem(&ports, &pkt.dport);
+		if (!seen)
+			goto next;
+	}
+	if (pkt.family == 4) {
+		struct sl_lpm_v4 key = { .prefixlen = 32, .addr = pkt.saddr.v4 };
+		__u64 *allowed = bpf_map_lookup_elem(&allow_v4, &key);
+
+		if (allowed) {
+			__sync_fetch_and_add(allowed, 1);
+			goto next;
+		}
+		ws_src_from_v4(&src, pkt.saddr.v4);
+	} else {
+		struct sl_lpm_v6 key = { .prefixlen = 128 };
+		__u64 *allowed;
+
+		__builtin_memcpy(key.addr, pkt.saddr.v6, 16);
+		allowed = bpf_map_lookup_elem(&allow_v6, &key);
+		if (allowed) {
+			__sync_fetch_and_add(allowed, 1);
+			goto next;
+		}
+		__builtin_memcpy(src.addr, pkt.saddr.v6, 16);
+	}
+	if ((pkt.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN) {
+		if (ws_rl_banned(&src))
+			return ws_drop(ctx, WS_REASON_BANNED);
+		goto next;
+	}
+	if (seen)
+		__sync_fetch_and_add(seen, 1);
+	verdict = ws_rl_event(&src, max_new, (__u64)window_ms * 1000000ULL, (__u64)ban_s * 1000000000ULL);
+	if (verdict == WS_RL_BANNED)
+		return ws_drop(ctx, WS_REASON_BANNED);
+	if (verdict == WS_RL_LIMITED)
+		return ws_drop(ctx, WS_REASON_SYN_LIMIT);
+next:
+	ws_record(ctx, XDP_PASS);
+	return ws_chain_next(ctx);
+}
+
+char _license[] SEC("license") = "GPL";
