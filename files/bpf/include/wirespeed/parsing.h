@@ -139,7 +139,7 @@ struct ws_packet {
 	union {
 		__be32 v4;
 		__u8 v6[16];
-	} saddr;
+	} saddr, daddr;
 	void *l4;
 };
 
@@ -199,6 +199,7 @@ static __always_inline int ws_parse_packet(struct ws_cursor *c, struct ws_packet
 		if (proto < 0)
 			return WS_PKT_MALFORMED;
 		pkt->saddr.v4 = ip->saddr;
+		pkt->daddr.v4 = ip->daddr;
 		if (ip->frag_off & bpf_htons(0x3fff)) {	/* MF set or offset != 0 */
 			pkt->fragment = 1;
 			if (ip->frag_off & bpf_htons(0x1fff))
@@ -210,6 +211,7 @@ static __always_inline int ws_parse_packet(struct ws_cursor *c, struct ws_packet
 		if (proto < 0)
 			return WS_PKT_MALFORMED;
 		__builtin_memcpy(pkt->saddr.v6, &ip6->saddr, 16);
+		__builtin_memcpy(pkt->daddr.v6, &ip6->daddr, 16);
 		proto = ws_ipv6_ext_walk(c, pkt, proto);
 		if (proto < 0)
 			return WS_PKT_MALFORMED;

@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * wirespeed mirror (TC, ingress or egress): send a copy of matching packets
+ * to a target interface with bpf_clone_redirect, optionally 1 in N; the
+ * original always continues unchanged (TC_ACT_UNSPEC: later filters run).
+ * Cloning needs an sk_buff, which is why this lives at TC and not at XDP.
+ *
+ * A packet matches when all the enabled conditions hold:
+ *   match_proto  0 any, else IPPROTO_* (6 TCP, 17 UDP, ...)
+ *   match_ports  1: its source or destination port is a key of `ports`
+ *   match_nets   1: its source or destination address is inside nets_v4/nets_v6
+ * Config (const volatile): match_proto 0, match_ports 0, match_nets 0,
+ *   sample_n 1 (mirror 1 in N matching packets; 0 or 1: all of them).
+ * Maps:
+ *   target     array[1], value: ifindex of the interface that gets the copies
+ *              (write it with xdp_map_entry, value_type ifindex, by name)
+ *   ports      hash, key port (network order), value u64 matches
+ *   nets_v4/6  LPM tries, value u64 matches
+ *   mirror_stats  per-CPU array: [0] matched, [1] mirrored, [2] clone failed
+ */
+#include <linux/pkt_cls.h>
+#include "wirespeed/parsing.h"
+
+const volatile __u8 match_proto = 0;
+const volatile __u8 match_ports = 0;
+const volatile __u8 match_nets = 0;
+const volatile __u32 sample_n = 1;
+
+#define MIRROR_MATCHED	0
+#define MIRROR_SENT	1
+#define MIRROR_FAILED	2
+
+struct mr_lpm_v4 {
+	__u32 prefixlen;
+	__be32 addr;
+};
+
+struct mr_lpm_v6 {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} target SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __be16);
+	__type(value, __u64);
+} ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__type(key, struct mr_lpm_v4);
+	__type(value, __u64);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} nets_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__type(key, struct mr_lpm_v6);
+	__type(value, __u64);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} nets_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 3);
+	__type(key, __u32);
+	__type(value, __u64);
+} mirror_stats SEC(".maps");
+
+static __always_inline void count(__u32 what)
+{
+	__u64 *n = bpf_map_lookup_elem(&mirror_stats, &what);
+
+	if (n)
+		*n += 1;	/* per-CPU: no other CPU writes it */
+}
+
+static __always_inline int port_match(struct ws_packet *pkt)
+{
+	if (!pkt->l4_present || !pkt->sport)
+		return 0;
+	return bpf_map_lookup_elem(&ports, &pkt->sport) || bpf_map_lookup_elem(&ports, &pkt->dport);
+}
+
+static __always_inline int net_match(struct ws_packet *pkt)
+{
+	if (pkt->family == 4) {
+		struct mr_lpm_v4 key = { .prefixlen = 32, .addr = pkt->saddr.v4 };
+
+		if (bpf_map_lookup_elem(&nets_v4, &key))
+			return 1;
+		key.addr = pkt->daddr.v4;
+		return bpf_map_lookup_elem(&nets_v4, &key) != NULL;
+	} else {
+		struct mr_lpm_v6 key = { .prefixlen = 128 };
+
+		__builtin_memcpy(key.addr, pkt->saddr.v6, 16);
+		if (bpf_map_lookup_elem(&nets_v6, &key))
+			return 1;
+		__builtin_memcpy(key.addr, pkt->daddr.v6, 16);
+		return bpf_map_lookup_elem(&nets_v6, &key) != NULL;
+	}
+}
+
+SEC("tc")
+int mirror(struct __sk_buff *skb)
+{
+	struct ws_cursor c = {
+		.pos = (void *)(long)skb->data,
+		.end = (void *)(long)skb->data_end,
+	};
+	struct ws_packet pkt = {};
+	__u32 zero = 0, *ifindex;
+
+	if (ws_parse_packet(&c, &pkt) != WS_PKT_OK)
+		return TC_ACT_UNSPEC;
+	if (match_proto && pkt.l4_proto != match_proto)
+		return TC_ACT_UNSPEC;
+	if (match_ports && !port_match(&pkt))
+		return TC_ACT_UNSPEC;
+	if (match_nets && !net_match(&pkt))
+		return TC_ACT_UNSPEC;
+	count(MIRROR_MATCHED);
+	if (sample_n > 1 && bpf_get_prandom_u32() % sample_n)
+		return TC_ACT_UNSPEC;
+	ifindex = bpf_map_lookup_elem(&target, &zero);
+	if (!ifindex || !*ifindex)
+		return TC_ACT_UNSPEC;
+	if (bpf_clone_redirect(skb, *ifindex, 0) == 0)	/* 0: to the target's egress */
+		count(MIRROR_SENT);
+	else
+		count(MIRROR_FAILED);
+	return TC_ACT_UNSPEC;
+}
+
+char _license[] SEC("license") = "GPL";
