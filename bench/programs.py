@@ -24,7 +24,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "build", "collections"))
 
-from scapy.layers.inet import IP, UDP  # noqa: E402
+from scapy.layers.inet import IP, TCP, UDP  # noqa: E402
 from scapy.layers.l2 import Ether  # noqa: E402
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import (  # noqa: E402
@@ -92,6 +92,17 @@ def main():
                          fw.ns(frame(addrs[len(addrs) // 2]), args.runs, args.repeat)))
             rows.append(("firewall, %s: clean source (pass)" % label,
                          fw.ns(frame("198.18.0.9"), args.runs, args.repeat)))
+        sl = Loaded(os.path.join(REPO, "files", "bpf", "ssh_limiter.bpf.c"), os.path.join(root, "sl"))
+        mapsync.sync(sl.maps["ports"], entries=[22], key_type="port", diff=False)
+        syn = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="203.0.113.1")
+                    / TCP(dport=22, flags="S"))
+        rows.append(("ssh_limiter: SYN from a banned source", sl.ns(syn, args.runs, args.repeat)))
+        rows.append(("ssh_limiter: other traffic", sl.ns(frame("198.18.0.9"), args.runs, args.repeat)))
+        wg = Loaded(os.path.join(REPO, "files", "bpf", "wireguard_filter.bpf.c"), os.path.join(root, "wg"))
+        mapsync.sync(wg.maps["ports"], entries=[51820], key_type="port", diff=False)
+        data = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="203.0.113.1")
+                     / UDP(dport=51820) / (b"\x04\0\0\0" + b"d" * 60))
+        rows.append(("wireguard_filter: transport data", wg.ns(data, args.runs, args.repeat)))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     width = max(len(r[0]) for r in rows)

@@ -155,3 +155,44 @@ def test_one_in_n_sampling(dut, objects, tap):
     matched, sent, failed = stats(maps)
     assert matched == 4000
     assert 800 < sent + failed < 1200  # 1 in 4, binomial sd ~27
+
+
+def test_differential_10000_packets(dut, objects, tap):
+    """The kernel's match decision against a model, on random packets in both directions."""
+    import ipaddress
+    import random
+
+    target, _sock = tap
+    maps = deploy(dut, objects, target, match_proto=6, match_ports=1, match_nets=1)
+    watched_ports, nets = [443, 8443], ["203.0.113.0/24", "2001:db8:cafe::/48"]
+    mapsync.sync(maps["ports"], entries=watched_ports, key_type="port")
+    mapsync.sync(maps["nets_v4"], entries=[nets[0]])
+    mapsync.sync(maps["nets_v6"], entries=[nets[1]])
+    rng = random.Random(5)
+    v4 = ["203.0.113.%d" % i for i in (1, 200)] + ["198.51.100.1", "198.18.0.1"]
+    v6 = ["2001:db8:cafe::1", "2001:db8:cafe:9::2", "2001:db8::1", "2001:db8:1::1"]
+    fd = libbpf.obj_get(os.path.join(dut.pin_root, "mirror", "prog"))
+    mismatches, expected_total = [], 0
+    try:
+        with netns(dut.dut):
+            before = stats(maps)[0]
+            for i in range(10000):
+                pool = rng.choice([v4, v6])
+                src, dst = rng.choice(pool), rng.choice(pool)
+                proto = rng.choice([6, 6, 17])
+                sport, dport = rng.choice([443, 8443, 80, 5555, 0]), rng.choice([443, 8443, 22, 6000])
+                l4 = (TCP if proto == 6 else UDP)(sport=sport, dport=dport)
+                want = (proto == 6 and sport != 0 and (sport in watched_ports or dport in watched_ports)
+                        and any(ipaddress.ip_address(a) in ipaddress.ip_network(n)
+                                for a in (src, dst) for n in nets
+                                if ipaddress.ip_network(n).version == ipaddress.ip_address(a).version))
+                expected_total += want
+                retval, _out, _ns = libbpf.test_run(fd, frame(src, dst, l4))
+                assert retval == TC_ACT_UNSPEC
+                if stats(maps)[0] - before != expected_total:  # every packet: matched exactly when the model says
+                    mismatches.append((i, src, dst, proto, sport, dport))
+                    before += (stats(maps)[0] - before) - expected_total  # report each mismatch once
+            total = stats(maps)[0] - before
+    finally:
+        os.close(fd)
+    assert mismatches == [] and total == expected_total and expected_total > 500
