@@ -60,7 +60,7 @@ class Loaded:
             self.maps[name] = path
 
     def ns(self, packet, runs, repeat):
-        return statistics.median(libbpf.test_run(self.obj.prog_fd, packet, repeat)[2] for _ in range(runs))
+        return statistics.median(libbpf.test_run(self.obj.prog_fd, packet, repeat)[2] for _i in range(runs))
 
 
 def main():
@@ -80,9 +80,9 @@ def main():
         rows.append(("drop_port: miss (passes)", dp.ns(frame("198.18.0.9"), args.runs, args.repeat)))
         rows.append(("drop_port: hit (drops)", dp.ns(frame("198.18.0.9", UDP, 8080), args.runs, args.repeat)))
         rng = random.Random(7)
-        big = sorted({str(ipaddress.IPv4Address(0x0B000000 + rng.randrange(1 << 24))) for _ in range(100000)})
+        big = sorted({str(ipaddress.IPv4Address(0x0B000000 + rng.randrange(1 << 24))) for _i in range(100000)})
         nets = sorted({"%d.%d.%d.0/24" % (rng.randrange(100, 200), rng.randrange(256), rng.randrange(256))
-                       for _ in range(10000)})
+                       for _i in range(10000)})
         for label, addrs, cidrs in (("10 addresses", big[:10], []), ("100k addresses + 10k CIDRs", big, nets)):
             fw = Loaded(os.path.join(REPO, "files", "bpf", "firewall.bpf.c"), os.path.join(root, "fw%d" % len(addrs)))
             mapsync.sync(fw.maps["deny_v4"], entries=addrs, key_type="ipv4", diff=False)

@@ -138,7 +138,7 @@ def test_default_policy_drop(firewall):
 def test_per_entry_hit_counters(firewall):
     fd, maps = firewall()
     try:
-        for _ in range(3):
+        for _i in range(3):
             libbpf.test_run(fd, eth(IP(src="203.0.113.7") / UDP()))
         entries = mapsync.sync(maps["deny_v4"], key_type="ipv4", value_type="u64", return_entries=True)["entries"]
         assert {e["key"]: e["value"] for e in entries} == {"203.0.113.7": 3, "198.51.100.99": 0}
@@ -211,7 +211,7 @@ def generate(rng):
             spec["proto"], l4 = 58, b"\x80\x00\x00\x00\x00\x00\x00\x00"
         headers = [IPv6(src=spec["src"], dst="2001:db8::1")]
         parsed = 14 + 4 * vlans + 40
-        for _ in range(rng.choice([0, 0, 1, 2, 3])):
+        for _i in range(rng.choice([0, 0, 1, 2, 3])):
             ext = rng.choice([IPv6ExtHdrHopByHop, IPv6ExtHdrDestOpt, IPv6ExtHdrRouting])()
             headers.append(ext)
             parsed += len(bytes(ext / b""))

@@ -98,7 +98,7 @@ def test_egress_copies(dut, objects, tap):
             tx.sendto(b"e%d" % i, (dut.peer_ip, 7300))
         time.sleep(0.2)
         delivered = 0
-        for _ in range(10):
+        for _i in range(10):
             rx.recv(64)
             delivered += 1
     finally:
@@ -148,7 +148,7 @@ def test_one_in_n_sampling(dut, objects, tap):
     fd = libbpf.obj_get(os.path.join(dut.pin_root, "mirror", "prog"))
     try:
         with netns(dut.dut):
-            for _ in range(4000):
+            for _i in range(4000):
                 libbpf.test_run(fd, frame())
     finally:
         os.close(fd)

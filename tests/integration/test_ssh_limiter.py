@@ -65,7 +65,7 @@ def limiter(dut, objects):
 @pytest.mark.parametrize("src", ["203.0.113.5", "2001:db8:bad::5"])
 def test_limit_then_ban_then_release(limiter, src):
     lim = limiter(max_new=5, window_ms=60000, ban_s=600)
-    assert [lim.send(src) for _ in range(5)] == [XDP_PASS] * 5
+    assert [lim.send(src) for _i in range(5)] == [XDP_PASS] * 5
     assert lim.send(src) == XDP_DROP  # the sixth SYN in the window
     assert lim.reasons() == {"syn_limit": 1}
     assert lim.send(src, flags="A") == XDP_DROP  # banned: its other packets to the port too
@@ -76,14 +76,14 @@ def test_limit_then_ban_then_release(limiter, src):
     assert lim.send(src) == XDP_DROP  # one second of ban left
     lim.tick(1 * SECOND)
     assert lim.send(src) == XDP_PASS  # released, and counting again from one
-    assert [lim.send(src) for _ in range(4)] == [XDP_PASS] * 4
+    assert [lim.send(src) for _i in range(4)] == [XDP_PASS] * 4
     assert lim.send(src) == XDP_DROP
 
 
 def test_without_ban_only_the_excess_drops_and_the_window_slides(limiter):
     lim = limiter(max_new=3, window_ms=10000, ban_s=0)
     src = "198.51.100.7"
-    assert [lim.send(src) for _ in range(5)] == [XDP_PASS] * 3 + [XDP_DROP] * 2
+    assert [lim.send(src) for _i in range(5)] == [XDP_PASS] * 3 + [XDP_DROP] * 2
     assert lim.send(src, flags="A") == XDP_PASS  # no ban: established traffic flows
     lim.tick(9 * SECOND)
     assert lim.send(src) == XDP_DROP
@@ -95,16 +95,16 @@ def test_without_ban_only_the_excess_drops_and_the_window_slides(limiter):
 def test_allow_listed_sources_are_never_limited(limiter):
     lim = limiter(max_new=1, window_ms=60000, ban_s=600)
     for src in (ALLOWED_V4, ALLOWED_V6):
-        assert [lim.send(src) for _ in range(20)] == [XDP_PASS] * 20
+        assert [lim.send(src) for _i in range(20)] == [XDP_PASS] * 20
     assert lim.reasons() == {}
 
 
 def test_syn_ack_and_other_ports_are_not_counted(limiter):
     lim = limiter(max_new=2, window_ms=60000, ban_s=600)
     src = "203.0.113.77"
-    assert [lim.send(src, flags="SA") for _ in range(10)] == [XDP_PASS] * 10
-    assert [lim.send(src, dport=443) for _ in range(10)] == [XDP_PASS] * 10
-    assert [lim.send(src, dport=2222) for _ in range(3)] == [XDP_PASS, XDP_PASS, XDP_DROP]
+    assert [lim.send(src, flags="SA") for _i in range(10)] == [XDP_PASS] * 10
+    assert [lim.send(src, dport=443) for _i in range(10)] == [XDP_PASS] * 10
+    assert [lim.send(src, dport=2222) for _i in range(3)] == [XDP_PASS, XDP_PASS, XDP_DROP]
 
 
 def model_verdicts(events, limit, window, ban):
@@ -145,7 +145,7 @@ def test_differential_10000_packets(limiter):
     sources = ["203.0.113.%d" % i for i in range(1, 6)] + ["2001:db8:bad::%d" % i for i in range(1, 4)] + \
         [ALLOWED_V4, ALLOWED_V6]
     events = []
-    for _ in range(10000):
+    for _i in range(10000):
         lim_step = rng.choice([0, 0, 0, 0, SECOND // 10, SECOND, 5 * SECOND, 20 * SECOND])
         events.append((lim_step, rng.choice(sources), rng.choice(["S", "S", "S", "A", "SA", "PA"]),
                        rng.choice([22, 22, 2222, 80])))

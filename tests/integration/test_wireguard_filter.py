@@ -96,10 +96,10 @@ def test_other_ports_are_not_judged(wg):
 def test_handshake_limit_per_source_and_window(wg):
     f = wg(handshake_limit=3, window_ms=1000, ban_s=0)
     init = message(1, 148)
-    assert [f.send(init) for _ in range(5)] == [XDP_PASS] * 3 + [XDP_DROP] * 2
+    assert [f.send(init) for _i in range(5)] == [XDP_PASS] * 3 + [XDP_DROP] * 2
     assert f.send(message(4, 64)) == XDP_PASS  # transport data is never limited
     assert f.send(init, src="203.0.113.10") == XDP_PASS  # another source has its own budget
-    assert [f.send(init, src=ALLOWED) for _ in range(10)] == [XDP_PASS] * 10  # allow list
+    assert [f.send(init, src=ALLOWED) for _i in range(10)] == [XDP_PASS] * 10  # allow list
     f.tick(SECOND)
     assert f.send(init) == XDP_PASS  # a new window
     assert f.reasons() == {"wg_handshake_limit": 2}
@@ -108,7 +108,7 @@ def test_handshake_limit_per_source_and_window(wg):
 def test_ban_holds_initiations_back(wg):
     f = wg(handshake_limit=2, window_ms=1000, ban_s=30)
     init = message(1, 148)
-    assert [f.send(init) for _ in range(3)] == [XDP_PASS, XDP_PASS, XDP_DROP]
+    assert [f.send(init) for _i in range(3)] == [XDP_PASS, XDP_PASS, XDP_DROP]
     f.tick(10 * SECOND)
     assert f.send(init) == XDP_DROP
     assert f.send(message(4, 48)) == XDP_PASS
@@ -146,14 +146,14 @@ def test_differential_10000_packets(wg):
     rng = random.Random(11)
     sources = ["203.0.113.%d" % i for i in range(1, 5)] + ["2001:db8:bad::1", ALLOWED]
     events, steps, now = [], [], f.now
-    for _ in range(10000):
+    for _i in range(10000):
         step = rng.choice([0, 0, 0, SECOND // 10, SECOND // 2, 2 * SECOND])
         if rng.random() < 0.7:  # well-formed shapes, initiations most of all
             kind, size = rng.choice([(1, 148)] * 6 + [(2, 92), (3, 64), (4, 32), (4, 48), (4, 1424)])
         else:
             kind = rng.choice([1, 2, 3, 4, 0, 5, 255])
             size = rng.choice([148, 92, 64, 32, 33, 147, 149, 4, 100, rng.randrange(4, 300)])
-        reserved = b"\0\0\0" if rng.random() < 0.9 else bytes(rng.randrange(256) for _ in range(3))
+        reserved = b"\0\0\0" if rng.random() < 0.9 else bytes(rng.randrange(256) for _i in range(3))
         now += step
         steps.append(step)
         events.append((now, rng.choice(sources), kind, size, reserved))

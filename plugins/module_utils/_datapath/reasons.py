@@ -12,6 +12,8 @@ reused or renumbered; new reasons are appended.
 
 from __future__ import annotations
 
+import sys
+
 REASONS = (
     # (number, name, what it means)
     (0, "none", "not dropped"),
@@ -48,4 +50,4 @@ def header():
 
 
 if __name__ == "__main__":
-    print(header(), end="")
+    sys.stdout.write(header())
