@@ -101,13 +101,13 @@ def test_struct_key_and_value_by_field_names(zoo):
     key = {"saddr": "192.0.2.1", "dport": 22, "proto": 6}
     first = zoo("flows", entries=[{"key": key, "value": {"rate": 10, "burst": 5, "enabled": True}}])
     assert first["added"] == 1
-    assert lines(first) == ["+ {saddr: 192.0.2.1, dport: 22, proto: 6, pad: 0}: "
+    assert lines(first) == ["+ {saddr: 192.0.2.1, dport: 22, proto: tcp, pad: 0}: "
                             "{rate: 10, burst: 5, enabled: 1}"]
-    update = zoo("flows", entries=[{"key": key, "value": {"rate": 20, "burst": 5, "enabled": 1}}])
-    assert lines(update) == ["~ {saddr: 192.0.2.1, dport: 22, proto: 6, pad: 0}: {rate: 10, burst: 5, enabled: 1}"
+    update = zoo("flows", entries=[{"key": dict(key, proto="tcp"), "value": {"rate": 20, "burst": 5, "enabled": 1}}])
+    assert lines(update) == ["~ {saddr: 192.0.2.1, dport: 22, proto: tcp, pad: 0}: {rate: 10, burst: 5, enabled: 1}"
                              " -> {rate: 20, burst: 5, enabled: 1}"]
     read = zoo("flows", return_entries=True)["entries"]
-    assert read == [{"key": {"saddr": "192.0.2.1", "dport": 22, "proto": 6, "pad": 0},
+    assert read == [{"key": {"saddr": "192.0.2.1", "dport": 22, "proto": "tcp", "pad": 0},
                      "value": {"rate": 20, "burst": 5, "enabled": 1}}]
 
 
