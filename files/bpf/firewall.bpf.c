@@ -23,9 +23,10 @@
  * Config (const volatile, set at load time):
  *   default_drop    0  pass what no rule matches; 1 drops it
  *   drop_malformed  1  drop packets whose headers are truncated or invalid
- * Sizes (defines at compile time): FW_DENY_MAX 131072, FW_NET_MAX 16384, FW_ALLOW_MAX 4096, FW_PORTS_MAX 1024.
+ * Sizes (defines at compile time): FW_DENY_MAX 131072, FW_NET_MAX 16384, WS_ALLOW_MAX 4096, FW_PORTS_MAX 1024.
  */
 #include "wirespeed/chain.h"
+#include "wirespeed/allow.h"
 #include "wirespeed/parsing.h"
 #include "wirespeed/stats.h"
 
@@ -35,25 +36,12 @@
 #ifndef FW_NET_MAX
 #define FW_NET_MAX 16384
 #endif
-#ifndef FW_ALLOW_MAX
-#define FW_ALLOW_MAX 4096
-#endif
 #ifndef FW_PORTS_MAX
 #define FW_PORTS_MAX 1024
 #endif
 
 const volatile __u8 default_drop = 0;
 const volatile __u8 drop_malformed = 1;
-
-struct fw_lpm_v4 {
-	__u32 prefixlen;
-	__be32 addr;
-};
-
-struct fw_lpm_v6 {
-	__u32 prefixlen;
-	__u8 addr[16];
-};
 
 struct fw_addr_v6 {
 	__u8 addr[16];
@@ -65,22 +53,19 @@ struct fw_port_rule {
 	__be16 port;	/* 0: every packet of the protocol */
 };
 
-#define FW_MAP(_name, _type, _key, _max, _flags)	\
+#define FW_HASH(_name, _key, _max)			\
 	struct {					\
-		__uint(type, _type);			\
+		__uint(type, BPF_MAP_TYPE_HASH);	\
 		__uint(max_entries, _max);		\
 		__type(key, _key);			\
 		__type(value, __u64);			\
-		__uint(map_flags, _flags);		\
 	} _name SEC(".maps")
 
-FW_MAP(allow_v4, BPF_MAP_TYPE_LPM_TRIE, struct fw_lpm_v4, FW_ALLOW_MAX, BPF_F_NO_PREALLOC);
-FW_MAP(allow_v6, BPF_MAP_TYPE_LPM_TRIE, struct fw_lpm_v6, FW_ALLOW_MAX, BPF_F_NO_PREALLOC);
-FW_MAP(deny_v4, BPF_MAP_TYPE_HASH, __be32, FW_DENY_MAX, 0);
-FW_MAP(deny_v6, BPF_MAP_TYPE_HASH, struct fw_addr_v6, FW_DENY_MAX, 0);
-FW_MAP(deny_net_v4, BPF_MAP_TYPE_LPM_TRIE, struct fw_lpm_v4, FW_NET_MAX, BPF_F_NO_PREALLOC);
-FW_MAP(deny_net_v6, BPF_MAP_TYPE_LPM_TRIE, struct fw_lpm_v6, FW_NET_MAX, BPF_F_NO_PREALLOC);
-FW_MAP(deny_ports, BPF_MAP_TYPE_HASH, struct fw_port_rule, FW_PORTS_MAX, 0);
+FW_HASH(deny_v4, __be32, FW_DENY_MAX);
+FW_HASH(deny_v6, struct fw_addr_v6, FW_DENY_MAX);
+WS_LPM_MAP(deny_net_v4, struct ws_lpm_v4, FW_NET_MAX);
+WS_LPM_MAP(deny_net_v6, struct ws_lpm_v6, FW_NET_MAX);
+FW_HASH(deny_ports, struct fw_port_rule, FW_PORTS_MAX);
 
 static __always_inline void hit(__u64 *counter)
 {
@@ -113,8 +98,6 @@ int firewall(struct xdp_md *ctx)
 		.end = (void *)(long)ctx->data_end,
 	};
 	struct ws_packet pkt = {};
-	struct fw_lpm_v4 key4;
-	struct fw_lpm_v6 key6;
 	__u32 reason = WS_REASON_NONE;
 	__u64 *entry = NULL;
 	int ret;
@@ -125,23 +108,14 @@ int firewall(struct xdp_md *ctx)
 	if (ret != WS_PKT_OK)
 		goto next;
 
-	if (pkt.family == 4) {
-		key4.prefixlen = 32;
-		key4.addr = pkt.saddr.v4;
+	if (pkt.family == 4)
 		entry = bpf_map_lookup_elem(&deny_v4, &pkt.saddr.v4);
-		if (entry)
-			reason = WS_REASON_DENY_ADDR;
-		else if ((entry = bpf_map_lookup_elem(&deny_net_v4, &key4)))
-			reason = WS_REASON_DENY_CIDR;
-	} else {
-		key6.prefixlen = 128;
-		__builtin_memcpy(key6.addr, pkt.saddr.v6, 16);
-		entry = bpf_map_lookup_elem(&deny_v6, key6.addr);
-		if (entry)
-			reason = WS_REASON_DENY_ADDR;
-		else if ((entry = bpf_map_lookup_elem(&deny_net_v6, &key6)))
-			reason = WS_REASON_DENY_CIDR;
-	}
+	else
+		entry = bpf_map_lookup_elem(&deny_v6, pkt.saddr.v6);
+	if (entry)
+		reason = WS_REASON_DENY_ADDR;
+	else if ((entry = ws_lpm_find(&deny_net_v4, &deny_net_v6, pkt.family, &pkt.saddr)))
+		reason = WS_REASON_DENY_CIDR;
 	if (!reason && (entry = port_rule(&pkt)))
 		reason = WS_REASON_DENY_PORT;
 	if (!reason && default_drop)
@@ -149,21 +123,8 @@ int firewall(struct xdp_md *ctx)
 	if (!reason)
 		goto next;
 
-	if (pkt.family == 4) {
-		__u64 *allowed = bpf_map_lookup_elem(&allow_v4, &key4);
-
-		if (allowed) {
-			hit(allowed);
-			goto next;
-		}
-	} else {
-		__u64 *allowed = bpf_map_lookup_elem(&allow_v6, &key6);
-
-		if (allowed) {
-			hit(allowed);
-			goto next;
-		}
-	}
+	if (ws_source_allowed(&pkt))
+		goto next;
 	hit(entry);
 	return ws_drop(ctx, reason);
 next:

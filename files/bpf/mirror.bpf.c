@@ -19,6 +19,7 @@
  *   mirror_stats  per-CPU array: [0] matched, [1] mirrored, [2] clone failed
  */
 #include <linux/pkt_cls.h>
+#include "wirespeed/lpm.h"
 #include "wirespeed/parsing.h"
 
 const volatile __u8 match_proto = 0;
@@ -29,16 +30,6 @@ const volatile __u32 sample_n = 1;
 #define MIRROR_MATCHED	0
 #define MIRROR_SENT	1
 #define MIRROR_FAILED	2
-
-struct mr_lpm_v4 {
-	__u32 prefixlen;
-	__be32 addr;
-};
-
-struct mr_lpm_v6 {
-	__u32 prefixlen;
-	__u8 addr[16];
-};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -54,21 +45,8 @@ struct {
 	__type(value, __u64);
 } ports SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 1024);
-	__type(key, struct mr_lpm_v4);
-	__type(value, __u64);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} nets_v4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 1024);
-	__type(key, struct mr_lpm_v6);
-	__type(value, __u64);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} nets_v6 SEC(".maps");
+WS_LPM_MAP(nets_v4, struct ws_lpm_v4, 1024);
+WS_LPM_MAP(nets_v6, struct ws_lpm_v6, 1024);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -94,22 +72,8 @@ static __always_inline int port_match(struct ws_packet *pkt)
 
 static __always_inline int net_match(struct ws_packet *pkt)
 {
-	if (pkt->family == 4) {
-		struct mr_lpm_v4 key = { .prefixlen = 32, .addr = pkt->saddr.v4 };
-
-		if (bpf_map_lookup_elem(&nets_v4, &key))
-			return 1;
-		key.addr = pkt->daddr.v4;
-		return bpf_map_lookup_elem(&nets_v4, &key) != NULL;
-	} else {
-		struct mr_lpm_v6 key = { .prefixlen = 128 };
-
-		__builtin_memcpy(key.addr, pkt->saddr.v6, 16);
-		if (bpf_map_lookup_elem(&nets_v6, &key))
-			return 1;
-		__builtin_memcpy(key.addr, pkt->daddr.v6, 16);
-		return bpf_map_lookup_elem(&nets_v6, &key) != NULL;
-	}
+	return ws_lpm_find(&nets_v4, &nets_v6, pkt->family, &pkt->saddr) ||
+	       ws_lpm_find(&nets_v4, &nets_v6, pkt->family, &pkt->daddr);
 }
 
 SEC("tc")

@@ -18,11 +18,12 @@
  *   all_ports  0      1: every TCP port is protected (syn_flood), ports map unused
  * Maps:
  *   ports       hash, key TCP port (network order), value u64 SYNs seen
- *   allow_v4/6  LPM tries of sources never limited, value u64 hits
+ *   allow_v4/6  LPM tries of sources never limited, value u64 hits (wirespeed/lpm.h)
  *   ws_rl_state LRU hash of per-source state; ws_clock the test clock (wirespeed/ratelimit.h)
  *   ws_stats, ws_reasons as in wirespeed/stats.h
  */
 #include "wirespeed/chain.h"
+#include "wirespeed/allow.h"
 #include "wirespeed/parsing.h"
 #include "wirespeed/ratelimit.h"
 #include "wirespeed/stats.h"
@@ -35,38 +36,12 @@ const volatile __u32 window_ms = 60000;
 const volatile __u32 ban_s = 600;
 const volatile __u8 all_ports = 0;
 
-struct sl_lpm_v4 {
-	__u32 prefixlen;
-	__be32 addr;
-};
-
-struct sl_lpm_v6 {
-	__u32 prefixlen;
-	__u8 addr[16];
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 64);
 	__type(key, __be16);
 	__type(value, __u64);
 } ports SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 1024);
-	__type(key, struct sl_lpm_v4);
-	__type(value, __u64);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} allow_v4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 1024);
-	__type(key, struct sl_lpm_v6);
-	__type(value, __u64);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} allow_v6 SEC(".maps");
 
 SEC("xdp")
 int ssh_limiter(struct xdp_md *ctx)
@@ -87,27 +62,12 @@ int ssh_limiter(struct xdp_md *ctx)
 		if (!seen)
 			goto next;
 	}
-	if (pkt.family == 4) {
-		struct sl_lpm_v4 key = { .prefixlen = 32, .addr = pkt.saddr.v4 };
-		__u64 *allowed = bpf_map_lookup_elem(&allow_v4, &key);
-
-		if (allowed) {
-			__sync_fetch_and_add(allowed, 1);
-			goto next;
-		}
+	if (ws_source_allowed(&pkt))
+		goto next;
+	if (pkt.family == 4)
 		ws_src_from_v4(&src, pkt.saddr.v4);
-	} else {
-		struct sl_lpm_v6 key = { .prefixlen = 128 };
-		__u64 *allowed;
-
-		__builtin_memcpy(key.addr, pkt.saddr.v6, 16);
-		allowed = bpf_map_lookup_elem(&allow_v6, &key);
-		if (allowed) {
-			__sync_fetch_and_add(allowed, 1);
-			goto next;
-		}
+	else
 		__builtin_memcpy(src.addr, pkt.saddr.v6, 16);
-	}
 	if ((pkt.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN) {
 		if (ws_rl_banned(&src))
 			return ws_drop(ctx, WS_REASON_BANNED);

@@ -19,10 +19,11 @@
  *   ban_s            0     ban a source that passes the limit (its initiations drop)
  * Maps:
  *   ports        hash, key UDP port (network order), value u64 datagrams checked
- *   allow_v4/6   LPM tries of sources without a handshake limit
+ *   allow_v4/6   LPM tries of sources without a handshake limit, value u64 hits (wirespeed/lpm.h)
  *   ws_rl_state, ws_clock (wirespeed/ratelimit.h); ws_stats, ws_reasons (wirespeed/stats.h)
  */
 #include "wirespeed/chain.h"
+#include "wirespeed/allow.h"
 #include "wirespeed/parsing.h"
 #include "wirespeed/ratelimit.h"
 #include "wirespeed/stats.h"
@@ -36,38 +37,12 @@ const volatile __u32 handshake_limit = 10;
 const volatile __u32 window_ms = 1000;
 const volatile __u32 ban_s = 0;
 
-struct wg_lpm_v4 {
-	__u32 prefixlen;
-	__be32 addr;
-};
-
-struct wg_lpm_v6 {
-	__u32 prefixlen;
-	__u8 addr[16];
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16);
 	__type(key, __be16);
 	__type(value, __u64);
 } ports SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 1024);
-	__type(key, struct wg_lpm_v4);
-	__type(value, __u64);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} allow_v4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 1024);
-	__type(key, struct wg_lpm_v6);
-	__type(value, __u64);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} allow_v6 SEC(".maps");
 
 /* Whether a UDP payload of `len` bytes starting with `hdr` can be WireGuard; its type, or 0. */
 static __always_inline int wg_type(__u8 *hdr, __u32 len)
@@ -123,20 +98,12 @@ int wireguard_filter(struct xdp_md *ctx)
 	if (type != WG_INITIATION)
 		goto next;
 
-	if (pkt.family == 4) {
-		struct wg_lpm_v4 key = { .prefixlen = 32, .addr = pkt.saddr.v4 };
-
-		if (bpf_map_lookup_elem(&allow_v4, &key))
-			goto next;
+	if (ws_source_allowed(&pkt))
+		goto next;
+	if (pkt.family == 4)
 		ws_src_from_v4(&src, pkt.saddr.v4);
-	} else {
-		struct wg_lpm_v6 key = { .prefixlen = 128 };
-
-		__builtin_memcpy(key.addr, pkt.saddr.v6, 16);
-		if (bpf_map_lookup_elem(&allow_v6, &key))
-			goto next;
+	else
 		__builtin_memcpy(src.addr, pkt.saddr.v6, 16);
-	}
 	verdict = ws_rl_event(&src, handshake_limit, (__u64)window_ms * 1000000ULL, (__u64)ban_s * 1000000000ULL);
 	if (verdict != WS_RL_OK)
 		return ws_drop(ctx, WS_REASON_WG_HANDSHAKE_LIMIT);

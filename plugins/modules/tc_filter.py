@@ -190,7 +190,7 @@ detail:
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import DatapathModule
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import tc
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.compile import compile_source
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.compile import object_for
 
 ARGUMENT_SPEC = dict(
     interface=dict(type="str", required=True),
@@ -217,10 +217,8 @@ ARGUMENT_SPEC = dict(
 
 def run(params, check_mode, diff_mode):
     present = params["state"] == "present"
-    object_path = params["object"]
-    if present and params["src"]:
-        object_path = compile_source(params["src"], params["include_dirs"], params["defines"],
-                                     clang=params["clang"])["path"]
+    object_path = object_for(params["src"] if present else None, params["object"], params["include_dirs"],
+                             params["defines"], params["clang"])
     request = tc.TcRequest(
         params["interface"], params["direction"], params["name"], object_path=object_path,
         program=params["program"], config=params["config"], priority=params["priority"], handle=params["handle"],

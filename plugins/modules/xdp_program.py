@@ -221,7 +221,7 @@ detail:
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import DatapathModule
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import xdp
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.compile import compile_source
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.compile import object_for
 
 ARGUMENT_SPEC = dict(
     interface=dict(type="str", required=True),
@@ -249,12 +249,11 @@ ARGUMENT_SPEC = dict(
 
 def run(params, check_mode, diff_mode):
     present = params["state"] == "present"
-    object_path, root_object = params["object"], params["root_object"]
-    if present and params["src"]:
-        object_path = compile_source(params["src"], params["include_dirs"], params["defines"],
-                                     clang=params["clang"])["path"]
-    if present and not root_object and params["root_src"]:
-        root_object = compile_source(params["root_src"], params["include_dirs"], clang=params["clang"])["path"]
+    object_path = object_for(params["src"] if present else None, params["object"], params["include_dirs"],
+                             params["defines"], params["clang"])
+    root_object = params["root_object"]
+    if present and not root_object:
+        root_object = object_for(params["root_src"], None, params["include_dirs"], clang=params["clang"])
     request = xdp.XdpRequest(
         params["interface"], params["name"], object_path=object_path, root_object=root_object,
         program=params["program"], config=params["config"], mode=params["mode"], priority=params["priority"],

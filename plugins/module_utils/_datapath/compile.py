@@ -83,6 +83,13 @@ def _run(cmd, what, src):
     return proc.stdout
 
 
+def object_for(src, object_path, include_dirs=(), defines=None, clang="clang"):
+    """The object to load on this host: object_path, or src compiled here when src is given."""
+    if src:
+        return compile_source(src, include_dirs, defines, clang=clang)["path"]
+    return object_path
+
+
 def compile_source(src, include_dirs=(), defines=None, cache_dir=None, clang="clang"):
     """Compile src; return {'path', 'sha256', 'cached'} of the object in the cache."""
     if not os.path.isfile(src):

@@ -13,12 +13,31 @@ what the kernel holds, and pinned with atomic renames once it is live.
 from __future__ import annotations
 
 import os
+import re
 
 from . import bpffs, libbpf
 from .errors import DatapathError
 from .loader import BpfObject, program_maps, read_rodata
 
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 KIND_NAMES = {libbpf.PROG_TYPE_XDP: "an XDP program", libbpf.PROG_TYPE_SCHED_CLS: "a tc program"}
+
+
+def check_name(name):
+    """A program's name becomes a bpffs directory: refuse what cannot be one."""
+    if not _NAME.match(name or ""):
+        raise DatapathError("name %r must start with a letter or digit and hold only letters, digits, '_' "
+                            "and '-' (it becomes a bpffs directory)." % (name,))
+
+
+def pin_paths(bpffs_path, interface, name, pin_path=None):
+    """(pin directory, index path) of a program; a custom pin_path is found again through a symlink at the index."""
+    index_path = os.path.join(bpffs.interface_dir(bpffs_path, interface), name)
+    if pin_path:
+        return pin_path, index_path
+    if os.path.islink(index_path):
+        return os.path.realpath(index_path), index_path
+    return index_path, index_path
 
 
 def fingerprint(fd):
@@ -103,6 +122,24 @@ class LoadedProgram:
 
     def map_paths(self, pin_path):
         return {n: os.path.join(pin_path, "maps", n) for n in self.map_names}
+
+
+class Undo:
+    """Steps to take back, newest first, if a later step fails."""
+
+    def __init__(self):
+        self.steps = []
+
+    def add(self, fn, *args):
+        self.steps.append((fn, args))
+
+    def run(self):
+        for fn, args in reversed(self.steps):
+            try:
+                fn(*args)
+            except (OSError, DatapathError):  # best effort: keep undoing the rest
+                continue
+        self.steps = []
 
 
 def unpin(pin_path, index_path, bpffs_path):

@@ -19,9 +19,8 @@ import os
 from . import attach, bpffs, libbpf, tcattach
 from .compile import sha256_file
 from .errors import DatapathError
-from .program import LoadedProgram, check_pin_kind, fingerprint, prog_id, unpin
+from .program import LoadedProgram, Undo, check_name, check_pin_kind, fingerprint, pin_paths, prog_id, unpin
 from .state import DEFAULT_STATE_DIR, StateStore
-from .xdp import _NAME, _Undo
 
 DIRECTIONS = ("ingress", "egress")
 DEFAULT_PRIORITY = 50
@@ -35,9 +34,7 @@ class TcRequest:
                  bpffs_path=bpffs.DEFAULT_BPFFS, state_dir=DEFAULT_STATE_DIR, src=None, defines=None):
         if direction not in DIRECTIONS:
             raise DatapathError("direction %r is not one of ingress, egress." % (direction,))
-        if not _NAME.match(name or ""):
-            raise DatapathError("name %r must start with a letter or digit and hold only letters, digits, '_' "
-                                "and '-' (it becomes a bpffs directory)." % (name,))
+        check_name(name)
         if not isinstance(priority, int) or not 1 <= priority <= 0xFFFF:
             raise DatapathError("priority %r must be an integer from 1 to 65535 (the filter's pref)." % (priority,))
         if not isinstance(handle, int) or not 1 <= handle <= 0xFFFFFFFF:
@@ -46,13 +43,7 @@ class TcRequest:
         self.object_path, self.program, self.config = object_path, program, dict(config or {})
         self.priority, self.handle, self.force, self.verify = priority, handle, force, verify
         self.bpffs, self.state_dir, self.src, self.defines = bpffs_path, state_dir, src, dict(defines or {})
-        self.index_path = os.path.join(bpffs.interface_dir(bpffs_path, interface), name)
-        if pin_path:
-            self.pin_path = pin_path
-        elif os.path.islink(self.index_path):
-            self.pin_path = os.path.realpath(self.index_path)
-        else:
-            self.pin_path = self.index_path
+        self.pin_path, self.index_path = pin_paths(bpffs_path, interface, name, pin_path)
 
     @property
     def hook(self):
@@ -147,7 +138,7 @@ def _deploy(req, store, index, present, hook, old_fd, object_sha, check_mode):
 
 
 def _apply(req, store, index, present, loaded, here, elsewhere, foreign):
-    undo = _Undo()
+    undo = Undo()
     try:
         if not present:
             tcattach.add_clsact(index, req.interface)

@@ -14,17 +14,15 @@ touches the datapath is undone if a later step fails.
 from __future__ import annotations
 
 import os
-import re
 
 from . import attach, bpffs, libbpf
 from .chain import HEAD, LINKS_MAP, PROGS_MAP, SLOT_VAR, Chain
 from .compile import sha256_file
 from .errors import DatapathError
 from .loader import BpfObject, program_maps
-from .program import LoadedProgram, check_pin_kind, fingerprint, prog_id, unpin
+from .program import LoadedProgram, Undo, check_name, check_pin_kind, fingerprint, pin_paths, prog_id, unpin
 from .state import DEFAULT_STATE_DIR, StateStore
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MODES = ("auto", "native", "generic", "offload")
 DEFAULT_PRIORITY = 50
 
@@ -49,43 +47,16 @@ class XdpRequest:
         self.state_dir = state_dir
         self.src = src
         self.defines = dict(defines or {})
-        # a custom pin_path is found again through a symlink in the interface directory
-        self.index_path = os.path.join(bpffs.interface_dir(bpffs_path, interface), name)
-        if pin_path:
-            self.pin_path = pin_path
-        elif os.path.islink(self.index_path):
-            self.pin_path = os.path.realpath(self.index_path)
-        else:
-            self.pin_path = self.index_path
+        self.pin_path, self.index_path = pin_paths(bpffs_path, interface, name, pin_path)
         if mode not in MODES:
             raise DatapathError("mode %r is not one of %s." % (mode, ", ".join(MODES)))
         if not isinstance(priority, int) or not 0 <= priority < 1 << 31:
             raise DatapathError("priority %r must be an integer from 0 to 2147483647." % (priority,))
-        if not _NAME.match(name or ""):
-            raise DatapathError("name %r must start with a letter or digit and hold only letters, digits, '_' "
-                                "and '-' (it becomes a bpffs directory)." % (name,))
+        check_name(name)
 
 
 def _is_chain_aware(fd):
     return PROGS_MAP in program_maps(fd)
-
-
-class _Undo:
-    """Steps to take back, newest first, if a later step fails."""
-
-    def __init__(self):
-        self.steps = []
-
-    def add(self, fn, *args):
-        self.steps.append((fn, args))
-
-    def run(self):
-        for fn, args in reversed(self.steps):
-            try:
-                fn(*args)
-            except (OSError, DatapathError):  # best effort: keep undoing the rest
-                continue
-        self.steps = []
 
 
 class Interface:
@@ -329,7 +300,7 @@ def _tag(prog_fd):
 
 
 def _apply(req, iface, chain, new_root, loaded, slot, old, old_fd, mode, prog_unchanged):
-    undo = _Undo()
+    undo = Undo()
     try:
         fresh_chain = iface.chain is None
         if not prog_unchanged:
