@@ -75,7 +75,8 @@ demo: deps
 bench: deps
 	@command -v ipset >/dev/null && command -v nft >/dev/null || \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ipset nftables >/dev/null
-	$(PY) bench/map_sync.py --rounds 5 $(BENCH_ARGS)
+	$(PY) bench/map_sync.py --rounds 7 $(BENCH_ARGS)
+	$(PY) bench/programs.py
 
 lab-up: deps
 	$(PY) tests/lab/lab.py up 3
