@@ -63,6 +63,14 @@ def _view(req, f, record):
             "config": (record or {}).get("config"), "program": (record or {}).get("program")}
 
 
+def _observe(req, index):
+    """(clsact present, the filters at the hook, an fd of our pinned program or None); call under the lock."""
+    check_pin_kind(req.pin_path, req.name, req.interface, libbpf.PROG_TYPE_SCHED_CLS)
+    present = tcattach.clsact_present(index)
+    hook = tcattach.filters(index, req.direction) if present else []
+    return present, hook, bpffs.get(os.path.join(req.pin_path, "prog"))
+
+
 def deploy(req, check_mode=False):
     store = StateStore(req.state_dir)
     if not check_mode:
@@ -72,10 +80,7 @@ def deploy(req, check_mode=False):
     object_sha = sha256_file(req.object_path)
     index = attach.ifindex(req.interface)
     with store.lock():
-        check_pin_kind(req.pin_path, req.name, req.interface, libbpf.PROG_TYPE_SCHED_CLS)
-        present = tcattach.clsact_present(index)
-        hook = tcattach.filters(index, req.direction) if present else []
-        old_fd = bpffs.get(os.path.join(req.pin_path, "prog"))
+        present, hook, old_fd = _observe(req, index)
         try:
             return _deploy(req, store, index, present, hook, old_fd, object_sha, check_mode)
         finally:
@@ -163,10 +168,7 @@ def remove(req, check_mode=False):
     store = StateStore(req.state_dir)
     index = attach.ifindex(req.interface)
     with store.lock():
-        check_pin_kind(req.pin_path, req.name, req.interface, libbpf.PROG_TYPE_SCHED_CLS)
-        present = tcattach.clsact_present(index)
-        hook = tcattach.filters(index, req.direction) if present else []
-        old_fd = bpffs.get(os.path.join(req.pin_path, "prog"))
+        present, hook, old_fd = _observe(req, index)
         old_id = prog_id(old_fd) if old_fd is not None else None
         if old_fd is not None:
             os.close(old_fd)
