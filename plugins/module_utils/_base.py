@@ -13,6 +13,22 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import attach
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
 
+# Options of every program-deploying module; documented in the wirespeed.datapath.program doc fragment.
+PROGRAM_ARGUMENT_SPEC = dict(
+    src=dict(type="path"),
+    object=dict(type="path"),
+    program=dict(type="str"),
+    config=dict(type="dict", default={}),
+    defines=dict(type="dict", default={}),
+    include_dirs=dict(type="list", elements="path", default=[]),
+    pin_path=dict(type="path"),
+    verify=dict(type="bool", default=True),
+    compile_on=dict(type="str", choices=["auto", "controller", "host"], default="auto"),
+    clang=dict(type="str", default="clang"),
+    bpffs=dict(type="path", default="/sys/fs/bpf"),
+    state_dir=dict(type="path", default="/var/lib/wirespeed"),
+)
+
 
 class DatapathModule:
     """Build the AnsibleModule, call the engine, turn its answer into the task result.

@@ -50,28 +50,6 @@ options:
     description: Name of this program on the interface (shared with XDP programs there); letters, digits, C(_), C(-).
     type: str
     required: true
-  src:
-    description: BPF C source, compiled on the controller (or on the host, see O(compile_on)).
-    type: path
-  object:
-    description: A prebuilt BPF object (looked up on the controller first, else taken as a host path).
-    type: path
-  program:
-    description: Function name of the tc program in the object. Default is the only one there.
-    type: str
-  config:
-    description: Values for C(const volatile) globals, written into C(.rodata) before load (types from BTF).
-    type: dict
-    default: {}
-  defines:
-    description: Preprocessor definitions passed to clang as C(-DKEY=VALUE).
-    type: dict
-    default: {}
-  include_dirs:
-    description: Extra include directories for clang.
-    type: list
-    elements: path
-    default: []
   priority:
     description: The filter's pref; lower runs first.
     type: int
@@ -80,9 +58,6 @@ options:
     description: The filter's handle within its pref.
     type: int
     default: 1
-  pin_path:
-    description: Directory on bpffs for the pins. Default C(<bpffs>/wirespeed/<interface>/<name>).
-    type: path
   state:
     description: C(present) deploys the filter; C(absent) removes exactly the one deployed under O(name).
     type: str
@@ -92,27 +67,8 @@ options:
     description: Replace (or with O(state=absent), remove) a filter another tool put at O(priority).
     type: bool
     default: false
-  verify:
-    description: In check mode, load the program to run the verifier, then unload it.
-    type: bool
-    default: true
-  compile_on:
-    description: Where O(src) is compiled; C(auto) uses the controller when it has clang, else the host.
-    type: str
-    choices: [auto, controller, host]
-    default: auto
-  clang:
-    description: Name or path of the clang binary.
-    type: str
-    default: clang
-  bpffs:
-    description: Mount point of the BPF filesystem.
-    type: path
-    default: /sys/fs/bpf
-  state_dir:
-    description: Directory where the host keeps what wirespeed deployed and the versions before.
-    type: path
-    default: /var/lib/wirespeed
+extends_documentation_fragment:
+  - wirespeed.datapath.program
 seealso:
   - module: wirespeed.datapath.xdp_program
   - module: wirespeed.datapath.xdp_map_entry
@@ -188,30 +144,22 @@ detail:
   type: str
 """
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._base import DatapathModule
+from ansible_collections.wirespeed.datapath.plugins.module_utils._base import (
+    PROGRAM_ARGUMENT_SPEC,
+    DatapathModule,
+)
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import tc
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.compile import object_for
 
 ARGUMENT_SPEC = dict(
+    PROGRAM_ARGUMENT_SPEC,
     interface=dict(type="str", required=True),
     direction=dict(type="str", choices=list(tc.DIRECTIONS), required=True),
     name=dict(type="str", required=True),
-    src=dict(type="path"),
-    object=dict(type="path"),
-    program=dict(type="str"),
-    config=dict(type="dict", default={}),
-    defines=dict(type="dict", default={}),
-    include_dirs=dict(type="list", elements="path", default=[]),
     priority=dict(type="int", default=tc.DEFAULT_PRIORITY),
     handle=dict(type="int", default=tc.DEFAULT_HANDLE),
-    pin_path=dict(type="path"),
     state=dict(type="str", choices=["present", "absent"], default="present"),
     force=dict(type="bool", default=False),
-    verify=dict(type="bool", default=True),
-    compile_on=dict(type="str", choices=["auto", "controller", "host"], default="auto"),
-    clang=dict(type="str", default="clang"),
-    bpffs=dict(type="path", default="/sys/fs/bpf"),
-    state_dir=dict(type="path", default="/var/lib/wirespeed"),
 )
 
 

@@ -51,33 +51,6 @@ options:
         in later runs. Letters, digits, C(_) and C(-).
     type: str
     required: true
-  src:
-    description:
-      - BPF C source file, compiled with C(clang -O2 -g -target bpf -Wall -Werror).
-      - Looked up on the controller like a role file, compiled there, and the object shipped to the host.
-    type: path
-  object:
-    description: A prebuilt BPF object file on the managed host (or on the controller through the action plugin).
-    type: path
-  program:
-    description: Function name of the XDP program in the object. Default is the only XDP program there.
-    type: str
-  config:
-    description:
-      - Values for C(const volatile) globals of the program, written into C(.rodata) before load.
-      - Types come from the object's BTF; an unknown name or a value that does not fit fails the task.
-        Globals typed C(__be16)/C(__be32) are stored in network byte order.
-    type: dict
-    default: {}
-  defines:
-    description: Preprocessor definitions passed to clang as C(-DKEY=VALUE).
-    type: dict
-    default: {}
-  include_dirs:
-    description: Extra include directories for clang (the collection's C(files/bpf/include) is always there).
-    type: list
-    elements: path
-    default: []
   mode:
     description:
       - XDP attach mode of the interface's chain root. C(auto) keeps the mode already in use, or tries
@@ -91,9 +64,6 @@ options:
     description: Order in the chain; lower runs first. Ties are ordered by O(name).
     type: int
     default: 50
-  pin_path:
-    description: Directory on bpffs for this program's pins. Default C(<bpffs>/wirespeed/<interface>/<name>).
-    type: path
   state:
     description: C(present) deploys the program; C(absent) removes exactly what this module deployed under O(name).
     type: str
@@ -105,20 +75,6 @@ options:
         wirespeed did not attach. Without it such a program is left alone and the task fails.
     type: bool
     default: false
-  verify:
-    description: In check mode, load the program to run the verifier, then unload it.
-    type: bool
-    default: true
-  compile_on:
-    description:
-      - Where O(src) is compiled. C(auto) uses the controller when it has clang, else the host.
-    type: str
-    choices: [auto, controller, host]
-    default: auto
-  clang:
-    description: Name or path of the clang binary (on the controller and on the host).
-    type: str
-    default: clang
   root_object:
     description: Compiled chain root on the host. Set by the action plugin; leave unset.
     type: path
@@ -127,17 +83,11 @@ options:
       - Source of the chain root on the host, compiled there when O(root_object) is not given.
       - Set by the action plugin; leave unset.
     type: path
-  bpffs:
-    description: Mount point of the BPF filesystem; mounted there when it is not yet.
-    type: path
-    default: /sys/fs/bpf
-  state_dir:
-    description: Directory where the host keeps what wirespeed deployed and the versions before.
-    type: path
-    default: /var/lib/wirespeed
 notes:
   - Replacing a program while traffic flows loses no packets; only a mode change has a gap.
   - Requires root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN for bpffs).
+extends_documentation_fragment:
+  - wirespeed.datapath.program
 seealso:
   - module: wirespeed.datapath.datapath_info
 """
@@ -219,31 +169,23 @@ detail:
   type: str
 """
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._base import DatapathModule
+from ansible_collections.wirespeed.datapath.plugins.module_utils._base import (
+    PROGRAM_ARGUMENT_SPEC,
+    DatapathModule,
+)
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import xdp
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.compile import object_for
 
 ARGUMENT_SPEC = dict(
+    PROGRAM_ARGUMENT_SPEC,
     interface=dict(type="str", required=True),
     name=dict(type="str", required=True),
-    src=dict(type="path"),
-    object=dict(type="path"),
-    program=dict(type="str"),
-    config=dict(type="dict", default={}),
-    defines=dict(type="dict", default={}),
-    include_dirs=dict(type="list", elements="path", default=[]),
     mode=dict(type="str", choices=list(xdp.MODES), default="auto"),
     priority=dict(type="int", default=xdp.DEFAULT_PRIORITY),
-    pin_path=dict(type="path"),
     state=dict(type="str", choices=["present", "absent"], default="present"),
     force=dict(type="bool", default=False),
-    verify=dict(type="bool", default=True),
-    compile_on=dict(type="str", choices=["auto", "controller", "host"], default="auto"),
-    clang=dict(type="str", default="clang"),
     root_object=dict(type="path"),
     root_src=dict(type="path"),
-    bpffs=dict(type="path", default="/sys/fs/bpf"),
-    state_dir=dict(type="path", default="/var/lib/wirespeed"),
 )
 
 

@@ -1,0 +1,65 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    """Options every program-deploying module (xdp_program, tc_filter) shares."""
+
+    DOCUMENTATION = r"""
+options:
+  src:
+    description:
+      - BPF C source file, compiled with C(clang -O2 -g -target bpf -Wall -Werror).
+      - Looked up on the controller like a role file, compiled there, and the object shipped to the host
+        (or compiled on the host, see O(compile_on)).
+    type: path
+  object:
+    description: A prebuilt BPF object (looked up on the controller first and shipped, else taken as a host path).
+    type: path
+  program:
+    description: Function name of the program in the object. Default is the only program of the module's type there.
+    type: str
+  config:
+    description:
+      - Values for C(const volatile) globals of the program, written into C(.rodata) before load.
+      - Types come from the object's BTF; an unknown name or a value that does not fit fails the task.
+        Globals typed C(__be16)/C(__be32) are stored in network byte order.
+    type: dict
+    default: {}
+  defines:
+    description: Preprocessor definitions passed to clang as C(-DKEY=VALUE).
+    type: dict
+    default: {}
+  include_dirs:
+    description: Extra include directories for clang (the collection's C(files/bpf/include) is always there).
+    type: list
+    elements: path
+    default: []
+  pin_path:
+    description: Directory on bpffs for this program's pins. Default C(<bpffs>/wirespeed/<interface>/<name>).
+    type: path
+  verify:
+    description: In check mode, load the program to run the verifier, then unload it.
+    type: bool
+    default: true
+  compile_on:
+    description: Where O(src) is compiled. C(auto) uses the controller when it has clang, else the host.
+    type: str
+    choices: [auto, controller, host]
+    default: auto
+  clang:
+    description: Name or path of the clang binary (on the controller and on the host).
+    type: str
+    default: clang
+  bpffs:
+    description: Mount point of the BPF filesystem; mounted there when it is not yet.
+    type: path
+    default: /sys/fs/bpf
+  state_dir:
+    description: Directory where the host keeps what wirespeed deployed and the versions before.
+    type: path
+    default: /var/lib/wirespeed
+"""
