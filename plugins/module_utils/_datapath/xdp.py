@@ -266,6 +266,7 @@ def _deploy(req, store, iface, object_sha, check_mode):
             result["tag"] = new_fp["tag"]
             kept = store.keep_object(req.object_path, object_sha)
             store.record(req.interface, req.name, {
+                "kind": "xdp", "root_object": store.keep_object(req.root_object, sha256_file(req.root_object)),
                 "object_sha256": object_sha, "object": kept, "program": loaded.function,
                 "config": req.config, "defines": req.defines, "mode": result["mode"], "priority": req.priority,
                 "src": req.src, "prog_id": result["prog_id"], "tag": result["tag"], "pin_path": req.pin_path,

@@ -1,0 +1,334 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
+"""Checkpoints of a host's whole wirespeed datapath, and rollback to them.
+
+A checkpoint holds every program this collection runs on the host (its
+stored object, config, priority, mode or hook) and the contents of its maps.
+Counters are not part of it: per-CPU maps (action and reason counters) and
+LRU maps (rate-limit state) are left out, and for hash and LPM maps only the
+set of keys decides whether two checkpoints differ, since their values count
+hits.
+
+A run brackets its changes with begin() and commit(). begin() writes the
+datapath as it is to `pending`; commit() moves `pending` onto the history
+stack only if the datapath differs from it now, so a run that changed nothing
+leaves the history alone. A run that failed between the two leaves `pending`
+behind; rollback and the next begin() treat it as the state before that run.
+rollback() goes back one change per call; rollback(to="none") removes every
+program this collection attached and records what was there, so a later
+rollback brings it back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+
+from . import bpffs, maps, tc, xdp
+from .errors import DatapathError
+from .state import DEFAULT_STATE_DIR, StateStore
+
+HISTORY_KEEP = 10
+SKIP_TYPES = maps.PERCPU | {maps.LRU_HASH}
+KEYS_ONLY = {maps.HASH, maps.LPM_TRIE, maps.DEVMAP_HASH}
+FORMAT = 1
+
+
+def _program_key(p):
+    return "%s/%s" % (p["interface"], p["name"])
+
+
+def _identity(record):
+    """The parts of a program record that make it the same datapath."""
+    keep = ("kind", "object_sha256", "program", "config", "priority", "mode", "direction", "handle", "pin_path")
+    return {k: record.get(k) for k in keep}
+
+
+def _map_contents(pin_path):
+    """{map name: {type, key_size, value_size, entries: [[key hex, value hex]]}} of a program's maps."""
+    out = {}
+    mdir = os.path.join(pin_path, "maps")
+    if not os.path.isdir(mdir):
+        return out
+    for name in sorted(os.listdir(mdir)):
+        with maps.PinnedMap(os.path.join(mdir, name)) as m:
+            if m.type in SKIP_TYPES:
+                continue
+            out[name] = {"type": m.type, "key_size": m.key_size, "value_size": m.value_size,
+                         "entries": sorted([k.hex(), v.hex()] for k, v in m.dump().items())}
+    return out
+
+
+def _digest(programs):
+    h = hashlib.sha256()
+    for p in programs:
+        h.update(json.dumps([_program_key(p), _identity(p["record"])], sort_keys=True).encode())
+        for name, content in sorted(p["maps"].items()):
+            if content["type"] in KEYS_ONLY:
+                entries = [k for k, _v in content["entries"]]
+            else:
+                entries = content["entries"]
+            h.update(json.dumps([name, entries]).encode())
+    return h.hexdigest()
+
+
+def take(state_dir=DEFAULT_STATE_DIR):
+    """The datapath as it runs now: programs from the state record, maps from bpffs."""
+    data = StateStore(state_dir).load()
+    programs = []
+    for ifname, entries in sorted(data["interfaces"].items()):
+        for name, entry in sorted(entries.items()):
+            record = (entry or {}).get("current") if not name.startswith("_") else None
+            if not record:
+                continue
+            programs.append({"interface": ifname, "name": name, "record": record,
+                             "maps": _map_contents(record["pin_path"]) if record.get("pin_path") else {}})
+    return {"format": FORMAT, "taken_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "programs": programs, "digest": _digest(programs)}
+
+
+def describe(snap):
+    """One line per program of a checkpoint, for people."""
+    lines = []
+    for p in snap["programs"]:
+        r = p["record"]
+        hook = r.get("kind", "xdp") if r.get("kind") != "tc" else "tc %s" % r.get("direction")
+        entries = sum(len(m["entries"]) for m in p["maps"].values())
+        lines.append("%s %s: %s priority %s, object %s, %d map entries"
+                     % (p["interface"], hook, p["name"], r.get("priority"), (r.get("object_sha256") or "?")[:12],
+                        entries))
+    return lines or ["no wirespeed programs"]
+
+
+class History:
+    """The checkpoints of one host: `pending` and a numbered stack under <state_dir>/checkpoints."""
+
+    def __init__(self, state_dir=DEFAULT_STATE_DIR):
+        self.state_dir = state_dir
+        self.directory = os.path.join(state_dir, "checkpoints")
+        self.pending_path = os.path.join(self.directory, "pending.json")
+
+    def _write(self, path, snap):
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".ckpt.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(snap, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    @staticmethod
+    def _read(path):
+        try:
+            with open(path) as fh:
+                return json.load(fh)
+        except FileNotFoundError:
+            return None
+        except ValueError as exc:
+            raise DatapathError("the checkpoint %s is not valid JSON (%s); move it aside and run again."
+                                % (path, exc)) from exc
+
+    def numbered(self):
+        if not os.path.isdir(self.directory):
+            return []
+        names = [n for n in os.listdir(self.directory) if n.endswith(".json") and n[:-5].isdigit()]
+        return sorted(os.path.join(self.directory, n) for n in names)
+
+    def pending(self):
+        return self._read(self.pending_path)
+
+    def push(self, snap):
+        existing = self.numbered()
+        number = int(os.path.basename(existing[-1])[:-5]) + 1 if existing else 1
+        self._write(os.path.join(self.directory, "%06d.json" % number), snap)
+        for old in self.numbered()[:-HISTORY_KEEP]:
+            os.unlink(old)
+
+    def top(self):
+        existing = self.numbered()
+        return (existing[-1], self._read(existing[-1])) if existing else (None, None)
+
+    def drop_pending(self):
+        if os.path.exists(self.pending_path):
+            os.unlink(self.pending_path)
+
+    def settle_pending(self, now):
+        """A pending checkpoint that differs from now is the state before an unfinished run: keep it."""
+        pending = self.pending()
+        if pending is not None and pending["digest"] != now["digest"]:
+            self.push(pending)
+        self.drop_pending()
+        return pending is not None and pending["digest"] != now["digest"]
+
+
+def begin(state_dir=DEFAULT_STATE_DIR, check_mode=False):
+    store = StateStore(state_dir)
+    with store.lock():
+        history = History(state_dir)
+        now = take(state_dir)
+        if check_mode:
+            return {"changed": False, "checkpoint": now["digest"], "programs": describe(now)}
+        settled = history.settle_pending(now)
+        history._write(history.pending_path, now)
+        return {"changed": False, "checkpoint": now["digest"], "programs": describe(now),
+                "recorded_unfinished_run": settled}
+
+
+def commit(state_dir=DEFAULT_STATE_DIR, check_mode=False):
+    store = StateStore(state_dir)
+    with store.lock():
+        history = History(state_dir)
+        now = take(state_dir)
+        pending = history.pending()
+        recorded = pending is not None and pending["digest"] != now["digest"]
+        if not check_mode:
+            history.settle_pending(now)
+        return {"changed": False, "recorded": recorded, "checkpoint": now["digest"], "programs": describe(now)}
+
+
+def rollback(to="previous", bpffs_path=None, state_dir=DEFAULT_STATE_DIR, check_mode=False):
+    """Bring the datapath back to the checkpoint before the last change (or to nothing)."""
+    if to not in ("previous", "none"):
+        raise DatapathError("rollback_to %r is not one of previous, none." % (to,))
+    bpffs_path = bpffs_path or bpffs.DEFAULT_BPFFS
+    history = History(state_dir)
+    now = take(state_dir)
+    source = None
+    if to == "none":
+        target = {"programs": [], "digest": _digest([])}
+    else:
+        pending = history.pending()
+        if pending is not None and pending["digest"] != now["digest"]:
+            source, target = "pending", pending
+        else:
+            path, target = history.top()
+            source = path
+        if target is None:
+            return {"changed": False, "restored": None, "before": describe(now), "after": describe(now),
+                    "msg": "no earlier datapath is recorded on this host; nothing to roll back to."}
+    actions = _plan(now, target)
+    result = {"changed": bool(actions), "restored": target.get("taken_at") if to == "previous" else "none",
+              "before": describe(now), "after": describe(target), "actions": [a[0] for a in actions],
+              "diff": {"before": "\n".join(describe(now)) + "\n", "after": "\n".join(describe(target)) + "\n"}}
+    if check_mode:
+        return result
+    for _text, apply in actions:
+        apply(bpffs_path, state_dir)
+    if to == "none":
+        if now["programs"]:
+            history.push(now)
+        history.drop_pending()
+    elif source == "pending":
+        history.drop_pending()
+    else:
+        os.unlink(source)
+    return result
+
+
+def _plan(now, target):
+    """[(description, apply(bpffs, state_dir))] that turn `now` into `target`.
+
+    Programs that stay or come back are deployed before the others are
+    removed, so a chain never empties (and detaches) on the way.
+    """
+    current = {_program_key(p): p for p in now["programs"]}
+    wanted = {_program_key(p): p for p in target["programs"]}
+    moves = [k for k in current if k in wanted and _moves(current[k]["record"], wanted[k]["record"])]
+    actions = [("remove %s" % k, _remover(current[k])) for k in moves]
+    for key, p in wanted.items():
+        old = current.get(key) if key not in moves else None
+        if old is None or _identity(old["record"]) != _identity(p["record"]):
+            actions.append(("deploy %s (object %s, priority %s)"
+                            % (key, p["record"]["object_sha256"][:12], p["record"].get("priority")), _deployer(p)))
+        changes = _map_changes(p, old)
+        if changes:
+            actions.append(("maps of %s: %s" % (key, ", ".join(changes)), _map_writer(p)))
+    actions += [("remove %s" % k, _remover(p)) for k, p in current.items() if k not in wanted]
+    return actions
+
+
+def _moves(old, new):
+    """Whether going from record old to new needs a remove first (another hook)."""
+    return old.get("kind", "xdp") != new.get("kind", "xdp") or old.get("direction") != new.get("direction")
+
+
+def _map_changes(p, current):
+    out = []
+    have = (current or {}).get("maps", {})
+    for name, content in sorted(p["maps"].items()):
+        want = {k: v for k, v in content["entries"]}
+        got = {k: v for k, v in have.get(name, {}).get("entries", [])}
+        if content["type"] in KEYS_ONLY:
+            plus, minus = len(want.keys() - got.keys()), len(got.keys() - want.keys())
+            if plus or minus:
+                out.append("%s +%d -%d" % (name, plus, minus))
+        elif want != got:
+            out.append("%s %d values" % (name, sum(1 for k in want if got.get(k) != want[k])))
+    return out
+
+
+def _request(p, bpffs_path, state_dir):
+    r = p["record"]
+    for path in (r.get("object"), r.get("root_object")) if r.get("kind", "xdp") == "xdp" else (r.get("object"),):
+        if not path or not os.path.exists(path):
+            raise DatapathError("the stored object of %s on %s (%s) is missing from %s; it cannot be restored, "
+                                "so deploy it again with its playbook." % (p["name"], p["interface"], path,
+                                                                          state_dir))
+    if r.get("kind") == "tc":
+        return tc.TcRequest(p["interface"], r["direction"], p["name"], object_path=r["object"],
+                            program=r.get("program"), config=r.get("config"), priority=r["priority"],
+                            handle=r["handle"], pin_path=r.get("pin_path"), bpffs_path=bpffs_path,
+                            state_dir=state_dir, src=r.get("src"), defines=r.get("defines"))
+    return xdp.XdpRequest(p["interface"], p["name"], object_path=r["object"], root_object=r["root_object"],
+                          program=r.get("program"), config=r.get("config"), mode=r.get("mode") or "auto",
+                          priority=r["priority"], pin_path=r.get("pin_path"), bpffs_path=bpffs_path,
+                          state_dir=state_dir, src=r.get("src"), defines=r.get("defines"))
+
+
+def _remover(p):
+    def apply(bpffs_path, state_dir):
+        r = p["record"]
+        if r.get("kind") == "tc":
+            tc.remove(tc.TcRequest(p["interface"], r["direction"], p["name"], priority=r["priority"],
+                                   handle=r["handle"], pin_path=r.get("pin_path"), bpffs_path=bpffs_path,
+                                   state_dir=state_dir))
+        else:
+            xdp.remove(xdp.XdpRequest(p["interface"], p["name"], priority=r["priority"], pin_path=r.get("pin_path"),
+                                      bpffs_path=bpffs_path, state_dir=state_dir))
+    return apply
+
+
+def _deployer(p):
+    def apply(bpffs_path, state_dir):
+        req = _request(p, bpffs_path, state_dir)
+        (tc if p["record"].get("kind") == "tc" else xdp).deploy(req)
+    return apply
+
+
+def _map_writer(p):
+    """Make each recorded map hold the recorded keys; live values (hit counts) of kept keys stay."""
+    def apply(bpffs_path, state_dir):
+        mdir = os.path.join(p["record"]["pin_path"], "maps")
+        for name, content in sorted(p["maps"].items()):
+            with maps.PinnedMap(os.path.join(mdir, name)) as m:
+                if (m.key_size, m.value_size) != (content["key_size"], content["value_size"]):
+                    raise DatapathError("map %s of %s on %s changed its layout since the checkpoint; deploy the "
+                                        "program again with its playbook." % (name, p["name"], p["interface"]))
+                want = {bytes.fromhex(k): bytes.fromhex(v) for k, v in content["entries"]}
+                got = m.dump()
+                if content["type"] in KEYS_ONLY:
+                    m.delete([k for k in got if k not in want])
+                    m.write([(k, v) for k, v in want.items() if k not in got])
+                else:
+                    m.write([(k, v) for k, v in want.items() if got.get(k) != v])
+    return apply
+
