@@ -40,8 +40,8 @@
 #define FW_PORTS_MAX 1024
 #endif
 
-const volatile __u8 default_drop = 0;
-const volatile __u8 drop_malformed = 1;
+const volatile _Bool default_drop = 0;
+const volatile _Bool drop_malformed = 1;
 
 struct fw_addr_v6 {
 	__u8 addr[16];

@@ -23,8 +23,8 @@
 #include "wirespeed/parsing.h"
 
 const volatile __u8 match_proto = 0;
-const volatile __u8 match_ports = 0;
-const volatile __u8 match_nets = 0;
+const volatile _Bool match_ports = 0;
+const volatile _Bool match_nets = 0;
 const volatile __u32 sample_n = 1;
 
 #define MIRROR_MATCHED	0

@@ -34,7 +34,7 @@
 const volatile __u32 max_new = 5;
 const volatile __u32 window_ms = 60000;
 const volatile __u32 ban_s = 600;
-const volatile __u8 all_ports = 0;
+const volatile _Bool all_ports = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

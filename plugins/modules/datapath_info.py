@@ -33,6 +33,11 @@ options:
     description: Interfaces to report. Default is every interface of the host.
     type: list
     elements: str
+  host:
+    description:
+      - Also report what the host offers the datapath under C(host), for preflight checks of roles.
+    type: bool
+    default: false
   bpffs:
     description: Mount point of the BPF filesystem.
     type: path
@@ -91,21 +96,57 @@ datapath:
       managed: true
       xdp_prog: {id: 41, name: wirespeed_root, tag: 0aaaaecf59886388}
       chain: [{name: drop-port, slot: 0, priority: 50, position: 0, prog: {id: 44, name: drop_port_prog}}]
+host:
+  description: What the host offers the datapath; only with I(host=true).
+  returned: when host is true
+  type: dict
+  contains:
+    kernel:
+      description: Kernel release.
+      type: str
+    kernel_version:
+      description: Major and minor version of the kernel.
+      type: list
+      elements: int
+    bpffs:
+      description: Path of the BPF filesystem, whether it is mounted, and whether it can be (the directory exists).
+      type: dict
+    btf:
+      description: Whether the kernel exposes its BTF (/sys/kernel/btf/vmlinux).
+      type: bool
+    controller_address:
+      description:
+        - The address the SSH session running this module comes from (from C(SSH_CONNECTION), found up the
+          process tree, so it survives become), or null for local connections.
+      type: str
+    interfaces:
+      description:
+        - Interface name to ifindex, kind (veth, bridge, vlan... or hardware), driver, xdp_native (true,
+          false, or null when not known before attaching) and xdp_offload.
+      type: dict
+  sample:
+    kernel: 6.18.0-1-amd64
+    controller_address: 198.18.7.1
+    interfaces: {eth0: {ifindex: 2, kind: veth, driver: null, xdp_native: true, xdp_offload: false}}
 """
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import DatapathModule
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import info
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import host, info
 
 ARGUMENT_SPEC = dict(
     interfaces=dict(type="list", elements="str"),
+    host=dict(type="bool", default=False),
     bpffs=dict(type="path", default="/sys/fs/bpf"),
     state_dir=dict(type="path", default="/var/lib/wirespeed"),
 )
 
 
 def run(params, check_mode, diff_mode):
-    return {"changed": False,
-            "datapath": info.gather(params["interfaces"], params["bpffs"], params["state_dir"])}
+    result = {"changed": False,
+              "datapath": info.gather(params["interfaces"], params["bpffs"], params["state_dir"])}
+    if params["host"]:
+        result["host"] = host.facts(params["bpffs"])
+    return result
 
 
 def main():

@@ -7,7 +7,8 @@
     lab.py status [--dir D]   what the lab in D is made of
 
 Each host is a network namespace with its own mount namespace: its own
-bpffs at /sys/fs/bpf, its own tmpfs at /var/lib/wirespeed, its own sshd.
+bpffs at /sys/fs/bpf, its own tmpfs at /var/lib/wirespeed, its own sshd,
+and a veth pair mon0/mon0p inside it as a monitoring port for the mirror.
 Its `eth0` hangs on a bridge in the root namespace, which also holds the
 controller's address; a `peer` namespace on the same bridge sends traffic.
 Names carry a random suffix; addresses come from 198.18.0.0/15 (RFC 2544,
@@ -98,6 +99,9 @@ class Lab:
                 self.meta["hosts"].append(host)
                 self._save()
                 self._namespace(host["ns"], host["veth"], host["ip"])
+                # a monitoring port for the mirror role: copies sent to mon0 arrive on mon0p
+                nsexec(host["ns"], "ip link add mon0 type veth peer name mon0p && ip link set mon0 up "
+                                   "&& ip link set mon0p up")
                 self._sshd(host)
             self._inventory(python or sys.executable)
             self._wait_ssh()
@@ -155,7 +159,7 @@ class Lab:
             "", "[lab:vars]", "ansible_user=root", "ansible_ssh_private_key_file=%s" % key,
             "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
             "-o LogLevel=ERROR -o ControlMaster=auto -o ControlPersist=60s -o ControlPath=%s/cp-%%h'" % self.dir,
-            "ansible_python_interpreter=%s" % python,
+            "ansible_python_interpreter=%s" % python, "ansible_pipelining=true",
             "lab_controller_ip=%s" % self.meta["controller"],
             "lab_peer_ns=%s" % self.peer["ns"], "lab_peer_ip=%s" % self.peer["ip"], "",
         ]

@@ -67,6 +67,19 @@ def interfaces():
         return {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()}
 
 
+def link_kinds():
+    """{name: (ifindex, kind)}; kind is the rtnetlink link kind (veth, bridge, vlan...) or None for hardware."""
+    with _ipr() as ipr:
+        out = {}
+        for link in ipr.get_links():
+            info = link.get_attr("IFLA_LINKINFO")
+            kind = info.get_attr("IFLA_INFO_KIND") if info else None
+            if link.get_attr("IFLA_IFNAME") == "lo":
+                kind = "loopback"
+            out[link.get_attr("IFLA_IFNAME")] = (link["index"], kind)
+        return out
+
+
 def xdp_state(index):
     """{'mode': native|generic|offload|None, 'prog_id': int|None} of the interface."""
     with _ipr() as ipr:

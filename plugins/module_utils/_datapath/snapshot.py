@@ -216,7 +216,8 @@ def rollback(to="previous", bpffs_path=None, state_dir=DEFAULT_STATE_DIR, check_
             return {"changed": False, "restored": None, "before": describe(now), "after": describe(now),
                     "msg": "no earlier datapath is recorded on this host; nothing to roll back to."}
     actions = _plan(now, target)
-    result = {"changed": bool(actions), "restored": target.get("taken_at") if to == "previous" else "none",
+    result = {"changed": bool(actions), "check_mode": check_mode,
+              "restored": target.get("taken_at") if to == "previous" else "none",
               "before": describe(now), "after": describe(target), "actions": [a[0] for a in actions],
               "diff": {"before": "\n".join(describe(now)) + "\n", "after": "\n".join(describe(target)) + "\n"}}
     if check_mode:

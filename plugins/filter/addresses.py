@@ -1,0 +1,63 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters for the roles' lists: addresses (check, split, find entries covering protected ones), ports, protocols."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.wirespeed.datapath.plugins.plugin_utils import _addresses
+
+
+def _wrap(func):
+    def call(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except _addresses.AddressError as exc:
+            raise AnsibleFilterError(str(exc)) from exc
+    call.__name__ = func.__name__
+    return call
+
+
+@_wrap
+def address_check(entries, variable="the list"):
+    """The entries as canonical strings; fails naming the variable and item of the first bad one."""
+    return [str(n) for n in _addresses.check_list(entries, variable)]
+
+
+@_wrap
+def address_split(entries):
+    """{v4, v6, net_v4, net_v6}: single addresses apart from networks, duplicates dropped."""
+    return _addresses.split(entries or [])
+
+
+@_wrap
+def address_conflicts(deny, protected):
+    """['<deny entry> covers <address>'] for each protected address or network a deny entry would cut off."""
+    return _addresses.conflicts(deny or [], [p for p in (protected or []) if p])
+
+
+@_wrap
+def port_rules(rules, variable="the port rules"):
+    """[{proto, pad, port}] keys of the firewall's deny_ports map from [{proto, port}] rules, checked."""
+    return _addresses.port_rules(rules, variable)
+
+
+@_wrap
+def port_check(values, variable="the ports"):
+    """The ports as integers; fails naming the variable and item of one out of 1..65535."""
+    return _addresses.ports(values, variable)
+
+
+@_wrap
+def protocol_number(value, variable="the protocol"):
+    """A protocol number from a name (tcp, udp, icmp...) or number; C(any) is 0."""
+    return 0 if value in (None, "any") else _addresses.protocol(value, variable)
+
+
+class FilterModule:
+    def filters(self):
+        return {"address_check": address_check, "address_split": address_split,
+                "address_conflicts": address_conflicts, "port_rules": port_rules, "port_check": port_check,
+                "protocol_number": protocol_number}

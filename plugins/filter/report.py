@@ -1,0 +1,91 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters that turn per-host results into the tables rollback.yml and status.yml print."""
+
+from __future__ import annotations
+
+COLUMNS = ("host", "interface", "hook", "#", "program", "mode", "passed", "dropped", "drops by reason")
+
+
+def _table(rows):
+    widths = [max(len(str(r[i])) for r in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
+    return ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [COLUMNS, *rows]]
+
+
+def _failure(result):
+    if not result:
+        return "no result (the host was not in this run)"
+    if result.get("unreachable"):
+        return "UNREACHABLE: %s" % ((result.get("msg") or "").strip().splitlines() or ["no answer"])[0]
+    if result.get("failed"):
+        return "FAILED: %s" % result.get("msg")
+    return None
+
+
+def _program_rows(host, ifname, iface):
+    rows = []
+    programs = iface.get("programs") or {}
+    for entry in iface.get("chain") or []:
+        p = programs.get(entry["name"]) or {}
+        counters = p.get("counters") or {}
+        reasons = {k: v["packets"] for k, v in (p.get("drop_reasons") or {}).items() if v["packets"]}
+        rows.append((host, ifname, "xdp", entry["position"] + 1, entry["name"], iface.get("xdp_mode") or "-",
+                     counters.get("pass", {}).get("packets", "-"), counters.get("drop", {}).get("packets", "-"),
+                     ", ".join("%s=%d" % kv for kv in sorted(reasons.items())) or "-"))
+    for direction in ("ingress", "egress"):
+        for f in (iface.get("tc") or {}).get(direction) or []:
+            rows.append((host, ifname, "tc " + direction, f.get("pref"),
+                         f.get("program") or "%s (not wirespeed)" % (f.get("name") or f.get("kind")), "-", "-",
+                         "-", "-"))
+    if iface.get("xdp_prog") and not iface.get("managed"):
+        rows.append((host, ifname, "xdp", "-", "%s (not wirespeed)" % iface["xdp_prog"]["name"],
+                     iface.get("xdp_mode"), "-", "-", "-"))
+    return rows
+
+
+def status_table(hostvars, hosts):
+    """Lines of one table: per host and interface, programs in order with mode and drops by reason."""
+    rows = []
+    for host in hosts:
+        result = (hostvars.get(host) or {}).get("wirespeed_status")
+        problem = _failure(result)
+        if problem:
+            rows.append((host, "-", "-", "-", problem, "", "", "", ""))
+            continue
+        found = False
+        for ifname, iface in sorted((result.get("datapath") or {}).items()):
+            got = _program_rows(host, ifname, iface)
+            rows.extend(got)
+            found = found or bool(got)
+        if not found:
+            rows.append((host, "-", "-", "-", "no XDP or TC programs", "", "", "", ""))
+    return _table(rows)
+
+
+def rollback_report(result, host):
+    """Lines saying what one host's rollback did."""
+    problem = _failure(result)
+    if problem:
+        return ["%s: %s" % (host, problem)]
+    if result.get("restored") is None:
+        return ["%s: %s" % (host, result.get("msg") or "nothing to roll back to")]
+    would = result.get("check_mode")
+    head = "%s: %s" % (host, ("would remove" if would else "removed") + " every wirespeed program"
+                       if result["restored"] == "none" else ("would restore" if would else "restored")
+                       + " the datapath checkpointed at %s" % result["restored"])
+    if not result.get("changed"):
+        head += " (it was already in place)"
+    return [head] + ["  now: %s" % line for line in result.get("after") or []] + \
+        ["  did: %s" % a for a in result.get("actions") or []]
+
+
+def rollback_summary(hostvars, hosts):
+    """One line per host: restored, nothing to do, unreachable or failed."""
+    return [rollback_report((hostvars.get(h) or {}).get("wirespeed_rollback"), h)[0] for h in hosts]
+
+
+class FilterModule:
+    def filters(self):
+        return {"status_table": status_table, "rollback_report": rollback_report,
+                "rollback_summary": rollback_summary}

@@ -1,0 +1,91 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
+"""What a host offers the datapath, for preflight checks: kernel, bpffs, interfaces, who is connected."""
+
+from __future__ import annotations
+
+import os
+
+from . import attach, bpffs
+
+# Link kinds whose drivers have no native XDP: generic (skb) mode only.
+NO_NATIVE = {"bridge", "vlan", "macvlan", "macvtap", "ipvlan", "dummy", "loopback", "ipip", "gre", "gretap",
+             "ip6gre", "ip6gretap", "sit", "ip6tnl", "vti", "vti6", "wireguard", "vxlan", "geneve", "team",
+             "vrf", "ifb", "nlmon", "can", "bareudp"}
+# Virtual kinds and hardware drivers known to run XDP natively.
+NATIVE_KINDS = {"veth", "bond", "tun", "netkit", "xen-netfront"}
+NATIVE_DRIVERS = {"virtio_net", "ixgbe", "ixgbevf", "i40e", "ice", "igb", "igc", "mlx4_en", "mlx4_core", "mlx5_core",
+                  "ena", "nfp", "bnxt_en", "qede", "thunder_nicvf", "sfc", "tap", "hv_netvsc", "stmmaceth",
+                  "fec", "mvneta", "mvpp2", "dpaa2-eth", "lan966x-switch", "gve", "idpf", "atlantic", "txgbe",
+                  "ngbe", "octeontx2-nicpf", "cpsw", "am65-cpsw-nuss", "enetc", "bcmgenet"}
+OFFLOAD_DRIVERS = {"nfp", "netdevsim"}
+
+
+def _driver(name):
+    try:
+        return os.path.basename(os.readlink("/sys/class/net/%s/device/driver" % name))
+    except OSError:
+        return None
+
+
+def _release():
+    return os.uname().release
+
+
+def kernel_version(release=None):
+    """(major, minor) of a release string such as 6.18.0-1-amd64."""
+    parts = (release or _release()).split("-")[0].split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return (0, 0)
+
+
+def controller_address(pid=None):
+    """The address this process's SSH session comes from, found in SSH_CONNECTION up the process tree.
+
+    sudo and Ansible's become drop SSH_CONNECTION from the environment of the
+    module itself, so the parents' environments are read too (root can).
+    """
+    pid = pid or os.getpid()
+    for _depth in range(32):
+        try:
+            with open("/proc/%d/environ" % pid, "rb") as fh:
+                env = fh.read().split(b"\0")
+            with open("/proc/%d/stat" % pid) as fh:
+                parent = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
+        for item in env:
+            if item.startswith(b"SSH_CONNECTION="):
+                fields = item.split(b"=", 1)[1].decode(errors="replace").split()
+                return fields[0] if fields else None
+        if parent <= 1:
+            return None
+        pid = parent
+    return None
+
+
+def facts(bpffs_path=bpffs.DEFAULT_BPFFS):
+    """{kernel, kernel_version, bpffs, btf, controller_address, interfaces: {name: {...}}}."""
+    interfaces = {}
+    for name, (index, kind) in sorted(attach.link_kinds().items()):
+        driver = _driver(name)
+        if kind in NO_NATIVE:
+            native = False
+        elif kind in NATIVE_KINDS or driver in NATIVE_DRIVERS:
+            native = True
+        else:
+            native = None  # unknown: the attach itself will tell, and leave the previous datapath
+        interfaces[name] = {"ifindex": index, "kind": kind or "hardware", "driver": driver, "xdp_native": native,
+                            "xdp_offload": driver in OFFLOAD_DRIVERS}
+    return {
+        "kernel": _release(), "kernel_version": list(kernel_version()),
+        "bpffs": {"path": bpffs_path, "mounted": bpffs.mounted_bpffs(bpffs_path),
+                  "mountable": os.path.isdir(bpffs_path)},
+        "btf": os.path.exists("/sys/kernel/btf/vmlinux"),
+        "controller_address": controller_address(),
+        "interfaces": interfaces,
+    }

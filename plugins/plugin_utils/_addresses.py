@@ -1,0 +1,140 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
+"""Address lists as operators write them (inline or feed files), checked on the controller before any host changes."""
+
+from __future__ import annotations
+
+import ipaddress
+
+
+class AddressError(ValueError):
+    """One sentence naming the bad entry and where it came from."""
+
+
+def parse(text, where):
+    """An ip_network from an address or CIDR; AddressError naming `where` otherwise."""
+    if not isinstance(text, str):
+        raise AddressError("%s is %r, which is not an address or CIDR string; quote it as '203.0.113.7' or "
+                           "'192.0.2.0/24'." % (where, text))
+    text = text.strip()
+    try:
+        return ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        try:
+            loose = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise AddressError("%s is %r, which is not an IPv4 or IPv6 address or CIDR; fix or remove it."
+                               % (where, text)) from exc
+        raise AddressError("%s is %r, which has host bits set; write the network as %s."
+                           % (where, text, loose)) from exc
+
+
+def check_list(entries, variable):
+    """The networks of an inline list; errors name the variable and the item's position."""
+    if entries is None:
+        return []
+    if not isinstance(entries, (list, tuple)):
+        raise AddressError("%s must be a list of addresses or CIDRs, not %s." % (variable, type(entries).__name__))
+    return [parse(e, "%s item %d" % (variable, i + 1)) for i, e in enumerate(entries)]
+
+
+def read_file(path):
+    """The networks of a feed file: one per line; blank lines and # comments ignored; errors name file and line."""
+    try:
+        with open(path) as fh:
+            lines = fh.readlines()
+    except OSError as exc:
+        raise AddressError("the address file %s cannot be read (%s); check the path." % (path, exc.strerror)) from exc
+    except UnicodeDecodeError as exc:
+        raise AddressError("the address file %s is not text (%s); give a file of one address per line."
+                           % (path, exc.reason)) from exc
+    out = []
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if text:
+            out.append(parse(text, "%s line %d" % (path, number)))
+    return out
+
+
+def _net(value, where):
+    return value if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)) else parse(value, where)
+
+
+def split(networks):
+    """Single addresses (v4, v6) apart from wider networks (net_v4, net_v6), as the programs' maps want them;
+    and every entry as a CIDR by family (cidr_v4, cidr_v6), as LPM allow lists want them."""
+    out = {"v4": [], "v6": [], "net_v4": [], "net_v6": [], "cidr_v4": [], "cidr_v6": []}
+    seen = set()
+    for item in networks:
+        net = _net(item, "entry")
+        if net in seen:
+            continue
+        seen.add(net)
+        family = "v4" if net.version == 4 else "v6"
+        out["cidr_" + family].append(str(net))
+        if net.prefixlen == net.max_prefixlen:
+            out[family].append(str(net.network_address))
+        else:
+            out["net_" + family].append(str(net))
+    return out
+
+
+def conflicts(deny, protected):
+    """['<deny entry> covers <protected>'] for every deny network that contains a protected address or network."""
+    found = []
+    deny = [_net(d, "deny entry") for d in deny]
+    for item in protected:
+        p = _net(item, "protected entry")
+        shown = p if p.prefixlen < p.max_prefixlen else p.network_address
+        found.extend("%s covers %s" % (d, shown) for d in deny if d.version == p.version and d.overlaps(p))
+    return found
+
+
+PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51, "icmpv6": 58, "sctp": 132}
+
+
+def protocol(value, where):
+    """A protocol number from a name or number."""
+    if isinstance(value, str) and value.strip().lower() in PROTOCOLS:
+        return PROTOCOLS[value.strip().lower()]
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = -1
+    if isinstance(value, bool) or not 0 <= number <= 255:
+        raise AddressError("%s is %r, which is not a protocol; use one of %s or a number from 0 to 255."
+                           % (where, value, ", ".join(PROTOCOLS)))
+    return number
+
+
+def port(value, where, zero=False):
+    """A port number from 1 (or 0 when `zero`) to 65535."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = -1
+    if isinstance(value, bool) or not (0 if zero else 1) <= number <= 65535:
+        raise AddressError("%s is %r, which is not a port; use 1 to 65535%s."
+                           % (where, value, ", or 0 for the whole protocol" if zero else ""))
+    return number
+
+
+def port_rules(rules, variable):
+    """[{proto, pad, port}] map keys from [{proto, port}] rules; errors name the variable and rule."""
+    out = []
+    for i, rule in enumerate(rules or []):
+        where = "%s rule %d" % (variable, i + 1)
+        if not isinstance(rule, dict) or "proto" not in rule:
+            raise AddressError("%s is %r; write it as {proto: tcp, port: 8080}." % (where, rule))
+        out.append({"proto": protocol(rule["proto"], where + " proto"), "pad": 0,
+                    "port": port(rule.get("port", 0), where + " port", zero=True)})
+    return out
+
+
+def ports(values, variable):
+    """Port numbers of a list; errors name the variable and item."""
+    if not isinstance(values, (list, tuple)):
+        raise AddressError("%s must be a list of ports, not %s." % (variable, type(values).__name__))
+    return [port(v, "%s item %d" % (variable, i + 1)) for i, v in enumerate(values)]

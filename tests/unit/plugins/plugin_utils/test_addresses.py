@@ -1,0 +1,39 @@
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Address lists and feed files as the roles read them on the controller."""
+
+import pytest
+
+from ansible_collections.wirespeed.datapath.plugins.plugin_utils import _addresses as a
+
+
+def test_feed_file_with_comments_and_a_bad_line_names_file_and_line(tmp_path):
+    feed = tmp_path / "feed.txt"
+    feed.write_text("# threats\n203.0.113.7\n\n192.0.2.0/24  # a net\n2001:db8::/32\n")
+    assert [str(n) for n in a.read_file(str(feed))] == ["203.0.113.7/32", "192.0.2.0/24", "2001:db8::/32"]
+    feed.write_text("203.0.113.7\n203.0.113.300\n")
+    with pytest.raises(a.AddressError, match=r"feed.txt line 2 is '203.0.113.300', which is not an IPv4"):
+        a.read_file(str(feed))
+
+
+def test_host_bits_are_refused_with_the_network_to_write():
+    with pytest.raises(a.AddressError, match=r"firewall_deny item 2 is '10.1.2.3/8', which has host bits set; "
+                                             r"write the network as 10.0.0.0/8"):
+        a.check_list(["192.0.2.1", "10.1.2.3/8"], "firewall_deny")
+    with pytest.raises(a.AddressError, match="not an address or CIDR string"):
+        a.check_list([17], "firewall_allow")
+    with pytest.raises(a.AddressError, match="must be a list"):
+        a.check_list("192.0.2.1", "firewall_allow")
+
+
+def test_split_puts_single_addresses_apart_and_drops_duplicates():
+    out = a.split(["203.0.113.7", "203.0.113.7/32", "192.0.2.0/24", "2001:db8::1", "2001:db8:1::/48"])
+    assert out == {"v4": ["203.0.113.7"], "v6": ["2001:db8::1"], "net_v4": ["192.0.2.0/24"],
+                   "net_v6": ["2001:db8:1::/48"]}
+
+
+def test_conflicts_name_the_entry_and_the_address_it_would_cut_off():
+    deny = ["198.18.0.0/15", "203.0.113.7", "2001:db8::/32"]
+    assert a.conflicts(deny, ["198.18.4.1"]) == ["198.18.0.0/15 covers 198.18.4.1"]
+    assert a.conflicts(deny, ["10.0.0.0/8", "2001:db8:5::/48"]) == ["2001:db8::/32 covers 2001:db8:5::/48"]
+    assert a.conflicts(deny, ["198.19.0.0/16"]) == ["198.18.0.0/15 covers 198.19.0.0/16"]
