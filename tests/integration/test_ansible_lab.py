@@ -2,23 +2,17 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """xdp_program and datapath_info through ansible-playbook, over SSH, against the lab fleet."""
 
-import json
 import os
-import subprocess
 import sys
 
 import pytest
-from conftest import BPF, REPO, TEST_BPF
-from netlab import Net
-
-sys.path.insert(0, os.path.join(REPO, "tests", "lab"))
-from lab import Lab
+from conftest import BPF, TEST_BPF
+from labplay import Lab, LabNet
+from labplay import playbook as run_playbook
 
 PLAYBOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "xdp.yml")
 BLOCKLIST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "blocklist.yml")
 DROP_PORT = os.path.join(BPF, "examples", "drop_port.bpf.c")
-BIN = os.path.dirname(sys.executable)
-CALLBACKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
 
 
 @pytest.fixture(scope="module")
@@ -32,26 +26,7 @@ def lab(tmp_path_factory):
 
 
 def playbook(lab, check=False, diff=False, limit=None, book=PLAYBOOK, **extra):
-    """Run the playbook; return {task name: {host: result}} plus the recap under "stats"."""
-    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, book, "-e", json.dumps(extra)]
-    cmd += ["--check"] if check else []
-    cmd += ["--diff"] if diff else []
-    cmd += ["--limit", limit] if limit else []
-    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="wsjson", ANSIBLE_CALLBACK_PLUGINS=CALLBACKS,
-               ANSIBLE_HOST_KEY_CHECKING="False",
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, "build", "collections"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_FORKS="5")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
-    assert "{" in proc.stdout, "ansible-playbook printed no JSON: %s %s" % (proc.stdout, proc.stderr)
-    out = json.loads(proc.stdout[proc.stdout.index("{"):])
-    tasks = {t["task"]["name"]: t["hosts"] for t in out["plays"][0]["tasks"]}
-    tasks["stats"] = out["stats"]
-    return tasks
-
-
-def LabNet(lab, host):
-    """Traffic from the lab's peer namespace to a lab host."""
-    return Net.existing(host["ns"], host["ip"], lab.peer["ns"], lab.peer["ip"])
+    return run_playbook(lab, book, check=check, diff=diff, limit=limit, **extra)
 
 
 def test_check_real_check_real(lab):

@@ -21,3 +21,30 @@ def test_ansible_doc_renders(module, words):
     assert proc.returncode == 0, proc.stderr
     for word in words:
         assert word in proc.stdout
+
+
+ROLES = ["firewall", "ssh_limiter", "wireguard_filter", "mirror", "preflight"]
+
+
+def _yaml(path):
+    import yaml
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_defaults_readme_and_argument_specs_agree(role):
+    base = os.path.join(REPO, "roles", role)
+    options = _yaml(os.path.join(base, "meta", "argument_specs.yml"))["argument_specs"]["main"]["options"]
+    defaults = _yaml(os.path.join(base, "defaults", "main.yml"))
+    assert set(defaults) == set(options), "defaults and argument specs name different variables"
+    for name, spec in options.items():
+        assert name.startswith(role + "_"), name
+        assert spec.get("description"), name
+        assert defaults[name] == spec.get("default"), "%s: default %r in defaults/main.yml, %r in the spec" % (
+            name, defaults[name], spec.get("default"))
+    with open(os.path.join(base, "README.md")) as fh:
+        readme = fh.read()
+    if role != "preflight":  # internal; its README points at the spec
+        for name in options:
+            assert "`%s`" % name in readme, "%s is not in roles/%s/README.md" % (name, role)

@@ -5,6 +5,7 @@
     lab.py up N [--dir D]     create N hosts (and a traffic peer), write D/inventory.ini
     lab.py down [--dir D]     remove everything the lab in D created
     lab.py status [--dir D]   what the lab in D is made of
+    lab.py instances [--dir D]  its hosts as molecule's instance config (JSON)
 
 Each host is a network namespace with its own mount namespace: its own
 bpffs at /sys/fs/bpf, its own tmpfs at /var/lib/wirespeed, its own sshd,
@@ -82,7 +83,8 @@ class Lab:
         self.meta = {
             "prefix": prefix, "bridge": prefix + "br", "subnet": "198.18.%d" % net,
             "controller": "198.18.%d.1" % net, "hosts": [], "pids": [],
-            "peer": {"ns": prefix + "-peer", "ip": "198.18.%d.200" % net, "veth": prefix + "pr"},
+            "peer": {"ns": prefix + "-peer", "ip": "198.18.%d.200" % net, "ip2": "198.18.%d.201" % net,
+                     "veth": prefix + "pr"},
         }
         self._save()
         try:
@@ -91,6 +93,8 @@ class Lab:
             sh(["ip", "addr", "add", self.meta["controller"] + "/24", "dev", self.meta["bridge"]])
             sh(["ip", "link", "set", self.meta["bridge"], "up"])
             self._namespace(self.meta["peer"]["ns"], self.meta["peer"]["veth"], self.meta["peer"]["ip"])
+            # a second source on the peer: one address to deny, one to let through
+            nsexec(self.meta["peer"]["ns"], "ip addr add %s/24 dev eth0" % self.meta["peer"]["ip2"])
             os.makedirs(STATE_DIR, exist_ok=True)
             os.makedirs("/run/sshd", exist_ok=True)
             for i in range(1, count + 1):
@@ -158,7 +162,8 @@ class Lab:
         lines += [
             "", "[lab:vars]", "ansible_user=root", "ansible_ssh_private_key_file=%s" % key,
             "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-            "-o LogLevel=ERROR -o ControlMaster=auto -o ControlPersist=60s -o ControlPath=%s/cp-%%h'" % self.dir,
+            "-o LogLevel=ERROR -o ControlMaster=auto -o ControlPersist=60s -o ControlPath=%s/cp-%%h "
+            "-o ServerAliveInterval=2 -o ServerAliveCountMax=3'" % self.dir,
             "ansible_python_interpreter=%s" % python, "ansible_pipelining=true",
             "lab_controller_ip=%s" % self.meta["controller"],
             "lab_peer_ns=%s" % self.peer["ns"], "lab_peer_ip=%s" % self.peer["ip"], "",
@@ -235,7 +240,7 @@ class Lab:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("action", choices=["up", "down", "status", "instances"])
     parser.add_argument("count", nargs="?", type=int, default=3)
     parser.add_argument("--dir", default=DEFAULT_DIR)
     parser.add_argument("--python", default=None, help="interpreter Ansible uses on lab hosts")
@@ -247,6 +252,10 @@ def main(argv=None):
     elif args.action == "down":
         lab.down()
         print("lab down")
+    elif args.action == "instances":
+        key = os.path.join(lab.dir, "id_ed25519")
+        print(json.dumps([{"instance": h["name"], "address": h["ip"], "user": "root", "port": 22,
+                           "identity_file": key} for h in lab.hosts]))
     else:
         print(json.dumps(lab.meta, indent=1) if lab.meta else "no lab in %s" % args.dir)
 

@@ -320,10 +320,26 @@ def _sum(values):
     return values
 
 
+def _unpinned_preview(path, wanted, diff):
+    """Check mode, map not pinned yet: its program is itself only previewed (by an earlier task of the run)."""
+    result = {"changed": len(wanted) > 0, "path": path, "map_type": None, "key_type": None, "value_type": None,
+              "added": len(wanted), "removed": 0, "updated": 0,
+              "warnings": ["%s is not pinned yet; in check mode this assumes an earlier task deploys its program, "
+                           "and shows the entries as given." % path]}
+    if diff:
+        lines = ["+ %s" % (k if v is None else "%s => %s" % (k, v)) for k, v in zip(wanted.keys, wanted.values)]
+        if len(lines) > DIFF_LINES:
+            lines = lines[:DIFF_LINES] + ["... and %d more (%d added in all)" % (len(lines) - DIFF_LINES, len(lines))]
+        result["diff"] = {"before_header": path, "after_header": path, "prepared": "\n".join(lines) + "\n"}
+    return result
+
+
 def sync(path, key=None, value=None, entries=None, state="present", exclusive=False, key_type=None,
          value_type=None, check_mode=False, return_entries=False, diff=True):
     """The map operation behind xdp_map_entry; returns the result dict."""
     wanted = normalize(key, value, entries)
+    if check_mode and state == "present" and not os.path.exists(path):
+        return _unpinned_preview(path, wanted, diff)
     with PinnedMap(path) as pinned:
         typing = Typing(pinned, key_type, value_type, wanted.keys[:GUESS_SAMPLE], wanted.values[:GUESS_SAMPLE])
         change = Sync(pinned, typing, wanted, state, exclusive)

@@ -1,0 +1,48 @@
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Running ansible-playbook against a lab fleet from tests, and sending traffic to its hosts."""
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import REPO
+from netlab import Net
+
+sys.path.insert(0, os.path.join(REPO, "tests", "lab"))
+from lab import Lab
+
+BIN = os.path.dirname(sys.executable)
+CALLBACKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
+PLAYBOOKS = os.path.join(REPO, "playbooks")
+
+__all__ = ["Lab", "LabNet", "playbook"]
+
+
+def playbook(lab, book, check=False, diff=False, limit=None, **extra):
+    """Run a playbook; return {task name: {host: result}} over all plays, plus the recap under "stats"
+    and the exit code under "rc"."""
+    cmd = [os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, book, "-e", json.dumps(extra)]
+    cmd += ["--check"] if check else []
+    cmd += ["--diff"] if diff else []
+    cmd += ["--limit", limit] if limit else []
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="wsjson", ANSIBLE_CALLBACK_PLUGINS=CALLBACKS,
+               ANSIBLE_HOST_KEY_CHECKING="False",
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, "build", "collections"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_FORKS="10", ANSIBLE_TIMEOUT="5")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert "{" in proc.stdout, "ansible-playbook printed no JSON: %s %s" % (proc.stdout, proc.stderr)
+    out = json.loads(proc.stdout[proc.stdout.index("{"):])
+    tasks = {}
+    for play in out["plays"]:
+        for t in play["tasks"]:
+            tasks.setdefault(t["task"]["name"], {}).update(t["hosts"])
+    tasks["stats"] = out["stats"]
+    tasks["rc"] = proc.returncode
+    return tasks
+
+
+def LabNet(lab, host):
+    """Traffic from the lab's peer namespace to a lab host."""
+    return Net.existing(host["ns"], host["ip"], lab.peer["ns"], lab.peer["ip"])

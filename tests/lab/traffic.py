@@ -1,0 +1,165 @@
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Bounded test traffic between the namespaces of a lab fleet; prints what arrived as JSON.
+
+    traffic.py udp LABDIR HOST PORT [COUNT] [--from peer|peer2|controller]
+                                                 datagrams to HOST:PORT; how many arrived
+    traffic.py tcp LABDIR HOST PORT [COUNT] [--from controller|peer]
+                                                 new TCP connections; how many were accepted
+    traffic.py wireguard LABDIR HOST PORT        valid and malformed WireGuard-shaped datagrams
+    traffic.py mirror LABDIR HOST PORT [COUNT]   datagrams to HOST:PORT, and copies seen on mon0p
+
+Every run sends a fixed number of packets and waits at most a few seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import struct
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
+sys.path.insert(0, HERE)
+from lab import Lab  # noqa: E402
+from netlab import Net, netns  # noqa: E402
+
+ETH_P_ALL = 0x0003
+
+
+def _receiver(ns, ip, port):
+    with netns(ns):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.bind((ip, port))
+    sock.setblocking(False)
+    return sock
+
+
+def _send(ns, ip, port, payloads):
+    with netns(ns):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with sock:
+        for p in payloads:
+            sock.sendto(p, (ip, port))
+            time.sleep(0.001)
+
+
+def udp(lab, host, port, count, source):
+    sock = _receiver(host["ns"], host["ip"], port)
+    try:
+        if source == "controller":
+            tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        else:
+            with netns(lab.peer["ns"]):
+                tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            tx.bind((lab.peer["ip2"] if source == "peer2" else lab.peer["ip"], 0))
+        with tx:
+            for i in range(count):
+                tx.sendto(b"udp%04d" % i, (host["ip"], port))
+                time.sleep(0.001)
+        return {"sent": count, "arrived": Net.drain(sock, idle=0.5, limit=5)}
+    finally:
+        sock.close()
+
+
+def tcp(lab, host, port, count, source):
+    """New connections, one after the other; a SYN that is dropped shows as a timeout."""
+    accepted = 0
+    for _attempt in range(count):
+        ctx = netns(lab.peer["ns"]) if source == "peer" else None
+        if ctx:
+            with ctx:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        else:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.settimeout(1.0)
+        # one SYN per attempt: no retransmission can sneak a second one in within the timeout
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, 1)
+        try:
+            sock.connect((host["ip"], port))
+            accepted += 1
+        except OSError:
+            pass
+        finally:
+            sock.close()
+    return {"sent": count, "accepted": accepted}
+
+
+def wg_message(kind, size, reserved=b"\0\0\0"):
+    return bytes([kind]) + reserved + bytes(size - 4)
+
+
+def wireguard(lab, host, port):
+    valid = [wg_message(1, 148), wg_message(2, 92), wg_message(3, 64), wg_message(4, 32), wg_message(4, 1440)]
+    malformed = [wg_message(9, 148), wg_message(1, 147), wg_message(4, 33), wg_message(2, 92, b"\1\0\0"),
+                 b"GET / HTTP/1.1\r\n\r\n"]
+    out = {}
+    for name, payloads in (("valid", valid), ("malformed", malformed)):
+        sock = _receiver(host["ns"], host["ip"], port)
+        try:
+            _send(lab.peer["ns"], host["ip"], port, payloads)
+            out[name] = {"sent": len(payloads), "arrived": Net.drain(sock, idle=0.5, limit=5)}
+        finally:
+            sock.close()
+    return out
+
+
+def mirror(lab, host, port, count):
+    with netns(host["ns"]):
+        tap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    tap.bind(("mon0p", 0))
+    tap.settimeout(0.5)
+    sock = _receiver(host["ns"], host["ip"], port)
+    try:
+        _send(lab.peer["ns"], host["ip"], port, [b"mirror%04d" % i for i in range(count)])
+        arrived = Net.drain(sock, idle=0.5, limit=5)
+        copies = 0
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                frame = tap.recv(4096)
+            except socket.timeout:
+                break
+            if len(frame) >= 38 and frame[12:14] == b"\x08\x00" and frame[23] == 17 \
+                    and struct.unpack("!H", frame[36:38])[0] == port:
+                copies += 1
+        return {"sent": count, "arrived": arrived, "copies": copies}
+    finally:
+        sock.close()
+        tap.close()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("kind", choices=["udp", "tcp", "wireguard", "mirror"])
+    parser.add_argument("labdir")
+    parser.add_argument("host")
+    parser.add_argument("port", type=int)
+    parser.add_argument("count", type=int, nargs="?", default=10)
+    parser.add_argument("--from", dest="source", choices=["peer", "peer2", "controller"], default="peer",
+                        help="the peer's first or second address, or the controller (root namespace)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.count <= 1000:
+        parser.error("count must be 1 to 1000")
+    lab = Lab(args.labdir)
+    if not lab.meta:
+        parser.error("no lab in %s" % args.labdir)
+    host = lab.host(args.host)
+    if args.kind == "udp":
+        out = udp(lab, host, args.port, args.count, args.source)
+    elif args.kind == "tcp":
+        out = tcp(lab, host, args.port, args.count, args.source)
+    elif args.kind == "wireguard":
+        out = wireguard(lab, host, args.port)
+    else:
+        out = mirror(lab, host, args.port, args.count)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
