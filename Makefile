@@ -20,11 +20,11 @@ export PYTHONPATH := $(COLLECTIONS)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_PYTHON_INTERPRETER := $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: help deps apt venv collection lint sanity unit integration test demo bench lab-up lab-down clean
+.PHONY: help deps apt venv collection lint sanity unit integration molecule test demo bench lab-up lab-down clean
 
 help:
-	@echo "make demo   # lab fleet, deploy a sample XDP program, traffic, counters, clean up"
-	@echo "make test   # every test (lint, unit, real kernel, Ansible on the lab)"
+	@echo "make demo   # lab fleet, site.yml, attackers and legit traffic, status table, rollback, clean up"
+	@echo "make test   # every test (lint, sanity, unit, real kernel, Ansible on the lab, molecule)"
 	@echo "make bench  # map sync speed vs ipset and nft (BENCH_ARGS=--ansible adds a playbook run)"
 
 root-check:
@@ -51,11 +51,11 @@ collection:
 
 deps: apt venv collection
 
-LINT_PLAYBOOKS := tests/lab/demo.yml tests/integration/playbooks/xdp.yml
+LINT_PATHS := roles playbooks tests/molecule tests/integration/playbooks/xdp.yml tests/integration/playbooks/role.yml
 
 lint: deps
 	$(VENV)/bin/ruff check plugins tests
-	$(VENV)/bin/ansible-lint --offline $(LINT_PLAYBOOKS)
+	$(VENV)/bin/ansible-lint --offline --profile production $(LINT_PATHS)
 
 sanity: deps
 	tests/sanity/run.sh
@@ -66,8 +66,18 @@ unit: deps
 integration: deps
 	$(PY) -m pytest -q -p no:cacheprovider tests/integration
 
+MOLECULE_ROLES := firewall ssh_limiter wireguard_filter mirror
+
+# each role's scenario: lab create, check, converge, idempotence, verify with packets, destroy
+molecule: deps
+	@for role in $(MOLECULE_ROLES); do \
+		echo "molecule test: roles/$$role"; \
+		(cd roles/$$role && $(CURDIR)/$(VENV)/bin/molecule test) || exit 1; \
+	done
+
 test: lint sanity
 	$(PY) -m pytest -p no:cacheprovider -rs tests/unit tests/integration
+	$(MAKE) --no-print-directory molecule
 
 demo: deps
 	$(PY) tests/lab/demo.py

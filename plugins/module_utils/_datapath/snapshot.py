@@ -266,8 +266,8 @@ def _map_changes(p, current):
     out = []
     have = (current or {}).get("maps", {})
     for name, content in sorted(p["maps"].items()):
-        want = {k: v for k, v in content["entries"]}
-        got = {k: v for k, v in have.get(name, {}).get("entries", [])}
+        want = dict(content["entries"])
+        got = dict(have.get(name, {}).get("entries", []))
         if content["type"] in KEYS_ONLY:
             plus, minus = len(want.keys() - got.keys()), len(got.keys() - want.keys())
             if plus or minus:
@@ -282,8 +282,7 @@ def _request(p, bpffs_path, state_dir):
     for path in (r.get("object"), r.get("root_object")) if r.get("kind", "xdp") == "xdp" else (r.get("object"),):
         if not path or not os.path.exists(path):
             raise DatapathError("the stored object of %s on %s (%s) is missing from %s; it cannot be restored, "
-                                "so deploy it again with its playbook." % (p["name"], p["interface"], path,
-                                                                          state_dir))
+                                "so deploy it again with its playbook." % (p["name"], p["interface"], path, state_dir))
     if r.get("kind") == "tc":
         return tc.TcRequest(p["interface"], r["direction"], p["name"], object_path=r["object"],
                             program=r.get("program"), config=r.get("config"), priority=r["priority"],
@@ -332,4 +331,3 @@ def _map_writer(p):
                 else:
                     m.write([(k, v) for k, v in want.items() if got.get(k) != v])
     return apply
-
