@@ -25,7 +25,7 @@ export ANSIBLE_PYTHON_INTERPRETER := $(CURDIR)/$(VENV)/bin/python
 help:
 	@echo "make demo   # lab fleet, site.yml, attackers and legit traffic, status table, rollback, clean up"
 	@echo "make test   # every test (lint, sanity, unit, real kernel, Ansible on the lab, molecule)"
-	@echo "make bench  # map sync speed vs ipset and nft (BENCH_ARGS=--ansible adds a playbook run)"
+	@echo "make bench  # map sync vs ipset/nft, ns/packet per program, veth Mpps vs nftables/iptables"
 
 root-check:
 	@test "$$(id -u)" = 0 || { echo "run as root: the tests and the demo load BPF programs and create namespaces" >&2; exit 1; }
@@ -83,10 +83,11 @@ demo: deps
 	$(PY) tests/lab/demo.py
 
 bench: deps
-	@command -v ipset >/dev/null && command -v nft >/dev/null || \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ipset nftables >/dev/null
+	@command -v ipset >/dev/null && command -v nft >/dev/null && command -v iptables-restore >/dev/null || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ipset nftables iptables >/dev/null
 	$(PY) bench/map_sync.py --rounds 7 $(BENCH_ARGS)
 	$(PY) bench/programs.py
+	$(PY) bench/veth_mpps.py
 
 lab-up: deps
 	$(PY) tests/lab/lab.py up 3

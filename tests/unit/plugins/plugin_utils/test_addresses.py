@@ -29,7 +29,19 @@ def test_host_bits_are_refused_with_the_network_to_write():
 def test_split_puts_single_addresses_apart_and_drops_duplicates():
     out = a.split(["203.0.113.7", "203.0.113.7/32", "192.0.2.0/24", "2001:db8::1", "2001:db8:1::/48"])
     assert out == {"v4": ["203.0.113.7"], "v6": ["2001:db8::1"], "net_v4": ["192.0.2.0/24"],
-                   "net_v6": ["2001:db8:1::/48"]}
+                   "net_v6": ["2001:db8:1::/48"], "cidr_v4": ["203.0.113.7/32", "192.0.2.0/24"],
+                   "cidr_v6": ["2001:db8::1/128", "2001:db8:1::/48"]}
+
+
+def test_port_rules_and_ports_name_the_bad_item():
+    assert a.port_rules([{"proto": "tcp", "port": 8080}, {"proto": 17}], "rules") == [
+        {"proto": 6, "pad": 0, "port": 8080}, {"proto": 17, "pad": 0, "port": 0}]
+    with pytest.raises(a.AddressError, match=r"rules rule 1 proto is 'tpc', which is not a protocol"):
+        a.port_rules([{"proto": "tpc"}], "rules")
+    with pytest.raises(a.AddressError, match=r"rules rule 2 is \[80\]; write it as"):
+        a.port_rules([{"proto": "udp"}, [80]], "rules")
+    with pytest.raises(a.AddressError, match=r"ports item 1 is True, which is not a port"):
+        a.ports([True], "ports")
 
 
 def test_conflicts_name_the_entry_and_the_address_it_would_cut_off():
