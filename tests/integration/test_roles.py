@@ -115,3 +115,22 @@ def test_override_keeps_the_entry_and_the_controller_still_passes(lab):
                      firewall_deny=[lab.peer["ip2"]], firewall_port_rules=[{"proto": "udp", "port": 7001}])
     assert again["stats"]["lab1"]["failures"] == 0
     assert LabNet(lab, lab.hosts[0]).udp(7000, 10) == 10
+
+
+def chain(lab):
+    """Program names of eth0's chain in order, read on the host through the state record."""
+    tasks = playbook(lab, ROLE, role_under_test="preflight")
+    facts = tasks["wirespeed.datapath.preflight : Read what the host offers the datapath"]["lab1"]
+    return [p["name"] for p in facts["datapath"]["eth0"]["chain"]]
+
+
+def test_roles_share_the_chain_and_removing_one_leaves_the_others(lab):
+    added = playbook(lab, ROLE, role_under_test="ssh_limiter", ssh_limiter_interfaces=["eth0"])
+    assert added["stats"]["lab1"]["failures"] == 0, added
+    assert chain(lab) == ["firewall", "ssh_limiter"]
+    removed = playbook(lab, ROLE, role_under_test="ssh_limiter", ssh_limiter_interfaces=["eth0"],
+                       ssh_limiter_state="absent")
+    assert removed["stats"]["lab1"]["failures"] == 0 and removed["stats"]["lab1"]["changed"] == 1
+    assert chain(lab) == ["firewall"]
+    net = LabNet(lab, lab.hosts[0])
+    assert net.udp(7001, 10) == 0  # the firewall's port rule still holds
