@@ -170,8 +170,8 @@ def main():
             ("bare XDP_DROP", lambda: bench.attach(bare.obj.prog_fd)),
             ("firewall, 10 deny addresses", lambda: bench.attach(fw10.obj.prog_fd)),
             ("firewall, 100k addresses + 10k CIDRs", lambda: bench.attach(fwbig.obj.prog_fd)),
-            ("nftables set (netdev ingress), 100k + 10k", lambda: (bench.attach(passer.obj.prog_fd),
-                                                                  nft(addrs, nets))),
+            ("nftables set (netdev ingress), 100k + 10k",
+             lambda: (bench.attach(passer.obj.prog_fd), nft(addrs, nets))),
             ("iptables raw, 10 rules", lambda: (bench.attach(passer.obj.prog_fd), iptables(10))),
             ("iptables raw, 1k rules", lambda: (bench.attach(passer.obj.prog_fd), iptables(1000))),
         ]
