@@ -26,12 +26,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 
 from . import bpffs, maps, tc, xdp
 from .errors import DatapathError
-from .state import DEFAULT_STATE_DIR, StateStore
+from .state import DEFAULT_STATE_DIR, StateStore, read_json, write_json
 
 HISTORY_KEEP = 10
 SKIP_TYPES = maps.PERCPU | {maps.LRU_HASH}
@@ -115,27 +114,11 @@ class History:
 
     def _write(self, path, snap):
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".ckpt.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(snap, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_json(path, snap)
 
     @staticmethod
     def _read(path):
-        try:
-            with open(path) as fh:
-                return json.load(fh)
-        except FileNotFoundError:
-            return None
-        except ValueError as exc:
-            raise DatapathError("the checkpoint %s is not valid JSON (%s); move it aside and run again."
-                                % (path, exc)) from exc
+        return read_json(path, "checkpoint", "move it aside and run again")
 
     def numbered(self):
         if not os.path.isdir(self.directory):

@@ -27,6 +27,37 @@ DEFAULT_STATE_DIR = "/var/lib/wirespeed"
 FORMAT = 1
 
 
+def write_json(path, data, **dump_args):
+    """Replace path with data as JSON: write a temporary file, fsync, rename, fsync the directory."""
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path), suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, **dump_args)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dirfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_json(path, what, remedy):
+    """The JSON in path, or None when there is no such file; a DatapathError naming it when it is not JSON."""
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        raise DatapathError("the %s %s is not valid JSON (%s); %s." % (what, path, exc, remedy)) from exc
+
+
 class StateStore:
     def __init__(self, directory=DEFAULT_STATE_DIR):
         self.directory = directory
@@ -51,34 +82,15 @@ class StateStore:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def load(self):
-        try:
-            with open(self.path) as fh:
-                data = json.load(fh)
-        except FileNotFoundError:
+        data = read_json(self.path, "state file", "move it aside to start a new record")
+        if data is None:
             return {"format": FORMAT, "interfaces": {}}
-        except ValueError as exc:
-            raise DatapathError("the state file %s is not valid JSON (%s); move it aside to start a new record."
-                                % (self.path, exc)) from exc
         data.setdefault("interfaces", {})
         return data
 
     def save(self, data):
         self._ensure_dir()
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".state.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(data, fh, indent=1, sort_keys=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-            dirfd = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(dirfd)
-            finally:
-                os.close(dirfd)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_json(self.path, data, indent=1, sort_keys=True)
 
     def keep_object(self, path, sha256):
         """Copy an object into the content-addressed store; return its stored path."""
