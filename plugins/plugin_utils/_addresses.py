@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.codec import PROTOCOLS
+
 
 class AddressError(ValueError):
     """One sentence naming the bad entry and where it came from."""
@@ -90,9 +92,6 @@ def conflicts(deny, protected):
         shown = p if p.prefixlen < p.max_prefixlen else p.network_address
         found.extend("%s covers %s" % (d, shown) for d in deny if d.version == p.version and d.overlaps(p))
     return found
-
-
-PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51, "icmpv6": 58, "sctp": 132}
 
 
 def protocol(value, where):
