@@ -63,8 +63,7 @@ def ifindex(name):
 
 def interfaces():
     """{name: ifindex} of every interface in this network namespace."""
-    with _ipr() as ipr:
-        return {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()}
+    return {name: index for name, (index, _kind) in link_kinds().items()}
 
 
 def link_kinds():
