@@ -286,12 +286,16 @@ class Sync:
         return lines
 
     def diff(self):
-        total = len(self.add) + len(self.remove) + len(self.update)
-        lines = self.diff_lines(DIFF_LINES)
-        if total > DIFF_LINES:
-            lines.append("... and %d more (%d added, %d removed, %d changed in all)"
-                         % (total - DIFF_LINES, len(self.add), len(self.remove), len(self.update)))
-        return "\n".join(lines) + ("\n" if lines else "")
+        return prepared(self.diff_lines(DIFF_LINES), len(self.add), len(self.remove), len(self.update))
+
+
+def prepared(lines, added, removed=0, changed=0):
+    """Diff text: at most DIFF_LINES of the lines, then one line counting what was left out."""
+    total = added + removed + changed
+    if total > DIFF_LINES:
+        lines = lines[:DIFF_LINES] + ["... and %d more (%d added, %d removed, %d changed in all)"
+                                      % (total - DIFF_LINES, added, removed, changed)]
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def decode_entries(pinned, typing, contents):
@@ -328,9 +332,7 @@ def _unpinned_preview(path, wanted, diff):
                            "and shows the entries as given." % path]}
     if diff:
         lines = ["+ %s" % (k if v is None else "%s => %s" % (k, v)) for k, v in zip(wanted.keys, wanted.values)]
-        if len(lines) > DIFF_LINES:
-            lines = lines[:DIFF_LINES] + ["... and %d more (%d added in all)" % (len(lines) - DIFF_LINES, len(lines))]
-        result["diff"] = {"before_header": path, "after_header": path, "prepared": "\n".join(lines) + "\n"}
+        result["diff"] = {"before_header": path, "after_header": path, "prepared": prepared(lines, len(lines))}
     return result
 
 
