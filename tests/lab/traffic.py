@@ -31,13 +31,9 @@ from netlab import Net, netns  # noqa: E402
 ETH_P_ALL = 0x0003
 
 
-def _receiver(ns, ip, port):
-    with netns(ns):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    sock.bind((ip, port))
-    sock.setblocking(False)
-    return sock
+def _receiver(host, port):
+    """A UDP socket bound on the host, inside its namespace."""
+    return Net.existing(host["ns"], host["ip"], None, None).receiver(port)
 
 
 def _send(ns, ip, port, payloads):
@@ -50,7 +46,7 @@ def _send(ns, ip, port, payloads):
 
 
 def udp(lab, host, port, count, source):
-    sock = _receiver(host["ns"], host["ip"], port)
+    sock = _receiver(host, port)
     try:
         if source == "controller":
             tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -100,7 +96,7 @@ def wireguard(lab, host, port):
                  b"GET / HTTP/1.1\r\n\r\n"]
     out = {}
     for name, payloads in (("valid", valid), ("malformed", malformed)):
-        sock = _receiver(host["ns"], host["ip"], port)
+        sock = _receiver(host, port)
         try:
             _send(lab.peer["ns"], host["ip"], port, payloads)
             out[name] = {"sent": len(payloads), "arrived": Net.drain(sock, idle=0.5, limit=5)}
@@ -114,7 +110,7 @@ def mirror(lab, host, port, count):
         tap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     tap.bind(("mon0p", 0))
     tap.settimeout(0.5)
-    sock = _receiver(host["ns"], host["ip"], port)
+    sock = _receiver(host, port)
     try:
         _send(lab.peer["ns"], host["ip"], port, [b"mirror%04d" % i for i in range(count)])
         arrived = Net.drain(sock, idle=0.5, limit=5)
