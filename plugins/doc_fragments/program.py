@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    """Options every program-deploying module (xdp_program, tc_filter) shares."""
+    """Options every program-deploying module (xdp_program, tc_filter) shares; PATHS: the host paths of every module."""
 
     DOCUMENTATION = r"""
 options:
@@ -54,12 +54,19 @@ options:
     description: Name or path of the clang binary (on the controller and on the host).
     type: str
     default: clang
+"""
+
+    # Where a host keeps its datapath: every module that reads or changes it (wirespeed.datapath.program.paths).
+    PATHS = r"""
+options:
   bpffs:
-    description: Mount point of the BPF filesystem; mounted there when it is not yet.
+    description: Mount point of the BPF filesystem; mounted there when a change needs it and it is not yet.
     type: path
     default: /sys/fs/bpf
   state_dir:
-    description: Directory where the host keeps what wirespeed deployed and the versions before.
+    description:
+      - Directory where the host keeps what wirespeed deployed, the versions before, and the checkpoints
+        of M(wirespeed.datapath.datapath_checkpoint) (in its C(checkpoints) folder).
     type: path
     default: /var/lib/wirespeed
 """

@@ -13,8 +13,15 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import attach
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
 
+# Where a host keeps its datapath; documented in the wirespeed.datapath.program.paths doc fragment.
+PATHS_ARGUMENT_SPEC = dict(
+    bpffs=dict(type="path", default="/sys/fs/bpf"),
+    state_dir=dict(type="path", default="/var/lib/wirespeed"),
+)
+
 # Options of every program-deploying module; documented in the wirespeed.datapath.program doc fragment.
 PROGRAM_ARGUMENT_SPEC = dict(
+    PATHS_ARGUMENT_SPEC,
     src=dict(type="path"),
     object=dict(type="path"),
     program=dict(type="str"),
@@ -25,8 +32,6 @@ PROGRAM_ARGUMENT_SPEC = dict(
     verify=dict(type="bool", default=True),
     compile_on=dict(type="str", choices=["auto", "controller", "host"], default="auto"),
     clang=dict(type="str", default="clang"),
-    bpffs=dict(type="path", default="/sys/fs/bpf"),
-    state_dir=dict(type="path", default="/var/lib/wirespeed"),
 )
 
 

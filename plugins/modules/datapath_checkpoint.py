@@ -45,14 +45,8 @@ options:
     type: str
     choices: [previous, none]
     default: previous
-  bpffs:
-    description: Mount point of the BPF filesystem.
-    type: path
-    default: /sys/fs/bpf
-  state_dir:
-    description: Directory of the host's wirespeed record; checkpoints live in its C(checkpoints) folder.
-    type: path
-    default: /var/lib/wirespeed
+extends_documentation_fragment:
+  - wirespeed.datapath.program.paths
 """
 
 EXAMPLES = r"""
@@ -107,14 +101,13 @@ actions:
   sample: ["deploy eth0/firewall (object 3f2a9c01b2de, priority 10)", "maps of eth0/firewall: deny_v4 +0 -1"]
 """
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._base import DatapathModule
+from ansible_collections.wirespeed.datapath.plugins.module_utils._base import PATHS_ARGUMENT_SPEC, DatapathModule
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import snapshot
 
 ARGUMENT_SPEC = dict(
+    PATHS_ARGUMENT_SPEC,
     step=dict(type="str", required=True, choices=["begin", "commit", "rollback"]),
     rollback_to=dict(type="str", choices=["previous", "none"], default="previous"),
-    bpffs=dict(type="path", default="/sys/fs/bpf"),
-    state_dir=dict(type="path", default="/var/lib/wirespeed"),
 )
 
 

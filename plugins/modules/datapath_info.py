@@ -38,14 +38,8 @@ options:
       - Also report what the host offers the datapath under C(host), for preflight checks of roles.
     type: bool
     default: false
-  bpffs:
-    description: Mount point of the BPF filesystem.
-    type: path
-    default: /sys/fs/bpf
-  state_dir:
-    description: Directory of the host's wirespeed record.
-    type: path
-    default: /var/lib/wirespeed
+extends_documentation_fragment:
+  - wirespeed.datapath.program.paths
 """
 
 EXAMPLES = r"""
@@ -130,14 +124,13 @@ host:
     interfaces: {eth0: {ifindex: 2, kind: veth, driver: null, xdp_native: true, xdp_offload: false}}
 """
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._base import DatapathModule
+from ansible_collections.wirespeed.datapath.plugins.module_utils._base import PATHS_ARGUMENT_SPEC, DatapathModule
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import host, info
 
 ARGUMENT_SPEC = dict(
+    PATHS_ARGUMENT_SPEC,
     interfaces=dict(type="list", elements="str"),
     host=dict(type="bool", default=False),
-    bpffs=dict(type="path", default="/sys/fs/bpf"),
-    state_dir=dict(type="path", default="/var/lib/wirespeed"),
 )
 
 

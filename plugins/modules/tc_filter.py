@@ -69,6 +69,7 @@ options:
     default: false
 extends_documentation_fragment:
   - wirespeed.datapath.program
+  - wirespeed.datapath.program.paths
 seealso:
   - module: wirespeed.datapath.xdp_program
   - module: wirespeed.datapath.xdp_map_entry

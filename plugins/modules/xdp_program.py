@@ -88,6 +88,7 @@ notes:
   - Requires root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN for bpffs).
 extends_documentation_fragment:
   - wirespeed.datapath.program
+  - wirespeed.datapath.program.paths
 seealso:
   - module: wirespeed.datapath.datapath_info
 """
