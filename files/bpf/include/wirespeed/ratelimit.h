@@ -9,9 +9,12 @@
  * all counted: once the limit is passed, every CPU sees it. Creating a
  * source's entry uses BPF_NOEXIST, so two CPUs never overwrite each other.
  *
- * Time comes from ws_now(): the kernel clock plus ws_clock.offset_ns, or
- * ws_clock.frozen_ns when it is set. Production leaves both at zero; tests
- * move or freeze time instead of sleeping.
+ * Time comes from ws_now(): the kernel's coarse monotonic clock plus
+ * ws_clock.offset_ns, or ws_clock.frozen_ns when it is set. Production leaves
+ * both at zero; tests move or freeze time instead of sleeping. The coarse
+ * clock ticks once per jiffy (1-10 ms, CONFIG_HZ), far finer than the windows
+ * and bans it times, and costs a fraction of bpf_ktime_get_ns(): bench/programs.py
+ * prints both.
  */
 #ifndef WIRESPEED_RATELIMIT_H
 #define WIRESPEED_RATELIMIT_H
@@ -64,7 +67,7 @@ static __always_inline __u64 ws_now(void)
 
 	if (clk && clk->frozen_ns)
 		return clk->frozen_ns;
-	return bpf_ktime_get_ns() + (clk ? clk->offset_ns : 0);
+	return bpf_ktime_get_coarse_ns() + (clk ? clk->offset_ns : 0);
 }
 
 static __always_inline void ws_src_from_v4(struct ws_src *src, __be32 addr)
