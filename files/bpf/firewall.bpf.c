@@ -8,8 +8,8 @@
  *   2. source in allow_v4/v6 (LPM) -> next program, always: no rule below drops it
  *   3. source in deny_v4/v6 (exact)                -> drop, "deny_addr"
  *   4. source in deny_net_v4/v6 (LPM)              -> drop, "deny_cidr"
- *   5. {proto, dport} or {proto, 0} in deny_ports  -> drop, "deny_port"
- *      (later fragments carry no ports: only {proto, 0} rules apply to them)
+ *   5. a rule of deny_ports covers {proto, dport}   -> drop, "deny_port"
+ *      (later fragments carry no ports: only whole-protocol rules apply to them)
  *   6. otherwise: default_drop ? drop, "default_policy" : next program
  * Counters: a deny entry counts the packets it dropped; an allow entry the
  * packets it let through that a deny rule or the default policy would have dropped.
@@ -17,7 +17,9 @@
  * Maps (pinned under <bpffs>/wirespeed/<if>/<name>/maps/), values count hits:
  *   allow_v4, allow_v6, deny_net_v4, deny_net_v6   LPM trie, key CIDR, value u64
  *   deny_v4 (key IPv4), deny_v6 (key IPv6)        hash, value u64
- *   deny_ports  hash, key {proto, pad, port (network order)}, value u64
+ *   deny_ports  LPM trie, key {prefixlen, proto, pad, port (network order)}, value u64:
+ *               prefixlen 8 is a whole protocol ({8, udp, 0, 0}), 32 one port
+ *               ({32, tcp, 0, 8080}); one lookup finds either, the port rule first
  *   ws_stats    per-CPU packets/bytes per XDP action
  *   ws_reasons  per-CPU packets/bytes per drop reason (wirespeed/reasons.h)
  * Config (const volatile, set at load time):
@@ -48,9 +50,10 @@ struct fw_addr_v6 {
 };
 
 struct fw_port_rule {
+	__u32 prefixlen;	/* 8: the whole protocol; 32: one port */
 	__u8 proto;
 	__u8 pad;
-	__be16 port;	/* 0: every packet of the protocol */
+	__be16 port;
 };
 
 #define FW_HASH(_name, _key, _max)			\
@@ -65,7 +68,17 @@ FW_HASH(deny_v4, __be32, FW_DENY_MAX);
 FW_HASH(deny_v6, struct fw_addr_v6, FW_DENY_MAX);
 WS_LPM_MAP(deny_net_v4, struct ws_lpm_v4, FW_NET_MAX);
 WS_LPM_MAP(deny_net_v6, struct ws_lpm_v6, FW_NET_MAX);
-FW_HASH(deny_ports, struct fw_port_rule, FW_PORTS_MAX);
+/*
+ * An LPM trie rather than a hash of {proto, port}: one lookup answers both
+ * "this port" and "the whole protocol", where a hash needs two.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, FW_PORTS_MAX);
+	__type(key, struct fw_port_rule);
+	__type(value, __u64);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+} deny_ports SEC(".maps");
 
 static __always_inline void hit(__u64 *counter)
 {
@@ -73,15 +86,15 @@ static __always_inline void hit(__u64 *counter)
 		__sync_fetch_and_add(counter, 1);	/* shared across CPUs: atomic */
 }
 
-/* The matching {proto, 0} or {proto, dport} rule's counter, or NULL. */
+/* The counter of the port or whole-protocol rule covering the packet, or NULL. */
 static __always_inline __u64 *port_rule(struct ws_packet *pkt)
 {
-	struct fw_port_rule rule = { .proto = pkt->l4_proto };
-	__u64 *counter = bpf_map_lookup_elem(&deny_ports, &rule);
+	struct fw_port_rule rule = {
+		.prefixlen = 32,
+		.proto = pkt->l4_proto,
+		.port = pkt->l4_present ? pkt->dport : 0,	/* port 0: no port rule matches */
+	};
 
-	if (counter || !pkt->l4_present || !pkt->dport)
-		return counter;
-	rule.port = pkt->dport;
 	return bpf_map_lookup_elem(&deny_ports, &rule);
 }
 

@@ -40,7 +40,7 @@ def address_conflicts(deny, protected):
 
 @_wrap
 def port_rules(rules, variable="the port rules"):
-    """[{proto, pad, port}] keys of the firewall's deny_ports map from [{proto, port}] rules, checked."""
+    """[{prefixlen, proto, pad, port}] keys of the firewall's deny_ports map from [{proto, port}] rules, checked."""
     return _addresses.port_rules(rules, variable)
 
 

@@ -121,14 +121,19 @@ def port(value, where, zero=False):
 
 
 def port_rules(rules, variable):
-    """[{proto, pad, port}] map keys from [{proto, port}] rules; errors name the variable and rule."""
+    """deny_ports keys {prefixlen, proto, pad, port} from [{proto, port}] rules; errors name the variable and rule.
+
+    The firewall's deny_ports is an LPM trie: prefix length 8 covers the whole
+    protocol (port 0 or left out), 32 one port.
+    """
     out = []
     for i, rule in enumerate(rules or []):
         where = "%s rule %d" % (variable, i + 1)
         if not isinstance(rule, dict) or "proto" not in rule:
             raise AddressError("%s is %r; write it as {proto: tcp, port: 8080}." % (where, rule))
-        out.append({"proto": protocol(rule["proto"], where + " proto"), "pad": 0,
-                    "port": port(rule.get("port", 0), where + " port", zero=True)})
+        number = port(rule.get("port", 0), where + " port", zero=True)
+        out.append({"prefixlen": 32 if number else 8, "proto": protocol(rule["proto"], where + " proto"), "pad": 0,
+                    "port": number})
     return out
 
 
