@@ -12,12 +12,12 @@
  * ("banned"). Everything else goes to the next program.
  *
  * Config (const volatile):
+ *   ports      -      TCP ports protected, at most 16 (wirespeed/ports.h)
  *   max_new    5      new connections allowed per source per window
  *   window_ms  60000  the window
  *   ban_s      600    ban after passing the limit; 0: no ban, only the excess drops
- *   all_ports  0      1: every TCP port is protected (syn_flood), ports map unused
+ *   all_ports  0      1: every TCP port is protected (syn_flood); ports is then unused
  * Maps:
- *   ports       hash, key TCP port (network order), value u64 SYNs seen
  *   allow_v4/6  LPM tries of sources never limited, value u64 hits (wirespeed/lpm.h)
  *   ws_rl_state LRU hash of per-source state; ws_clock the test clock (wirespeed/ratelimit.h)
  *   ws_stats, ws_reasons as in wirespeed/stats.h
@@ -25,23 +25,18 @@
 #include "wirespeed/chain.h"
 #include "wirespeed/allow.h"
 #include "wirespeed/parsing.h"
+#include "wirespeed/ports.h"
 #include "wirespeed/ratelimit.h"
 #include "wirespeed/stats.h"
 
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_ACK 0x10
 
+WS_PORT_LIST(ports);
 const volatile __u32 max_new = 5;
 const volatile __u32 window_ms = 60000;
 const volatile __u32 ban_s = 600;
 const volatile _Bool all_ports = 0;
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
-	__type(key, __be16);
-	__type(value, __u64);
-} ports SEC(".maps");
 
 SEC("xdp")
 int ssh_limiter(struct xdp_md *ctx)
@@ -52,16 +47,12 @@ int ssh_limiter(struct xdp_md *ctx)
 	};
 	struct ws_packet pkt = {};
 	struct ws_src src;
-	__u64 *seen = NULL;
 	int verdict;
 
 	if (ws_parse_packet(&c, &pkt) != WS_PKT_OK || pkt.l4_proto != IPPROTO_TCP || !pkt.l4_present)
 		goto next;
-	if (!all_ports) {
-		seen = bpf_map_lookup_elem(&ports, &pkt.dport);
-		if (!seen)
-			goto next;
-	}
+	if (!all_ports && !ws_port_listed(ports, pkt.dport))
+		goto next;
 	if (ws_source_allowed(&pkt))
 		goto next;
 	if (pkt.family == 4)
@@ -73,8 +64,6 @@ int ssh_limiter(struct xdp_md *ctx)
 			return ws_drop(ctx, WS_REASON_BANNED);
 		goto next;
 	}
-	if (seen)
-		__sync_fetch_and_add(seen, 1);
 	verdict = ws_rl_event(&src, max_new, (__u64)window_ms * 1000000ULL, (__u64)ban_s * 1000000000ULL);
 	if (verdict == WS_RL_BANNED)
 		return ws_drop(ctx, WS_REASON_BANNED);

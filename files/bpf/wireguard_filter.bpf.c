@@ -14,17 +14,19 @@
  * IPv4 and IPv6. Sources on the allow list skip the handshake limit only.
  *
  * Config (const volatile):
+ *   ports            -     UDP ports WireGuard listens on, at most 16 (wirespeed/ports.h);
+ *                          empty: the program checks nothing
  *   handshake_limit  10    initiations per source per window
  *   window_ms        1000  the window
  *   ban_s            0     ban a source that passes the limit (its initiations drop)
  * Maps:
- *   ports        hash, key UDP port (network order), value u64 datagrams checked
  *   allow_v4/6   LPM tries of sources without a handshake limit, value u64 hits (wirespeed/lpm.h)
  *   ws_rl_state, ws_clock (wirespeed/ratelimit.h); ws_stats, ws_reasons (wirespeed/stats.h)
  */
 #include "wirespeed/chain.h"
 #include "wirespeed/allow.h"
 #include "wirespeed/parsing.h"
+#include "wirespeed/ports.h"
 #include "wirespeed/ratelimit.h"
 #include "wirespeed/stats.h"
 
@@ -33,16 +35,10 @@
 #define WG_COOKIE	3
 #define WG_TRANSPORT	4
 
+WS_PORT_LIST(ports);
 const volatile __u32 handshake_limit = 10;
 const volatile __u32 window_ms = 1000;
 const volatile __u32 ban_s = 0;
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16);
-	__type(key, __be16);
-	__type(value, __u64);
-} ports SEC(".maps");
 
 /* Whether a UDP payload of `len` bytes starting with `hdr` can be WireGuard; its type, or 0. */
 static __always_inline int wg_type(__u8 *hdr, __u32 len)
@@ -73,16 +69,13 @@ int wireguard_filter(struct xdp_md *ctx)
 	struct udphdr *udp;
 	struct ws_src src;
 	__u8 *hdr;
-	__u64 *seen;
 	__u32 len;
 	int type, verdict;
 
 	if (ws_parse_packet(&c, &pkt) != WS_PKT_OK || pkt.l4_proto != IPPROTO_UDP || !pkt.l4_present)
 		goto next;
-	seen = bpf_map_lookup_elem(&ports, &pkt.dport);
-	if (!seen)
+	if (!ws_port_listed(ports, pkt.dport))
 		goto next;
-	__sync_fetch_and_add(seen, 1);
 	if (pkt.fragment)	/* WireGuard never fragments at this size: a fragment is not WireGuard */
 		return ws_drop(ctx, WS_REASON_WG_INVALID);
 	udp = pkt.l4;

@@ -27,6 +27,8 @@ options:
       - Values for C(const volatile) globals of the program, written into C(.rodata) before load.
       - Types come from the object's BTF; an unknown name or a value that does not fit fails the task.
         Globals typed C(__be16)/C(__be32) are stored in network byte order.
+      - An integer array global (for example C(__u16 ports[16])) takes a list of at most that many
+        integers; the entries left out are 0.
     type: dict
     default: {}
   defines:

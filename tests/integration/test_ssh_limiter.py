@@ -14,6 +14,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import info, libbpf, mapsync
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
 
 XDP_ABORTED, XDP_DROP, XDP_PASS = 0, 1, 2
 LIMITER = os.path.join(BPF, "ssh_limiter.bpf.c")
@@ -24,9 +25,8 @@ ALLOWED_V4, ALLOWED_V6 = "192.0.2.10", "2001:db8:a::10"
 
 class Limiter:
     def __init__(self, dut, obj, **config):
-        result = dut.deploy("sl", obj, config=config)
+        result = dut.deploy("sl", obj, config={"ports": [22, 2222], **config})
         self.maps = result["maps"]
-        mapsync.sync(self.maps["ports"], entries=[22, 2222], key_type="port", exclusive=True)
         mapsync.sync(self.maps["allow_v4"], entries=["%s/32" % ALLOWED_V4])
         mapsync.sync(self.maps["allow_v6"], entries=["%s/128" % ALLOWED_V6])
         self.fd = libbpf.obj_get(os.path.join(dut.pin_root, "sl", "prog"))
@@ -105,6 +105,22 @@ def test_syn_ack_and_other_ports_are_not_counted(limiter):
     assert [lim.send(src, flags="SA") for _i in range(10)] == [XDP_PASS] * 10
     assert [lim.send(src, dport=443) for _i in range(10)] == [XDP_PASS] * 10
     assert [lim.send(src, dport=2222) for _i in range(3)] == [XDP_PASS, XDP_PASS, XDP_DROP]
+
+
+def test_port_list_is_read_to_its_last_entry_and_all_ports_ignores_it(limiter):
+    full = list(range(2000, 2016))  # 16 ports, the most a list holds
+    lim = limiter(ports=full, max_new=1, window_ms=60000, ban_s=0)
+    assert [lim.send("203.0.113.80", dport=2015) for _i in range(2)] == [XDP_PASS, XDP_DROP]
+    assert [lim.send("203.0.113.80", dport=22) for _i in range(3)] == [XDP_PASS] * 3  # not on this list
+    every = limiter(ports=[], all_ports=True, max_new=1, window_ms=60000, ban_s=0)
+    assert [every.send("203.0.113.81", dport=9) for _i in range(2)] == [XDP_PASS, XDP_DROP]
+
+
+def test_port_list_longer_than_the_program_holds_is_refused(dut, objects):
+    with pytest.raises(DatapathError) as err:
+        Limiter(dut, objects["build"](LIMITER), ports=list(range(2000, 2017)))
+    assert err.value.message == ("config key 'ports' must be a list of at most 16 integers from 0 to 65535 "
+                                 "(__u16[16]); the entries left out are 0; got %r." % list(range(2000, 2017)))
 
 
 def model_verdicts(events, limit, window, ban):

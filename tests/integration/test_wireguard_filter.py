@@ -28,8 +28,7 @@ def message(kind, size, reserved=b"\0\0\0"):
 
 class Filter:
     def __init__(self, dut, obj, **config):
-        self.maps = dut.deploy("wg", obj, config=config)["maps"]
-        mapsync.sync(self.maps["ports"], entries=[PORT], key_type="port", exclusive=True)
+        self.maps = dut.deploy("wg", obj, config={"ports": [PORT], **config})["maps"]
         mapsync.sync(self.maps["allow_v4"], entries=["%s/32" % ALLOWED])
         self.fd = libbpf.obj_get(os.path.join(dut.pin_root, "wg", "prog"))
         self.now = 1000 * SECOND

@@ -26,30 +26,40 @@ PROG_TYPE_NAMES = {libbpf.PROG_TYPE_XDP: "xdp", libbpf.PROG_TYPE_SCHED_CLS: "tc 
 class VarSpec:
     """A `const volatile` global of `.rodata`: where it lives and how to encode it."""
 
-    def __init__(self, name, offset, size, kind, signed=False, big_endian=False, enum=None, ctype=""):
+    def __init__(self, name, offset, size, kind, signed=False, big_endian=False, enum=None, ctype="", item=None):
         self.name = name
         self.offset = offset
         self.size = size
-        self.kind = kind  # 'int', 'bool', 'enum', 'char[]'
+        self.kind = kind  # 'int', 'bool', 'enum', 'char[]', 'int[]'
         self.signed = signed
         self.big_endian = big_endian
         self.enum = enum or {}
         self.ctype = ctype
+        self.item = item  # int[]: the VarSpec of one element
 
     def describe(self):
         if self.kind == "bool":
             return "true or false (bool)"
         if self.kind == "char[]":
             return "a string of at most %d bytes (%s)" % (self.size - 1, self.ctype)
-        bits = self.size * 8
-        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if self.signed else (0, (1 << bits) - 1)
-        text = "an integer from %d to %d (%s)" % (lo, hi, self.ctype)
+        if self.kind == "int[]":
+            return "a list of at most %d integers from %d to %d (%s); the entries left out are 0" % (
+                (self.size // self.item.size,) + self.item.bounds() + (self.ctype,))
+        text = "an integer from %d to %d (%s)" % (self.bounds() + (self.ctype,))
         if self.enum:
             text += " or one of %s" % ", ".join(sorted(self.enum))
         return text
 
+    def bounds(self):
+        bits = self.size * 8
+        return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if self.signed else (0, (1 << bits) - 1)
+
     def encode(self, value):
         """Return the bytes for value, or raise ValueError."""
+        if self.kind == "int[]":
+            if not isinstance(value, (list, tuple)) or len(value) * self.item.size > self.size:
+                raise ValueError
+            return b"".join(self.item.encode(v) for v in value).ljust(self.size, b"\0")
         if self.kind == "char[]":
             if not isinstance(value, str):
                 raise ValueError
@@ -216,25 +226,23 @@ class BpfObject:
                 out[name] = spec
         return out
 
-    def _var_spec(self, btf, name, type_id, info):
+    def _resolve(self, btf, type_id):
+        """(the type under const/volatile/typedefs, the typedef names passed on the way)."""
         typedefs = []
         t = self._lib.btf__type_by_id(btf, type_id)
         while t.contents.kind in (libbpf.BTF_KIND_CONST, libbpf.BTF_KIND_VOLATILE, libbpf.BTF_KIND_RESTRICT,
                                   libbpf.BTF_KIND_TYPEDEF, libbpf.BTF_KIND_TYPE_TAG):
             if t.contents.kind == libbpf.BTF_KIND_TYPEDEF:
                 typedefs.append(self._lib.btf__name_by_offset(btf, t.contents.name_off).decode())
-            type_id = t.contents.size_or_type
-            t = self._lib.btf__type_by_id(btf, type_id)
+            t = self._lib.btf__type_by_id(btf, t.contents.size_or_type)
+        return t, typedefs
+
+    def _var_spec(self, btf, name, type_id, info):
+        t, typedefs = self._resolve(btf, type_id)
         kind = t.contents.kind
         ctype = typedefs[0] if typedefs else self._lib.btf__name_by_offset(btf, t.contents.name_off).decode()
         if kind == libbpf.BTF_KIND_INT:
-            enc = _read_after(t, ctypes.c_uint32).value
-            encoding = (enc >> 24) & 0x0F
-            if encoding & libbpf.BTF_INT_BOOL:
-                return VarSpec(name, info.offset, info.size, "bool", ctype=ctype)
-            big = any(td.startswith("__be") for td in typedefs)
-            return VarSpec(name, info.offset, info.size, "int", signed=bool(encoding & libbpf.BTF_INT_SIGNED),
-                           big_endian=big, ctype=ctype)
+            return self._int_spec(t, typedefs, name, info.offset, info.size, ctype)
         if kind == libbpf.BTF_KIND_ENUM:
             members = {}
             for i in range(t.contents.vlen):
@@ -244,10 +252,26 @@ class BpfObject:
                            ctype="enum " + ctype if ctype else "enum")
         if kind == libbpf.BTF_KIND_ARRAY:
             arr = _read_after(t, libbpf.BtfArray)
-            elem = self._lib.btf__type_by_id(btf, arr.type)
+            elem, elem_typedefs = self._resolve(btf, arr.type)
             if elem.contents.kind == libbpf.BTF_KIND_INT and elem.contents.size_or_type == 1:
                 return VarSpec(name, info.offset, info.size, "char[]", ctype="char[%d]" % arr.nelems)
+            if elem.contents.kind == libbpf.BTF_KIND_INT and arr.nelems:
+                elem_ctype = elem_typedefs[0] if elem_typedefs else \
+                    self._lib.btf__name_by_offset(btf, elem.contents.name_off).decode()
+                item = self._int_spec(elem, elem_typedefs, name, 0, info.size // arr.nelems, elem_ctype)
+                if item.kind == "int":
+                    return VarSpec(name, info.offset, info.size, "int[]", item=item,
+                                   ctype="%s[%d]" % (elem_ctype, arr.nelems))
         return VarSpec(name, info.offset, info.size, "unsupported", ctype=ctype or "kind %d" % kind)
+
+    @staticmethod
+    def _int_spec(t, typedefs, name, offset, size, ctype):
+        encoding = (_read_after(t, ctypes.c_uint32).value >> 24) & 0x0F
+        if encoding & libbpf.BTF_INT_BOOL:
+            return VarSpec(name, offset, size, "bool", ctype=ctype)
+        big = any(td.startswith("__be") for td in typedefs)
+        return VarSpec(name, offset, size, "int", signed=bool(encoding & libbpf.BTF_INT_SIGNED),
+                       big_endian=big, ctype=ctype)
 
     def set_config(self, config, internal=None):
         """Write config (user values) and internal (engine values) into .rodata."""
@@ -273,7 +297,7 @@ class BpfObject:
             spec = specs[key]
             if spec.kind == "unsupported":
                 raise DatapathError("config key %r has C type %s, which config cannot set; use an integer, bool, "
-                                    "enum or char array global." % (key, spec.ctype))
+                                    "enum, integer array or char array global." % (key, spec.ctype))
             try:
                 raw = spec.encode(values[key])
             except (ValueError, OverflowError, TypeError) as exc:
