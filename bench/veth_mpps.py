@@ -2,9 +2,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Receive rate on a veth pair, side by side in one run: bare XDP_DROP, the firewall with
 10 and with 100k deny addresses + 10k CIDRs, the same lists as an nftables set, and iptables
-rules (10 and 1k).
+rules (10 and 1k). A plain one-lookup hash blocklist of the same 100k addresses
+(bench/bpf/blocklist.bpf.c) runs beside them as a reference: what any hash-based list costs.
 
-    python bench/veth_mpps.py [--frames 2000000] [--rounds 3] [--cpu 0]
+    python bench/veth_mpps.py [--frames 2000000] [--rounds 5] [--cpu 0]
 
 Traffic comes from a live-frames generator: an XDP program that redirects every frame out
 of the generator's veth, run by BPF_PROG_TEST_RUN with BPF_F_TEST_XDP_LIVE_FRAMES in the
@@ -125,7 +126,7 @@ def deny_lists(src, rng):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=2000000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cpu", type=int, default=0)
     args = parser.parse_args()
     os.sched_setaffinity(0, {args.cpu})
@@ -143,6 +144,8 @@ def main():
         fwbig = Loaded(os.path.join(REPO, "files", "bpf", "firewall.bpf.c"), os.path.join(bench.pins, "fwbig"))
         mapsync.sync(fwbig.maps["deny_v4"], entries=addrs, key_type="ipv4", diff=False)
         mapsync.sync(fwbig.maps["deny_net_v4"], entries=nets, key_type="ipv4_cidr", diff=False)
+        blocklist = Loaded(os.path.join(HERE, "bpf", "blocklist.bpf.c"), os.path.join(bench.pins, "blocklist"))
+        mapsync.sync(blocklist.maps["deny_v4"], entries=addrs, key_type="ipv4", diff=False)
 
         def nft(elements, cidrs):
             sh("nft", "-f", "-", ns=bench.dut, stdin=(
@@ -170,6 +173,7 @@ def main():
             ("bare XDP_DROP", lambda: bench.attach(bare.obj.prog_fd)),
             ("firewall, 10 deny addresses", lambda: bench.attach(fw10.obj.prog_fd)),
             ("firewall, 100k addresses + 10k CIDRs", lambda: bench.attach(fwbig.obj.prog_fd)),
+            ("reference: plain hash blocklist, 100k", lambda: bench.attach(blocklist.obj.prog_fd)),
             ("nftables set (netdev ingress), 100k + 10k",
              lambda: (bench.attach(passer.obj.prog_fd), nft(addrs, nets))),
             ("iptables raw, 10 rules", lambda: (bench.attach(passer.obj.prog_fd), iptables(10))),
@@ -198,6 +202,9 @@ def main():
     print("\nfirewall 100k+10k / bare XDP_DROP: %.2fx (target >= 0.80x)" % (big / bare_rate))
     print("firewall 100k+10k / nftables set:  %.2fx (target >= 3x)" % (big / nft_rate))
     print("firewall 100k+10k / firewall 10:   %.2fx (flat is 1.00x)" % (big / small))
+    print("reference: plain blocklist / bare XDP_DROP: %.2fx, / nftables set: %.2fx"
+          % (med["reference: plain hash blocklist, 100k"] / bare_rate,
+             med["reference: plain hash blocklist, 100k"] / nft_rate))
 
 
 if __name__ == "__main__":
