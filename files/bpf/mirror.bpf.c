@@ -7,23 +7,23 @@
  *
  * A packet matches when all the enabled conditions hold:
  *   match_proto  0 any, else IPPROTO_* (6 TCP, 17 UDP, ...)
- *   match_ports  1: its source or destination port is a key of `ports`
+ *   ports        its source or destination port is on the list (empty: any port)
  *   match_nets   1: its source or destination address is inside nets_v4/nets_v6
- * Config (const volatile): match_proto 0, match_ports 0, match_nets 0,
- *   sample_n 1 (mirror 1 in N matching packets; 0 or 1: all of them).
+ * Config (const volatile): match_proto 0, ports [] (at most 16, wirespeed/ports.h),
+ *   match_nets 0, sample_n 1 (mirror 1 in N matching packets; 0 or 1: all of them).
  * Maps:
  *   target     array[1], value: ifindex of the interface that gets the copies
  *              (write it with xdp_map_entry, value_type ifindex, by name)
- *   ports      hash, key port (network order), value u64 matches
  *   nets_v4/6  LPM tries, value u64 matches
  *   mirror_stats  per-CPU array: [0] matched, [1] mirrored, [2] clone failed
  */
 #include <linux/pkt_cls.h>
 #include "wirespeed/lpm.h"
 #include "wirespeed/parsing.h"
+#include "wirespeed/ports.h"
 
 const volatile __u8 match_proto = 0;
-const volatile _Bool match_ports = 0;
+WS_PORT_LIST(ports);
 const volatile _Bool match_nets = 0;
 const volatile __u32 sample_n = 1;
 
@@ -37,13 +37,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } target SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, __be16);
-	__type(value, __u64);
-} ports SEC(".maps");
 
 WS_LPM_MAP(nets_v4, struct ws_lpm_v4, 1024);
 WS_LPM_MAP(nets_v6, struct ws_lpm_v6, 1024);
@@ -67,7 +60,7 @@ static __always_inline int port_match(struct ws_packet *pkt)
 {
 	if (!pkt->l4_present || !pkt->sport)
 		return 0;
-	return bpf_map_lookup_elem(&ports, &pkt->sport) || bpf_map_lookup_elem(&ports, &pkt->dport);
+	return ws_port_listed(ports, pkt->sport) || ws_port_listed(ports, pkt->dport);
 }
 
 static __always_inline int net_match(struct ws_packet *pkt)
@@ -90,7 +83,7 @@ int mirror(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	if (match_proto && pkt.l4_proto != match_proto)
 		return TC_ACT_UNSPEC;
-	if (match_ports && !port_match(&pkt))
+	if (ports[0] && !port_match(&pkt))
 		return TC_ACT_UNSPEC;
 	if (match_nets && !net_match(&pkt))
 		return TC_ACT_UNSPEC;

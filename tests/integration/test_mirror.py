@@ -76,8 +76,7 @@ def stats(maps):
 
 def test_ingress_copies_arrive_and_originals_are_delivered(dut, objects, tap):
     target, sock = tap
-    maps = deploy(dut, objects, target, match_proto=17, match_ports=1)
-    mapsync.sync(maps["ports"], entries=[7200], key_type="port")
+    maps = deploy(dut, objects, target, match_proto=17, ports=[7200])
     assert dut.udp(7200) == 20 and dut.udp(7201) == 20  # originals all delivered
     assert udp_copies(sock, 7200) == 20  # one copy each, of the matching port only
     assert udp_copies(sock, 7201) == 0
@@ -116,8 +115,7 @@ def frame(src="198.18.0.9", dst="198.18.0.1", l4=None):
 
 def test_matching_table(dut, objects, tap):
     target, _sock = tap
-    maps = deploy(dut, objects, target, match_proto=6, match_ports=1, match_nets=1)
-    mapsync.sync(maps["ports"], entries=[443], key_type="port")
+    maps = deploy(dut, objects, target, match_proto=6, ports=[443], match_nets=1)
     mapsync.sync(maps["nets_v4"], entries=["203.0.113.0/24"])
     mapsync.sync(maps["nets_v6"], entries=["2001:db8:cafe::/48"])
     fd = libbpf.obj_get(os.path.join(dut.pin_root, "mirror", "prog"))
@@ -143,8 +141,7 @@ def test_matching_table(dut, objects, tap):
 
 def test_one_in_n_sampling(dut, objects, tap):
     target, _sock = tap
-    maps = deploy(dut, objects, target, sample_n=4, match_proto=17, match_ports=1)
-    mapsync.sync(maps["ports"], entries=[80], key_type="port")  # nothing else on the link matches
+    maps = deploy(dut, objects, target, sample_n=4, match_proto=17, ports=[80])  # nothing else on the link matches
     fd = libbpf.obj_get(os.path.join(dut.pin_root, "mirror", "prog"))
     try:
         with netns(dut.dut):
@@ -163,9 +160,8 @@ def test_differential_10000_packets(dut, objects, tap):
     import random
 
     target, _sock = tap
-    maps = deploy(dut, objects, target, match_proto=6, match_ports=1, match_nets=1)
     watched_ports, nets = [443, 8443], ["203.0.113.0/24", "2001:db8:cafe::/48"]
-    mapsync.sync(maps["ports"], entries=watched_ports, key_type="port")
+    maps = deploy(dut, objects, target, match_proto=6, ports=watched_ports, match_nets=1)
     mapsync.sync(maps["nets_v4"], entries=[nets[0]])
     mapsync.sync(maps["nets_v6"], entries=[nets[1]])
     rng = random.Random(5)

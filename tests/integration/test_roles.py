@@ -79,6 +79,9 @@ CASES = {
     "sample rate 0": (dict(role_under_test="mirror", mirror_interfaces=["eth0"], mirror_target="mon0",
                            mirror_sample_rate=0),
                       r"mirror_sample_rate is 0; give 1 \(every packet\) or more"),
+    "too many mirror ports": (dict(role_under_test="mirror", mirror_interfaces=["eth0"], mirror_target="mon0",
+                                   mirror_ports=list(range(2000, 2017))),
+                              r"mirror_ports has 17 ports; give at most 16"),
     "mirror target missing": (dict(role_under_test="mirror", mirror_interfaces=["eth0"], mirror_target="ids9"),
                               r"mirror_interfaces or mirror_target names ids9, which does not exist on lab1"),
 }
