@@ -23,11 +23,14 @@ import os
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "build", "collections"))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
+from netlab import netns  # noqa: E402
 from scapy.layers.inet import IP, TCP, UDP  # noqa: E402
 from scapy.layers.l2 import Ether  # noqa: E402
 
@@ -53,9 +56,9 @@ def frame(src, proto=UDP, dport=53):
 class Loaded:
     """A program loaded (not attached) with its maps pinned in a private bpffs directory."""
 
-    def __init__(self, src, pin_dir, config=None):
+    def __init__(self, src, pin_dir, config=None, prog_type=libbpf.PROG_TYPE_XDP):
         self.obj = BpfObject(bpfcc.compile_source(src, [INCLUDE])["path"])
-        self.obj.select(None, libbpf.PROG_TYPE_XDP)
+        self.obj.select(None, prog_type)
         self.obj.set_config(config or {})
         self.obj.load()
         self.maps = {}
@@ -67,6 +70,29 @@ class Loaded:
 
     def ns(self, packet, runs, repeat):
         return statistics.median(libbpf.test_run(self.obj.prog_fd, packet, repeat)[2] for _i in range(runs))
+
+
+def mirror_rows(root, args):
+    """The TC mirror in a private namespace: a non-matching packet, and a matching one cloned to a veth.
+
+    The copies go to a veth whose peer is down, so they are made and dropped at once:
+    no traffic leaves the namespace.
+    """
+    ns = "wsbm%05x" % random.randrange(1 << 20)
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "add", "cp0", "type", "veth", "peer", "name", "cp1"], check=True)
+        subprocess.run(["ip", "-n", ns, "link", "set", "cp0", "up"], check=True)
+        mirror = Loaded(os.path.join(REPO, "files", "bpf", "mirror.bpf.c"), os.path.join(root, "mirror"),
+                        {"match_proto": 17, "ports": [7200]}, libbpf.PROG_TYPE_SCHED_CLS)
+        with netns(ns):
+            mapsync.sync(mirror.maps["target"], entries={0: "cp0"}, key_type="u32", value_type="ifindex",
+                         diff=False)
+            return [("mirror (TC): other traffic", mirror.ns(frame("198.18.0.9"), args.runs, args.repeat)),
+                    ("mirror (TC): matched, copied", mirror.ns(frame("198.18.0.9", UDP, 7200), args.runs,
+                                                               args.repeat))]
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
 def main():
@@ -113,6 +139,7 @@ def main():
         data = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="203.0.113.1")
                      / UDP(dport=51820) / (b"\x04\0\0\0" + b"d" * 60))
         rows.append(("wireguard_filter: transport data", wg.ns(data, args.runs, args.repeat)))
+        rows.extend(mirror_rows(root, args))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     width = max(len(r[0]) for r in rows)
