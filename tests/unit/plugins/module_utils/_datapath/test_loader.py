@@ -8,6 +8,8 @@ from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.loade
     verifier_log,
 )
 
+PORTS = VarSpec("ports", 0, 6, "int[]", item=VarSpec("ports", 0, 2, "int", ctype="__u16"), ctype="__u16[3]")
+
 
 @pytest.mark.parametrize("spec,value,raw", [
     (VarSpec("p", 0, 2, "int", ctype="__u16"), 8080, b"\x90\x1f"),
@@ -18,6 +20,8 @@ from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.loade
     (VarSpec("b", 0, 1, "bool", ctype="_Bool"), "false", b"\x00"),
     (VarSpec("e", 0, 4, "enum", signed=True, enum={"LOW": 1, "HIGH": 2}), "HIGH", b"\x02\x00\x00\x00"),
     (VarSpec("c", 0, 4, "char[]", ctype="char[4]"), "ab", b"ab\x00\x00"),
+    (PORTS, [22, 2222], b"\x16\x00\xae\x08\x00\x00"),
+    (PORTS, [], b"\x00" * 6),
 ])
 def test_encode(spec, value, raw):
     assert spec.encode(value) == raw
@@ -32,6 +36,9 @@ def test_encode(spec, value, raw):
     (VarSpec("b", 0, 1, "bool"), 2),
     (VarSpec("e", 0, 4, "enum", signed=True, enum={"LOW": 1}), "MEDIUM"),
     (VarSpec("c", 0, 4, "char[]"), "abcd"),  # no room for the NUL
+    (PORTS, [1, 2, 3, 4]),  # longer than the array
+    (PORTS, [70000]),
+    (PORTS, 22),  # not a list
 ])
 def test_encode_refuses(spec, value):
     with pytest.raises((ValueError, OverflowError, TypeError)):
@@ -39,6 +46,8 @@ def test_encode_refuses(spec, value):
 
 
 def test_describe_names_range_and_type():
+    assert PORTS.describe() == ("a list of at most 3 integers from 0 to 65535 (__u16[3]); the entries left "
+                                "out are 0")
     assert VarSpec("p", 0, 2, "int", ctype="__u16").describe() == "an integer from 0 to 65535 (__u16)"
     assert VarSpec("s", 0, 1, "int", signed=True, ctype="__s8").describe() == "an integer from -128 to 127 (__s8)"
 
