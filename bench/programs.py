@@ -56,8 +56,8 @@ def frame(src, proto=UDP, dport=53):
 class Loaded:
     """A program loaded (not attached) with its maps pinned in a private bpffs directory."""
 
-    def __init__(self, src, pin_dir, config=None, prog_type=libbpf.PROG_TYPE_XDP):
-        self.obj = BpfObject(bpfcc.compile_source(src, [INCLUDE])["path"])
+    def __init__(self, src, pin_dir, config=None, prog_type=libbpf.PROG_TYPE_XDP, defines=None):
+        self.obj = BpfObject(bpfcc.compile_source(src, [INCLUDE], defines)["path"])
         self.obj.select(None, prog_type)
         self.obj.set_config(config or {})
         self.obj.load()

@@ -3,7 +3,7 @@
 """Receive rate on a veth pair, side by side in one run: bare XDP_DROP, the firewall with
 10 and with 100k deny addresses + 10k CIDRs, the same lists as an nftables set, and iptables
 rules (10 and 1k). A plain one-lookup hash blocklist of the same 100k addresses
-(bench/bpf/blocklist.bpf.c) runs beside them as a reference: what any hash-based list costs.
+(tests/integration/bpf/plain_blocklist.bpf.c) runs beside them as a reference: what any hash-based list costs.
 
     python bench/veth_mpps.py [--frames 2000000] [--rounds 5] [--cpu 0]
 
@@ -144,8 +144,9 @@ def main():
         fwbig = Loaded(os.path.join(REPO, "files", "bpf", "firewall.bpf.c"), os.path.join(bench.pins, "fwbig"))
         mapsync.sync(fwbig.maps["deny_v4"], entries=addrs, key_type="ipv4", diff=False)
         mapsync.sync(fwbig.maps["deny_net_v4"], entries=nets, key_type="ipv4_cidr", diff=False)
-        blocklist = Loaded(os.path.join(HERE, "bpf", "blocklist.bpf.c"), os.path.join(bench.pins, "blocklist"))
-        mapsync.sync(blocklist.maps["deny_v4"], entries=addrs, key_type="ipv4", diff=False)
+        blocklist = Loaded(os.path.join(REPO, "tests", "integration", "bpf", "plain_blocklist.bpf.c"),
+                           os.path.join(bench.pins, "blocklist"), defines={"BLOCKLIST_SIZE": 131072})
+        mapsync.sync(blocklist.maps["blocklist"], entries=addrs, key_type="ipv4", diff=False)
 
         def nft(elements, cidrs):
             sh("nft", "-f", "-", ns=bench.dut, stdin=(
