@@ -17,7 +17,8 @@
  * Maps (pinned under <bpffs>/wirespeed/<if>/<name>/maps/), values count hits:
  *   allow_v4, allow_v6, deny_net_v4, deny_net_v6   LPM trie, key CIDR, value u64
  *   deny_v4 (key IPv4), deny_v6 (key IPv6)        hash, value u64
- *   deny_ports  LPM trie, key {prefixlen, proto, pad, port (network order)}, value u64:
+ *   deny_ports  LPM trie, key {prefixlen, proto, pad, port (network order)}, value u64;
+ *               xdp_map_entry writes and shows the keys as "tcp/8080" and "icmp":
  *               prefixlen 8 is a whole protocol ({8, udp, 0, 0}), 32 one port
  *               ({32, tcp, 0, 8080}); one lookup finds either, the port rule first
  *   ws_stats    per-CPU packets/bytes per XDP action

@@ -40,7 +40,7 @@ def address_conflicts(deny, protected):
 
 @_wrap
 def port_rules(rules, variable="the port rules"):
-    """[{prefixlen, proto, pad, port}] keys of the firewall's deny_ports map from [{proto, port}] rules, checked."""
+    """Keys of the firewall's deny_ports map ("tcp/8080", "icmp") from [{proto, port}] rules, checked."""
     return _addresses.port_rules(rules, variable)
 
 

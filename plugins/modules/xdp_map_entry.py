@@ -16,6 +16,8 @@ description:
     under C(--diff) exactly which entries would be added (C(+)), removed (C(-)) or changed (C(~)).
   - Types come from O(key_type) and O(value_type), else from the map's BTF, else from the form of the
     entries (addresses and CIDRs into 4-, 16-, 8- and 20-byte keys).
+  - C(proto_port) is a port rule as the firewall's C(deny_ports) LPM trie keeps it, written C(tcp/8080)
+    (one port) or C(icmp) (the whole protocol).
   - Every entry is parsed before the map is touched; a bad entry fails the task naming it. If the
     kernel refuses half-way (map full, out of memory) the map is put back to what it held.
   - A key given without a value keeps its current value (new keys get zeros), so re-running a blocklist
@@ -70,12 +72,12 @@ options:
     description: Type of the keys, for maps without BTF or where the BTF type is ambiguous.
     type: str
     choices: [be16, be32, bool, hex, ifindex, ipv4, ipv4_cidr, ipv6, ipv6_cidr, mac, port, proto,
-              s16, s32, s64, s8, u16, u32, u64, u8]
+              proto_port, s16, s32, s64, s8, u16, u32, u64, u8]
   value_type:
     description: Type of the values (same choices as O(key_type)).
     type: str
     choices: [be16, be32, bool, hex, ifindex, ipv4, ipv4_cidr, ipv6, ipv6_cidr, mac, port, proto,
-              s16, s32, s64, s8, u16, u32, u64, u8]
+              proto_port, s16, s32, s64, s8, u16, u32, u64, u8]
   return_entries:
     description: Return the map's entries after the task, decoded like the input (per-CPU values summed).
     type: bool

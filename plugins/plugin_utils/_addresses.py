@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.codec import PROTOCOLS
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.codec import PROTOCOL_NAMES, PROTOCOLS
 
 
 class AddressError(ValueError):
@@ -121,19 +121,20 @@ def port(value, where, zero=False):
 
 
 def port_rules(rules, variable):
-    """deny_ports keys {prefixlen, proto, pad, port} from [{proto, port}] rules; errors name the variable and rule.
+    """deny_ports keys ("tcp/8080", "icmp") from [{proto, port}] rules; errors name the variable and rule.
 
-    The firewall's deny_ports is an LPM trie: prefix length 8 covers the whole
-    protocol (port 0 or left out), 32 one port.
+    The firewall's deny_ports is an LPM trie: "icmp" (port 0 or left out) covers the
+    whole protocol, "tcp/8080" one port (key type proto_port).
     """
     out = []
     for i, rule in enumerate(rules or []):
         where = "%s rule %d" % (variable, i + 1)
         if not isinstance(rule, dict) or "proto" not in rule:
             raise AddressError("%s is %r; write it as {proto: tcp, port: 8080}." % (where, rule))
-        number = port(rule.get("port", 0), where + " port", zero=True)
-        out.append({"prefixlen": 32 if number else 8, "proto": protocol(rule["proto"], where + " proto"), "pad": 0,
-                    "port": number})
+        number = protocol(rule["proto"], where + " proto")
+        name = PROTOCOL_NAMES.get(number, str(number))
+        portnum = port(rule.get("port", 0), where + " port", zero=True)
+        out.append("%s/%d" % (name, portnum) if portnum else name)
     return out
 
 

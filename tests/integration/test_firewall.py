@@ -46,7 +46,7 @@ def firewall(dut, objects):
                 ("deny_v4", DENY_V4, "ipv4"), ("deny_net_v4", DENY_NET_V4, None), ("allow_v4", ALLOW_V4, None),
                 ("deny_v6", DENY_V6, "ipv6"), ("deny_net_v6", DENY_NET_V6, None), ("allow_v6", ALLOW_V6, None)):
             mapsync.sync(maps[name], entries=entries, key_type=key_type, exclusive=True)
-        rules = [{"prefixlen": 32 if port else 8, "proto": p, "pad": 0, "port": port} for p, port in PORT_RULES]
+        rules = ["%s/%d" % (p, port) if port else p for p, port in PORT_RULES]
         mapsync.sync(maps["deny_ports"], entries=rules, exclusive=True)
         fd = libbpf.obj_get(os.path.join(dut.pin_root, "fw", "prog"))
         return fd, maps

@@ -17,8 +17,10 @@ from .codec import (
     IntCodec,
     MacCodec,
     PortCodec,
+    PortRuleCodec,
     ProtoCodec,
     StructCodec,
+    is_padding,
 )
 
 PROTO_FIELDS = ("proto", "protocol", "l4_proto", "ip_proto")
@@ -106,11 +108,16 @@ class Btf:
 
 
 def lpm_codec(codec):
-    """An LPM key struct {prefixlen; data} becomes a CIDR codec."""
-    if isinstance(codec, StructCodec) and len(codec.fields) == 2 and codec.fields[0][0] == "prefixlen":
+    """An LPM key struct {prefixlen; data} becomes a CIDR codec, {prefixlen; proto; pad; port} a port rule."""
+    if not isinstance(codec, StructCodec) or not codec.fields or codec.fields[0][0] != "prefixlen":
+        return codec
+    if len(codec.fields) == 2:
         data = codec.fields[1][2]
         if data.size == 4 or (data.size == 16):
             return CidrCodec(4 if data.size == 4 else 6, codec.size)
+    layout = [(offset, type(field_codec)) for _name, offset, field_codec in codec.fields if not is_padding(_name)]
+    if codec.size == 8 and layout == [(0, IntCodec), (4, ProtoCodec), (6, PortCodec)]:
+        return PortRuleCodec()
     return codec
 
 

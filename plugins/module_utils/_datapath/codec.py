@@ -185,6 +185,48 @@ class ProtoCodec(IntCodec):
         return PROTOCOL_NAMES.get(num, num)
 
 
+class PortRuleCodec(Codec):
+    """An LPM key {u32 prefixlen; u8 proto; u8 pad; be16 port}: "tcp/8080" (prefix 32) or "icmp" (prefix 8).
+
+    Also takes {proto, port} (port 0 or left out: the whole protocol); a prefixlen
+    given with it must be the one the port implies.
+    """
+
+    name = "proto_port"
+    size = 8
+    _proto = ProtoCodec()
+
+    def encode(self, value):
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - {"prefixlen", "proto", "pad", "port"})
+            if unknown or "proto" not in value:
+                raise ValueError("a port rule is {proto, port}, got %r" % (value,))
+            proto, port = value["proto"], value.get("port", 0)
+        else:
+            proto, _sep, port = str(value).strip().partition("/")
+            port = port or 0
+        try:
+            raw_proto = self._proto.encode(proto)
+            number = int(port)
+        except (TypeError, ValueError):
+            raise ValueError("%r is not a port rule like tcp/8080 or icmp" % (value,)) from None
+        if not 0 <= number <= 65535:
+            raise ValueError("%r: port %d is not 0 to 65535" % (value, number))
+        prefixlen = 32 if number else 8
+        if isinstance(value, dict) and value.get("prefixlen", prefixlen) != prefixlen:
+            what = "one port" if number else "the whole protocol"
+            raise ValueError("%r: prefixlen must be %d for %s" % (value, prefixlen, what))
+        return LPM_KEY_PREFIX.pack(prefixlen) + raw_proto + b"\0" + number.to_bytes(2, "big")
+
+    def decode(self, raw):
+        proto = self._proto.decode(raw[4:5])
+        port = int.from_bytes(raw[6:8], "big")
+        return "%s/%d" % (proto, port) if LPM_KEY_PREFIX.unpack_from(raw)[0] > 8 else str(proto)
+
+    def sort_key(self, raw):
+        return (raw[4], int.from_bytes(raw[6:8], "big"))
+
+
 class MacCodec(Codec):
     name = "mac"
     size = 6
@@ -268,7 +310,7 @@ class StructCodec(Codec):
         unknown = sorted(set(value) - known)
         if unknown:
             raise ValueError("%s has no field %r (fields: %s)" % (self.name, unknown[0], ", ".join(sorted(known))))
-        missing = [f[0] for f in self.fields if f[0] not in value and not _is_padding(f[0])]
+        missing = [f[0] for f in self.fields if f[0] not in value and not is_padding(f[0])]
         if missing:
             raise ValueError("%s field %r is missing" % (self.name, missing[0]))
         raw = bytearray(self.size)
@@ -288,7 +330,7 @@ class StructCodec(Codec):
         return "{%s}" % ", ".join("%s: %s" % (f, c.text(raw[o:o + c.size])) for f, o, c in self.fields)
 
 
-def _is_padding(field):
+def is_padding(field):
     return field.startswith(("pad", "_", "reserved", "unused"))
 
 
@@ -300,7 +342,7 @@ NAMED = {
     "s64": lambda: IntCodec(8, True),
     "be16": lambda: IntCodec(2, big_endian=True, name="be16"), "port": PortCodec,
     "be32": lambda: IntCodec(4, big_endian=True, name="be32"),
-    "proto": ProtoCodec, "mac": MacCodec, "ifindex": IfindexCodec, "bool": BoolCodec,
+    "proto": ProtoCodec, "proto_port": PortRuleCodec, "mac": MacCodec, "ifindex": IfindexCodec, "bool": BoolCodec,
 }
 TYPE_NAMES = sorted([*NAMED, "hex"])
 

@@ -34,8 +34,8 @@ def test_split_puts_single_addresses_apart_and_drops_duplicates():
 
 
 def test_port_rules_and_ports_name_the_bad_item():
-    assert a.port_rules([{"proto": "tcp", "port": 8080}, {"proto": 17}], "rules") == [
-        {"prefixlen": 32, "proto": 6, "pad": 0, "port": 8080}, {"prefixlen": 8, "proto": 17, "pad": 0, "port": 0}]
+    assert a.port_rules([{"proto": "tcp", "port": 8080}, {"proto": 17}, {"proto": 200, "port": 9}], "rules") == [
+        "tcp/8080", "udp", "200/9"]
     with pytest.raises(a.AddressError, match=r"rules rule 1 proto is 'tpc', which is not a protocol"):
         a.port_rules([{"proto": "tpc"}], "rules")
     with pytest.raises(a.AddressError, match=r"rules rule 2 is \[80\]; write it as"):

@@ -17,6 +17,10 @@ from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.mapsy
     ("u32", 5, b"\x05\0\0\0", "5"),
     ("s8", -1, b"\xff", "-1"),
     ("proto", "tcp", b"\x06", "tcp"),
+    ("proto_port", "tcp/8080", b"\x20\0\0\0\x06\0\x1f\x90", "tcp/8080"),
+    ("proto_port", "icmp", b"\x08\0\0\0\x01\0\0\0", "icmp"),
+    ("proto_port", {"proto": 17, "port": 53}, b"\x20\0\0\0\x11\0\x00\x35", "udp/53"),
+    ("proto_port", "udp/0", b"\x08\0\0\0\x11\0\0\0", "udp"),
     ("mac", "AA-bb-cc-dd-ee-ff", bytes.fromhex("aabbccddeeff"), "aa:bb:cc:dd:ee:ff"),
     ("bool", "yes", b"\x01", "True"),
     ("u8", True, b"\x01", "1"),
@@ -36,6 +40,10 @@ def test_round_trip(type_name, value, raw, text):
     ("u8", 1, "many", "u8 needs an integer, got 'many'"),
     ("mac", 6, "aa:bb:cc", "'aa:bb:cc' is not a MAC address like aa:bb:cc:dd:ee:ff"),
     ("hex", 4, "abcd", "2 bytes given where 4 are needed"),
+    ("proto_port", 8, "tcp/http", "'tcp/http' is not a port rule like tcp/8080 or icmp"),
+    ("proto_port", 8, "tcp/70000", "'tcp/70000': port 70000 is not 0 to 65535"),
+    ("proto_port", 8, {"prefixlen": 8, "proto": "tcp", "port": 22},
+     "{'prefixlen': 8, 'proto': 'tcp', 'port': 22}: prefixlen must be 32 for one port"),
     ("ifindex", 4, "nosuch-if0", "interface 'nosuch-if0' does not exist on this host"),
 ])
 def test_refusals_say_what_was_expected(type_name, size, value, message):
