@@ -29,11 +29,11 @@ requirements:
   - libbpf 1.x and pyroute2 on the managed host
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
+  platform:
+    platforms: posix
 options:
   step:
     description: What to do.
@@ -46,6 +46,7 @@ options:
     choices: [previous, none]
     default: previous
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - wirespeed.datapath.program.paths
 """
 

@@ -23,11 +23,11 @@ requirements:
   - libbpf 1.x and pyroute2 on the managed host
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
+  platform:
+    platforms: posix
 options:
   interfaces:
     description: Interfaces to report. Default is every interface of the host.
@@ -39,6 +39,7 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - wirespeed.datapath.program.paths
 """
 

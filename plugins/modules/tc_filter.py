@@ -31,11 +31,11 @@ requirements:
   - libbpf 1.x and the Python library pyroute2 on the managed host
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
+  platform:
+    platforms: posix
 options:
   interface:
     description: Network interface.
@@ -68,6 +68,7 @@ options:
     type: bool
     default: false
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - wirespeed.datapath.program
   - wirespeed.datapath.program.paths
 seealso:

@@ -29,11 +29,11 @@ requirements:
   - libbpf 1.x on the managed host
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
+  platform:
+    platforms: posix
 options:
   path:
     description: Pinned path of the map. Alternative to O(interface), O(name) and O(map).
@@ -86,6 +86,8 @@ options:
     description: Mount point of the BPF filesystem.
     type: path
     default: /sys/fs/bpf
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 seealso:
   - module: wirespeed.datapath.xdp_program
 """

@@ -34,12 +34,12 @@ requirements:
   - clang on the controller or on the host when O(src) is used
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Check mode loads the program to run the verifier (unless O(verify=false)), then unloads it.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
+  platform:
+    platforms: posix
 options:
   interface:
     description: Network interface to attach to.
@@ -87,6 +87,7 @@ notes:
   - Replacing a program while traffic flows loses no packets; only a mode change has a gap.
   - Requires root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN for bpffs).
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - wirespeed.datapath.program
   - wirespeed.datapath.program.paths
 seealso:
