@@ -73,13 +73,7 @@ WS_LPM_MAP(deny_net_v6, struct ws_lpm_v6, FW_NET_MAX);
  * An LPM trie rather than a hash of {proto, port}: one lookup answers both
  * "this port" and "the whole protocol", where a hash needs two.
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, FW_PORTS_MAX);
-	__type(key, struct fw_port_rule);
-	__type(value, __u64);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} deny_ports SEC(".maps");
+WS_LPM_MAP(deny_ports, struct fw_port_rule, FW_PORTS_MAX);
 
 static __always_inline void hit(__u64 *counter)
 {

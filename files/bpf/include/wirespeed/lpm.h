@@ -21,7 +21,7 @@ struct ws_lpm_v6 {
 	__u8 addr[16];
 };
 
-/* An LPM trie of addresses of one family, value: u64 packets matched. */
+/* An LPM trie keyed by _key, a {__u32 prefixlen; data} struct; value: u64 packets matched. */
 #define WS_LPM_MAP(_name, _key, _max)				\
 	struct {						\
 		__uint(type, BPF_MAP_TYPE_LPM_TRIE);		\
