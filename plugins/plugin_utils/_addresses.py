@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.codec import PROTOCOL_NAMES, PROTOCOLS
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.codec import PROTOCOLS, PortRuleCodec
 
 
 class AddressError(ValueError):
@@ -120,6 +120,9 @@ def port(value, where, zero=False):
     return number
 
 
+_PORT_RULE = PortRuleCodec()
+
+
 def port_rules(rules, variable):
     """deny_ports keys ("tcp/8080", "icmp") from [{proto, port}] rules; errors name the variable and rule.
 
@@ -131,10 +134,9 @@ def port_rules(rules, variable):
         where = "%s rule %d" % (variable, i + 1)
         if not isinstance(rule, dict) or "proto" not in rule:
             raise AddressError("%s is %r; write it as {proto: tcp, port: 8080}." % (where, rule))
-        number = protocol(rule["proto"], where + " proto")
-        name = PROTOCOL_NAMES.get(number, str(number))
-        portnum = port(rule.get("port", 0), where + " port", zero=True)
-        out.append("%s/%d" % (name, portnum) if portnum else name)
+        checked = {"proto": protocol(rule["proto"], where + " proto"),
+                   "port": port(rule.get("port", 0), where + " port", zero=True)}
+        out.append(_PORT_RULE.text(_PORT_RULE.encode(checked)))  # the form xdp_map_entry shows
     return out
 
 
