@@ -115,7 +115,7 @@ def lpm_codec(codec):
         data = codec.fields[1][2]
         if data.size == 4 or (data.size == 16):
             return CidrCodec(4 if data.size == 4 else 6, codec.size)
-    layout = [(offset, type(field_codec)) for _name, offset, field_codec in codec.fields if not is_padding(_name)]
+    layout = [(offset, type(field_codec)) for fname, offset, field_codec in codec.fields if not is_padding(fname)]
     if codec.size == 8 and layout == [(0, IntCodec), (4, ProtoCodec), (6, PortCodec)]:
         return PortRuleCodec()
     return codec

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
  * A list of ports set as configuration (xdp_program config, e.g. ports: [22, 2222]),
- * shared by ssh_limiter and wireguard_filter.
+ * shared by ssh_limiter, wireguard_filter and mirror.
  *
  * The list is a `const volatile` array in .rodata, so the verifier knows every
  * entry and the check below becomes a few compares: no map lookup (a hash
