@@ -32,13 +32,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "build", "collections"))
 sys.path.insert(0, os.path.join(REPO, "tests", "lab"))
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import (  # noqa: E402
-    bpffs,
-    libbpf,
-    mapsync,
-)
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import compile as bpfcc  # noqa: E402
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.loader import BpfObject  # noqa: E402
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import mapsync  # noqa: E402
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import bpffs, libbpf  # noqa: E402
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program import compile as bpfcc  # noqa: E402
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.bpf_object import BpfObject  # noqa: E402
 
 BENCH_SRC = os.path.join(REPO, "bench", "bpf", "bench_maps.bpf.c")
 

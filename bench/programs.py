@@ -34,13 +34,11 @@ from netlab import netns  # noqa: E402
 from scapy.layers.inet import IP, TCP, UDP  # noqa: E402
 from scapy.layers.l2 import Ether  # noqa: E402
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import (  # noqa: E402
-    bpffs,
-    libbpf,
-    mapsync,
-)
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import compile as bpfcc  # noqa: E402
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.loader import BpfObject  # noqa: E402
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import mapsync  # noqa: E402
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import bpffs, libbpf  # noqa: E402
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program import compile as bpfcc  # noqa: E402
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.bpf_object import BpfObject  # noqa: E402
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.config import write_config  # noqa: E402
 
 INCLUDE = os.path.join(REPO, "files", "bpf", "include")
 TARGET_NS = 60.0
@@ -59,7 +57,7 @@ class Loaded:
     def __init__(self, src, pin_dir, config=None, prog_type=libbpf.PROG_TYPE_XDP, defines=None):
         self.obj = BpfObject(bpfcc.compile_source(src, [INCLUDE], defines)["path"])
         self.obj.select(None, prog_type)
-        self.obj.set_config(config or {})
+        write_config(self.obj, config or {})
         self.obj.load()
         self.maps = {}
         os.makedirs(pin_dir, exist_ok=True)

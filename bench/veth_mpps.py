@@ -42,12 +42,9 @@ from programs import Loaded  # noqa: E402
 from scapy.layers.inet import IP, UDP  # noqa: E402
 from scapy.layers.l2 import Ether  # noqa: E402
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import (  # noqa: E402
-    attach,
-    bpffs,
-    libbpf,
-    mapsync,
-)
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import mapsync  # noqa: E402
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import bpffs, libbpf  # noqa: E402
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import xdp_netlink as attach  # noqa: E402
 
 BPF_F_TEST_XDP_LIVE_FRAMES = 1 << 1
 GEN_MAC, DUT_MAC = "02:00:00:00:0a:01", "02:00:00:00:0a:02"

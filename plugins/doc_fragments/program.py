@@ -68,7 +68,8 @@ options:
   state_dir:
     description:
       - Directory where the host keeps what wirespeed deployed, the versions before, and the checkpoints
-        of M(wirespeed.datapath.datapath_checkpoint) (in its C(checkpoints) folder).
+        of M(wirespeed.datapath.datapath_checkpoint) (in its C(checkpoints) folder). Runs against one host take
+        turns through a lock file there.
     type: path
     default: /var/lib/wirespeed
 """

@@ -10,8 +10,10 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import attach
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import hooks
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import xdp_netlink
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.compile import object_for
 
 # Where a host keeps its datapath; documented in the wirespeed.datapath.program.paths doc fragment.
 PATHS_ARGUMENT_SPEC = dict(
@@ -47,9 +49,9 @@ class DatapathModule:
     def __init__(self, argument_spec, **kwargs):
         kwargs.setdefault("supports_check_mode", True)
         self.module = AnsibleModule(argument_spec=argument_spec, **kwargs)
-        if not attach.HAS_PYROUTE2:
+        if not xdp_netlink.HAS_PYROUTE2:
             self.module.fail_json(msg=missing_required_lib("pyroute2"),
-                                  exception=str(attach.PYROUTE2_IMPORT_ERROR))
+                                  exception=str(xdp_netlink.PYROUTE2_IMPORT_ERROR))
 
     @property
     def params(self):
@@ -73,3 +75,13 @@ class DatapathModule:
         if not self.module._diff:
             result.pop("diff", None)
         self.module.exit_json(**result)
+
+
+def run_program(hook_name, params, check_mode, objects=None):
+    """The hand-off of a program-deploying module: its parameters to the registered hook, deploy or remove."""
+    hook_class = hooks.hook_for(hook_name)
+    present = params["state"] == "present"
+    object_path = object_for(params["src"] if present else None, params["object"], params["include_dirs"],
+                             params["defines"], params["clang"])
+    hook = hook_class.from_params(params, object_path, objects if present else None)
+    return hooks.deploy(hook, check_mode) if present else hooks.remove(hook, check_mode)

@@ -103,7 +103,7 @@ actions:
 """
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import PATHS_ARGUMENT_SPEC, DatapathModule
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import snapshot
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import checkpoint
 
 ARGUMENT_SPEC = dict(
     PATHS_ARGUMENT_SPEC,
@@ -114,10 +114,10 @@ ARGUMENT_SPEC = dict(
 
 def run(params, check_mode, diff_mode):
     if params["step"] == "begin":
-        return snapshot.begin(params["state_dir"], check_mode)
+        return checkpoint.begin(params["state_dir"], check_mode)
     if params["step"] == "commit":
-        return snapshot.commit(params["state_dir"], check_mode)
-    return snapshot.rollback(params["rollback_to"], params["bpffs"], params["state_dir"], check_mode)
+        return checkpoint.commit(params["state_dir"], check_mode)
+    return checkpoint.rollback(params["rollback_to"], params["bpffs"], params["state_dir"], check_mode)
 
 
 def main():

@@ -149,34 +149,26 @@ detail:
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import (
     PROGRAM_ARGUMENT_SPEC,
     DatapathModule,
+    run_program,
 )
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import tc
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.compile import object_for
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import hooks
+
+TC = hooks.hook_for("tc").OPTIONS
 
 ARGUMENT_SPEC = dict(
     PROGRAM_ARGUMENT_SPEC,
     interface=dict(type="str", required=True),
-    direction=dict(type="str", choices=list(tc.DIRECTIONS), required=True),
+    direction=dict(type="str", choices=list(TC["directions"]), required=True),
     name=dict(type="str", required=True),
-    priority=dict(type="int", default=tc.DEFAULT_PRIORITY),
-    handle=dict(type="int", default=tc.DEFAULT_HANDLE),
+    priority=dict(type="int", default=TC["default_priority"]),
+    handle=dict(type="int", default=TC["default_handle"]),
     state=dict(type="str", choices=["present", "absent"], default="present"),
     force=dict(type="bool", default=False),
 )
 
 
 def run(params, check_mode, diff_mode):
-    present = params["state"] == "present"
-    object_path = object_for(params["src"] if present else None, params["object"], params["include_dirs"],
-                             params["defines"], params["clang"])
-    request = tc.TcRequest(
-        params["interface"], params["direction"], params["name"], object_path=object_path,
-        program=params["program"], config=params["config"], priority=params["priority"], handle=params["handle"],
-        pin_path=params["pin_path"], force=params["force"], verify=params["verify"], bpffs_path=params["bpffs"],
-        state_dir=params["state_dir"], src=params["src"], defines=params["defines"])
-    if present:
-        return tc.deploy(request, check_mode)
-    return tc.remove(request, check_mode)
+    return run_program("tc", params, check_mode)
 
 
 def main():

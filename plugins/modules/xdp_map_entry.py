@@ -82,12 +82,9 @@ options:
     description: Return the map's entries after the task, decoded like the input (per-CPU values summed).
     type: bool
     default: false
-  bpffs:
-    description: Mount point of the BPF filesystem.
-    type: path
-    default: /sys/fs/bpf
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - wirespeed.datapath.program.paths
 seealso:
   - module: wirespeed.datapath.xdp_program
 """
@@ -163,11 +160,12 @@ entries:
   elements: dict
 """
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._base import DatapathModule
+from ansible_collections.wirespeed.datapath.plugins.module_utils._base import PATHS_ARGUMENT_SPEC, DatapathModule
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import mapsync
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.codec import TYPE_NAMES
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.types.codecs import TYPE_NAMES
 
 ARGUMENT_SPEC = dict(
+    PATHS_ARGUMENT_SPEC,
     path=dict(type="path"),
     interface=dict(type="str"),
     name=dict(type="str"),
@@ -180,7 +178,6 @@ ARGUMENT_SPEC = dict(
     key_type=dict(type="str", choices=TYPE_NAMES, no_log=False),
     value_type=dict(type="str", choices=TYPE_NAMES),
     return_entries=dict(type="bool", default=False),
-    bpffs=dict(type="path", default="/sys/fs/bpf"),
 )
 
 
@@ -188,7 +185,7 @@ def run(params, check_mode, diff_mode):
     path = mapsync.map_path(params["path"], params["interface"], params["name"], params["map"], params["bpffs"])
     return mapsync.sync(path, params["key"], params["value"], params["entries"], params["state"],
                         params["exclusive"], params["key_type"], params["value_type"], check_mode,
-                        params["return_entries"], diff_mode)
+                        params["return_entries"], diff_mode, params["state_dir"])
 
 
 def main():

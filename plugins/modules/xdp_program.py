@@ -174,16 +174,19 @@ detail:
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import (
     PROGRAM_ARGUMENT_SPEC,
     DatapathModule,
+    run_program,
 )
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import xdp
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.compile import object_for
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import hooks
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.compile import object_for
+
+XDP = hooks.hook_for("xdp").OPTIONS
 
 ARGUMENT_SPEC = dict(
     PROGRAM_ARGUMENT_SPEC,
     interface=dict(type="str", required=True),
     name=dict(type="str", required=True),
-    mode=dict(type="str", choices=list(xdp.MODES), default="auto"),
-    priority=dict(type="int", default=xdp.DEFAULT_PRIORITY),
+    mode=dict(type="str", choices=list(XDP["modes"]), default="auto"),
+    priority=dict(type="int", default=XDP["default_priority"]),
     state=dict(type="str", choices=["present", "absent"], default="present"),
     force=dict(type="bool", default=False),
     root_object=dict(type="path"),
@@ -192,20 +195,10 @@ ARGUMENT_SPEC = dict(
 
 
 def run(params, check_mode, diff_mode):
-    present = params["state"] == "present"
-    object_path = object_for(params["src"] if present else None, params["object"], params["include_dirs"],
-                             params["defines"], params["clang"])
     root_object = params["root_object"]
-    if present and not root_object:
+    if params["state"] == "present" and not root_object:
         root_object = object_for(params["root_src"], None, params["include_dirs"], clang=params["clang"])
-    request = xdp.XdpRequest(
-        params["interface"], params["name"], object_path=object_path, root_object=root_object,
-        program=params["program"], config=params["config"], mode=params["mode"], priority=params["priority"],
-        pin_path=params["pin_path"], force=params["force"], verify=params["verify"], bpffs_path=params["bpffs"],
-        state_dir=params["state_dir"], src=params["src"], defines=params["defines"])
-    if present:
-        return xdp.deploy(request, check_mode)
-    return xdp.remove(request, check_mode)
+    return run_program("xdp", params, check_mode, objects={"root": root_object})
 
 
 def main():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.codec import PROTOCOLS, PortRuleCodec
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.types.codecs import PROTOCOLS, PortRuleCodec
 
 
 class AddressError(ValueError):

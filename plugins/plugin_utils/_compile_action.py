@@ -11,11 +11,11 @@ import os
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.compile import (
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.compile import (
     compile_source,
     find_clang,
 )
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
 
 BPF_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "files", "bpf"))
 INCLUDE_DIR = os.path.join(BPF_DIR, "include")

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import compile as bpfcc
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import tc, xdp
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import hooks
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program import compile as bpfcc
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from netlab import Net, netns, run
@@ -70,6 +70,16 @@ def objects(cache_dir, tmp_path_factory):
     }
 
 
+def xdp_hook(interface, name, root_object=None, mode="auto", **kw):
+    """The XDP hook for a request written the way the tests write it."""
+    return hooks.hook_for("xdp")(hooks.Request(interface, name, objects={"root": root_object}, attach={"mode": mode},
+                                               **kw))
+
+
+def tc_hook(interface, direction, name, handle=1, **kw):
+    return hooks.hook_for("tc")(hooks.Request(interface, name, attach={"direction": direction, "handle": handle}, **kw))
+
+
 class Dut(Net):
     """A Net whose engine calls run inside the dut namespace."""
 
@@ -80,29 +90,27 @@ class Dut(Net):
     def request(self, name, obj="drop_port", **kw):
         kw.setdefault("root_object", self.objects["root"])
         kw.setdefault("state_dir", self.state_dir)
-        path = self.objects.get(obj, obj)
-        return xdp.XdpRequest(kw.pop("interface", self.ifname), name, object_path=path, **kw)
+        return xdp_hook(kw.pop("interface", self.ifname), name, object_path=self.objects.get(obj, obj), **kw)
 
     def deploy(self, name, obj="drop_port", check_mode=False, **kw):
         with netns(self.dut):
-            return xdp.deploy(self.request(name, obj, **kw), check_mode)
+            return hooks.deploy(self.request(name, obj, **kw), check_mode)
 
     def remove(self, name, check_mode=False, **kw):
         with netns(self.dut):
-            return xdp.remove(self.request(name, **kw), check_mode)
+            return hooks.remove(self.request(name, **kw), check_mode)
 
     def tc_request(self, name, obj, direction="ingress", **kw):
         kw.setdefault("state_dir", self.state_dir)
-        path = self.objects.get(obj, obj)
-        return tc.TcRequest(kw.pop("interface", self.ifname), direction, name, object_path=path, **kw)
+        return tc_hook(kw.pop("interface", self.ifname), direction, name, object_path=self.objects.get(obj, obj), **kw)
 
     def tc_deploy(self, name, obj="tc_drop_port", direction="ingress", check_mode=False, **kw):
         with netns(self.dut):
-            return tc.deploy(self.tc_request(name, obj, direction, **kw), check_mode)
+            return hooks.deploy(self.tc_request(name, obj, direction, **kw), check_mode)
 
     def tc_remove(self, name, direction="ingress", check_mode=False, **kw):
         with netns(self.dut):
-            return tc.remove(self.tc_request(name, None, direction, **kw), check_mode)
+            return hooks.remove(self.tc_request(name, None, direction, **kw), check_mode)
 
     def tc_show(self, direction="ingress"):
         return run(["ip", "netns", "exec", self.dut, "tc", "filter", "show", "dev", self.ifname,

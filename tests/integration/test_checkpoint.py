@@ -9,15 +9,15 @@ import struct
 
 from netlab import netns
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import mapsync, snapshot
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.maps import PinnedMap
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import checkpoint, mapsync
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel.maps import PinnedMap
 
 
 def ckpt(dut, step, **kw):
     with netns(dut.dut):
         if step == "rollback":
-            return snapshot.rollback(kw.get("to", "previous"), dut.bpffs, dut.state_dir, kw.get("check", False))
-        return getattr(snapshot, step)(dut.state_dir, kw.get("check", False))
+            return checkpoint.rollback(kw.get("to", "previous"), dut.bpffs, dut.state_dir, kw.get("check", False))
+        return getattr(checkpoint, step)(dut.state_dir, kw.get("check", False))
 
 
 def block(dut, addresses):
@@ -41,7 +41,7 @@ def test_rollback_restores_programs_and_maps_proven_by_packets(dut):
     block(dut, ["203.0.113.9"])
     assert ckpt(dut, "begin")["programs"][0].startswith(dut.ifname)
     assert ckpt(dut, "commit")["recorded"] is False  # nothing changed: the history stays empty
-    assert snapshot.History(dut.state_dir).numbered() == []
+    assert checkpoint.History(dut.state_dir).numbered() == []
     before = verdicts(dut)
     assert before == {7000: 0, 7001: 10, 7002: 10}
 
@@ -105,7 +105,7 @@ def test_counters_are_not_part_of_the_checkpoint(dut):
     first = ckpt(dut, "begin")["checkpoint"]
     assert dut.udp(7002, 10) == 0  # the blocklist's hit counter and ws_stats move
     with netns(dut.dut):
-        assert snapshot.take(dut.state_dir)["digest"] == first
+        assert checkpoint.take(dut.state_dir)["digest"] == first
     path = os.path.join(dut.pin_root, "bl", "maps", "blocklist")
     with PinnedMap(path) as m:
         assert struct.unpack("Q", m.dump()[ipaddress.IPv4Address(dut.peer_ip).packed])[0] >= 10

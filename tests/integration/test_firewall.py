@@ -18,7 +18,8 @@ from scapy.layers.inet6 import (
 )
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import info, libbpf, mapsync
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import info, mapsync
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import libbpf
 
 XDP_ABORTED, XDP_DROP, XDP_PASS = 0, 1, 2
 FIREWALL = os.path.join(BPF, "firewall.bpf.c")

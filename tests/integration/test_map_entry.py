@@ -10,7 +10,7 @@ from netlab import netns
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import mapsync
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.maps import PinnedMap, possible_cpus
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel.maps import PinnedMap, possible_cpus
 
 NCPU = possible_cpus()
 

@@ -15,8 +15,9 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import libbpf, mapsync
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.maps import PinnedMap
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import mapsync
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import libbpf
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel.maps import PinnedMap
 
 MIRROR = os.path.join(BPF, "mirror.bpf.c")
 TC_ACT_UNSPEC = 0xFFFFFFFF

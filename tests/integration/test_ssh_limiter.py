@@ -13,8 +13,9 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import info, libbpf, mapsync
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import info, mapsync
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import libbpf
 
 XDP_ABORTED, XDP_DROP, XDP_PASS = 0, 1, 2
 LIMITER = os.path.join(BPF, "ssh_limiter.bpf.c")

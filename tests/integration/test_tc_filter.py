@@ -7,10 +7,10 @@ import subprocess
 import time
 
 import pytest
+from conftest import tc_hook
 from netlab import netns
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.tc import TcRequest
 
 IP_RECVTOS = 13
 
@@ -145,7 +145,7 @@ def test_unknown_interface(filtering):
 
 
 def test_direction_must_be_ingress_or_egress():
-    msg = fails(TcRequest, "eth0", "sideways", "x")
+    msg = fails(tc_hook, "eth0", "sideways", "x")
     assert msg == "direction 'sideways' is not one of ingress, egress."
 
 

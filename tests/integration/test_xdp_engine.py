@@ -10,8 +10,9 @@ import time
 
 from netlab import netns
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import attach, bpffs, libbpf
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.chain import Chain
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import bpffs, libbpf
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import xdp_netlink as attach
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel.chain import Chain
 
 UDP = 17
 

@@ -9,8 +9,8 @@ import pytest
 from conftest import INCLUDE, TEST_BPF
 from netlab import netns
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import compile as bpfcc
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program import compile as bpfcc
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_native_mode_on_a_driver_without_it(dut):
 def test_bpffs_not_mountable(filtering, tmp_path):
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("")
-    err = fails(filtering.deploy, "dp", bpffs_path=str(not_a_dir), config={"drop_port": 7001})
+    err = fails(filtering.deploy, "dp", bpffs=str(not_a_dir), config={"drop_port": 7001})
     assert err.message.startswith("the BPF filesystem is not mounted at %s and mounting it failed" % not_a_dir)
 
 

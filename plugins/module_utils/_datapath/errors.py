@@ -1,8 +1,6 @@
-# -*- coding: utf-8 -*-
+"""The one exception type the engine raises for problems a person must fix."""
 # Copyright (c) wirespeed.datapath contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
-"""The one exception type the engine raises for problems a person must fix."""
 
 from __future__ import annotations
 

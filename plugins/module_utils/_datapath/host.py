@@ -1,14 +1,12 @@
-# -*- coding: utf-8 -*-
+"""What a host offers the datapath, for preflight checks: kernel, bpffs, interfaces, who is connected."""
 # Copyright (c) wirespeed.datapath contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
-"""What a host offers the datapath, for preflight checks: kernel, bpffs, interfaces, who is connected."""
 
 from __future__ import annotations
 
 import os
 
-from . import attach, bpffs
+from .kernel import bpffs, xdp_netlink
 
 # Link kinds whose drivers have no native XDP: generic (skb) mode only.
 NO_NATIVE = {"bridge", "vlan", "macvlan", "macvtap", "ipvlan", "dummy", "loopback", "ipip", "gre", "gretap",
@@ -71,7 +69,7 @@ def controller_address(pid=None):
 def facts(bpffs_path=bpffs.DEFAULT_BPFFS):
     """{kernel, kernel_version, bpffs, btf, controller_address, interfaces: {name: {...}}}."""
     interfaces = {}
-    for name, (index, kind) in sorted(attach.link_kinds().items()):
+    for name, (index, kind) in sorted(xdp_netlink.link_kinds().items()):
         driver = _driver(name)
         if kind in NO_NATIVE:
             native = False

@@ -1,18 +1,16 @@
-# -*- coding: utf-8 -*-
+"""What runs on a host's interfaces, asked of every hook, with our programs' maps and per-CPU counters."""
 # Copyright (c) wirespeed.datapath contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
-"""Read what runs on a host's interfaces: XDP attachments, our chains, pinned maps, counters."""
 
 from __future__ import annotations
 
 import os
 import struct
 
-from . import attach, bpffs, libbpf, reasons, tcattach
-from .chain import Chain
-from .maps import possible_cpus
-from .state import DEFAULT_STATE_DIR, StateStore
+from . import hooks, reasons
+from .kernel import bpffs, libbpf, xdp_netlink
+from .kernel.maps import possible_cpus
+from .record.store import DEFAULT_STATE_DIR, StateStore
 
 XDP_ACTIONS = ("aborted", "drop", "pass", "tx", "redirect")
 STATS_MAP = "ws_stats"
@@ -47,15 +45,6 @@ def reason_counters(path):
     return percpu_counters(path, [reasons.NAMES[i] for i in sorted(reasons.NAMES)])
 
 
-def _prog_summary(prog_id):
-    fd = libbpf.prog_fd_by_id(prog_id)
-    try:
-        info = libbpf.prog_info(fd)
-    finally:
-        os.close(fd)
-    return {"id": prog_id, "name": info["name"], "tag": info["tag"]}
-
-
 def _pinned_programs(bpffs_path, ifname):
     """{prog id: name} of the programs wirespeed pinned for this interface."""
     idir = bpffs.interface_dir(bpffs_path, ifname)
@@ -73,10 +62,10 @@ def _pinned_programs(bpffs_path, ifname):
     return pinned
 
 
-def _program_entry(idir, name, entry, records):
+def _program_entry(idir, name, entry, record):
     mdir = os.path.join(idir, name, "maps")
     maps = {m: os.path.join(mdir, m) for m in sorted(os.listdir(mdir))} if os.path.isdir(mdir) else {}
-    program = dict(entry, maps=maps, counters=None, record=(records.get(name) or {}).get("current"))
+    program = dict(entry, maps=maps, counters=None, record=record.to_dict() if record else None)
     if STATS_MAP in maps:
         program["counters"] = action_counters(maps[STATS_MAP])
     if REASONS_MAP in maps:
@@ -85,51 +74,26 @@ def _program_entry(idir, name, entry, records):
 
 
 def interface_info(ifname, index, bpffs_path=bpffs.DEFAULT_BPFFS, store=None):
-    """One interface: XDP attachment and chain in order, TC filters per hook, our programs with maps and counters."""
-    xdp = attach.xdp_state(index)
-    out = {"ifindex": index, "xdp_mode": xdp["mode"], "xdp_prog": None, "managed": False,
-           "chain": [], "tc": {"ingress": [], "egress": []}, "programs": {}}
-    if xdp["prog_id"]:
-        out["xdp_prog"] = _prog_summary(xdp["prog_id"])
+    """One interface: what each hook runs there (XDP chain, TC filters), our programs with maps and counters."""
+    out = {"ifindex": index, "programs": {}}
     pinned = _pinned_programs(bpffs_path, ifname)
     idir = bpffs.interface_dir(bpffs_path, ifname)
-    records = (store.load()["interfaces"].get(ifname, {}) if store else {})
-    if tcattach.clsact_present(index):
-        for direction in ("ingress", "egress"):
-            for f in tcattach.filters(index, direction):
-                name = pinned.get(f["prog_id"]) if f["prog_id"] else None
-                entry = dict(f, managed=name is not None, program=name)
-                out["tc"][direction].append(entry)
-                if name:
-                    out["programs"][name] = _program_entry(
-                        idir, name, {"name": name, "hook": "tc " + direction, "priority": f["pref"],
-                                     "handle": f["handle"], "prog": _prog_summary(f["prog_id"])}, records)
-    chain = Chain.open_pinned(bpffs_path, ifname) if bpffs.mounted_bpffs(bpffs_path) else None
-    if chain is None:
-        return out
-    try:
-        out["managed"] = xdp["prog_id"] == libbpf.prog_info(chain.root_fd)["id"]
-        for position, (slot, priority, prog_id) in enumerate(chain.order()):
-            name = pinned.get(prog_id, "slot%d" % slot)
-            entry = {"name": name, "hook": "xdp", "slot": slot, "priority": priority, "position": position,
-                     "prog": _prog_summary(prog_id) if prog_id else None}
-            out["chain"].append(entry)
-            if prog_id in pinned:
-                out["programs"][name] = _program_entry(idir, name, entry, records)
-    finally:
-        chain.close()
+    for hook in hooks.HOOKS.values():
+        for name, entry in hook.inspect(ifname, index, bpffs_path, pinned, out).items():
+            record = store.current(ifname, name) if store else None
+            out["programs"][name] = _program_entry(idir, name, entry, record)
     return out
 
 
 def gather(interfaces=None, bpffs_path=bpffs.DEFAULT_BPFFS, state_dir=DEFAULT_STATE_DIR):
     """{interface name: interface_info} for the named interfaces, or all of them."""
-    known = attach.interfaces()
+    known = xdp_netlink.interfaces()
     names = interfaces or sorted(known)
     store = StateStore(state_dir)
     out = {}
     for name in names:
         index = known.get(name)
         if index is None:
-            index = attach.ifindex(name)  # raises the one-sentence error
+            index = xdp_netlink.ifindex(name)  # raises the one-sentence error
         out[name] = interface_info(name, index, bpffs_path, store)
     return out

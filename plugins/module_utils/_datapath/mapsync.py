@@ -1,13 +1,11 @@
-# -*- coding: utf-8 -*-
-# Copyright (c) wirespeed.datapath contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
-"""Make a pinned map hold the entries an operator asked for, and say what changed.
+"""Map sync: make a pinned map hold the entries an operator asked for, and say what changed.
 
 Every entry is parsed and encoded before the map is touched; the plan
 (add, update, remove) comes from comparing bytes with a full dump; a
 kernel refusal half-way puts back exactly what the map held.
 """
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -15,21 +13,26 @@ import errno
 import heapq
 import os
 
-from . import bpffs, codec
-from .btfcodec import Btf, lpm_codec
 from .errors import DatapathError
-from .maps import ARRAYS, DEVMAP, DEVMAP_HASH, LPM_TRIE, PERCPU, PinnedMap
+from .kernel import bpffs
+from .kernel.maps import ARRAYS, DEVMAP, PERCPU, PinnedMap
+from .record.store import StateStore
+from .types import codecs
+from .types.map_types import MapTypes
 
 DIFF_LINES = 300
 GUESS_SAMPLE = 64  # entries looked at to tell addresses from numbers in an untyped field
 
 
 def map_path(path=None, interface=None, name=None, map_name=None, bpffs_path=bpffs.DEFAULT_BPFFS):
-    """The pinned path of a map given directly, or by interface + program name + map name."""
+    """The pinned path of a map given directly, or by interface + program name + map name, each checked so
+    that none of them reaches out of the program's folder."""
     if path:
         return path
     if not (interface and name and map_name):
         raise DatapathError("name the map by path, or by interface, name (of the program) and map.")
+    bpffs.check_name(name)
+    bpffs.check_map_name(map_name)
     return os.path.join(bpffs.interface_dir(bpffs_path, interface), name, "maps", map_name)
 
 
@@ -72,103 +75,56 @@ def normalize(key=None, value=None, entries=None):
     return Wanted(keys, values)
 
 
-class Typing:
-    """The key and value codecs of one map: explicit names, else the map's BTF, else the input's form."""
+def plan_sync(current: dict, wanted: dict, given_values: bool, blank: bytes, *, state: str = "present",
+              exclusive: bool = False, array: bool = False):
+    """(add, update, remove) that make a map holding current ({key: value bytes}) hold wanted.
 
-    def __init__(self, pinned, key_type=None, value_type=None, keys=(), values=()):
-        self.map = pinned
-        btf_key = btf_value = None
-        with Btf(pinned.info["btf_id"]) as btf:
-            if not key_type:
-                btf_key = btf.codec(pinned.info["btf_key_type_id"], "key")
-                if pinned.type == LPM_TRIE:
-                    btf_key = lpm_codec(btf_key)
-            if not value_type:
-                btf_value = btf.codec(pinned.info["btf_value_type_id"], "value")
-        self.key = self._pick("key", key_type, btf_key, keys, pinned.key_size)
-        self.value = self._pick("value", value_type, btf_value, values, pinned.value_size)
-
-    def _pick(self, what, type_name, from_btf, samples, size):
-        kind = "%s_type" % what
-        if type_name:
-            try:
-                chosen = codec.named(type_name, size)
-            except ValueError as exc:
-                raise DatapathError("%s: %s." % (kind, exc)) from None
-            if chosen.size != size:
-                raise DatapathError("%s %s is %d bytes but the map at %s has %d-byte %ss; use a %s type of that size."
-                                    % (kind, type_name, chosen.size, self.map.path, size, what, what))
-            return chosen
-        if what == "value" and self.map.type in (DEVMAP, DEVMAP_HASH) and size in (4, 8):
-            return codec.IfindexCodec(4) if size == 4 else _devmap_val()
-        plain = from_btf is None or isinstance(from_btf, (codec.IntCodec, codec.HexCodec))
-        if plain:
-            guessed = codec.guess([s for s in samples if s is not None], size, self.map.type == LPM_TRIE)
-            if guessed is not None and guessed.size == size:
-                return guessed
-        if from_btf is not None and from_btf.size == size:
-            return from_btf
-        if size in (1, 2, 4, 8):
-            return codec.IntCodec(size)
-        return codec.HexCodec(size)
-
-
-def _devmap_val():
-    return codec.StructCodec(8, [("ifindex", 0, codec.IfindexCodec(4)), ("prog_fd", 4, codec.IntCodec(4))],
-                             "struct bpf_devmap_val")
-
-
-class Sync:
-    """The change that makes one map hold the requested entries."""
-
-    def __init__(self, pinned, typing, wanted, state="present", exclusive=False):
-        self.map, self.typing = pinned, typing
-        self.encoded = self._encode(wanted)
-        self.current = current = pinned.dump()
-        wanted_keys, blank = self.encoded.keys(), self._blank()
-        self.add, self.update, self.remove = {}, {}, {}
-        if state == "absent":
-            self.remove = {k: current[k] for k in wanted_keys & current.keys()}
-        elif exclusive and not self.given_values and wanted_keys == current.keys():
-            pass  # the re-run of a list that is already in place: one set comparison, nothing to build
+    Pure: wanted maps key bytes to value bytes (None where no value was
+    given); update holds (old, new) pairs. An array's index always exists, so
+    "removing" one that is already blank changes nothing.
+    """
+    add, update, remove = {}, {}, {}
+    if state == "absent":
+        remove = {k: current[k] for k in wanted.keys() & current.keys()}
+    elif exclusive and not given_values and wanted.keys() == current.keys():
+        pass  # the re-run of a list that is already in place: one set comparison, nothing to build
+    else:
+        new = wanted.keys() - current.keys()
+        if given_values:
+            add = {k: wanted[k] or blank for k in new}
+            for key, value in wanted.items():
+                old = current.get(key)
+                if value is not None and old is not None and value != old:
+                    update[key] = (old, value)
         else:
-            new = wanted_keys - current.keys()
-            if self.given_values:
-                self.add = {k: self.encoded[k] or blank for k in new}
-            else:
-                self.add = dict.fromkeys(new, blank)
-            if self.given_values:
-                for key, value in self.encoded.items():
-                    old = current.get(key)
-                    if value is not None and old is not None and value != old:
-                        self.update[key] = (old, value)
-            if exclusive:
-                self.remove = {k: current[k] for k in current.keys() - wanted_keys}
-        if pinned.type in ARRAYS:  # resetting an index that is already zero changes nothing
-            self.remove = {k: v for k, v in self.remove.items() if v != blank}
-        self._check_capacity()
+            add = dict.fromkeys(new, blank)
+        if exclusive:
+            remove = {k: current[k] for k in current.keys() - wanted.keys()}
+    if array:
+        remove = {k: v for k, v in remove.items() if v != blank}
+    return add, update, remove
 
-    def _blank(self):
-        return b"\0" * self.map.slot_size
 
-    def _is_blank(self, key):
-        return self.map.type in ARRAYS and self.current.get(key) == self._blank()
+class EntryEncoder:
+    """The operator's entries as the bytes of one map's keys and values (per-CPU values spread over the CPUs)."""
 
-    def _encode(self, wanted):
-        """{key bytes: value bytes or None}; the first bad entry raises, naming its position."""
-        venc = self._encode_value
-        self.given_values = wanted.values.count(None) != len(wanted.values)
+    def __init__(self, pinned, typing):
+        self.map, self.typing = pinned, typing
+
+    def encode(self, wanted):
+        """({key bytes: value bytes or None}, whether any value was given); the first bad entry raises by position."""
+        venc = self.encode_value
+        given_values = wanted.values.count(None) != len(wanted.values)
         try:
             keys = self.typing.key.encode_many(wanted.keys)
-            values = [None if v is None else venc(v) for v in wanted.values] if self.given_values \
-                else wanted.values
+            values = [None if v is None else venc(v) for v in wanted.values] if given_values else wanted.values
         except ValueError:
             self._explain(wanted)
             raise
-        out = dict(zip(keys, values)) if self.given_values else dict.fromkeys(keys)
+        out = dict(zip(keys, values)) if given_values else dict.fromkeys(keys)
         if len(out) != len(keys):
             self._check_repeats(wanted, keys, values)
-        return out
+        return out, given_values
 
     def _explain(self, wanted):
         """Find the entry that does not encode and say which it is."""
@@ -180,7 +136,7 @@ class Sync:
                 raise DatapathError("%s: %s; the map was not changed." % (label, exc)) from None
             if value is not None:
                 try:
-                    self._encode_value(value)
+                    self.encode_value(value)
                 except ValueError as exc:
                     raise DatapathError("%s: value %r: %s; the map was not changed." % (label, value, exc)) from None
 
@@ -193,11 +149,11 @@ class Sync:
                                     "not changed." % (position, key, first[raw_key][0]))
             first.setdefault(raw_key, (position, raw_value))
 
-    def _encode_value(self, value):
+    def encode_value(self, value):
         m, vcodec = self.map, self.typing.value
         if m.type not in PERCPU:
             return vcodec.encode(value)
-        if isinstance(value, list) and not isinstance(vcodec, codec.HexCodec):
+        if isinstance(value, list) and not isinstance(vcodec, codecs.HexCodec):
             if len(value) != m.ncpu:
                 raise ValueError("a per-CPU value is one value or a list of %d (one per possible CPU), got a list "
                                  "of %d" % (m.ncpu, len(value)))
@@ -205,6 +161,23 @@ class Sync:
         else:
             parts = [vcodec.encode(value)] * m.ncpu
         return b"".join(p.ljust(m.stride, b"\0") for p in parts)
+
+
+
+class Sync:
+    """The change that makes one map hold the requested entries."""
+
+    def __init__(self, pinned, typing, wanted, state="present", exclusive=False):
+        self.map, self.typing = pinned, typing
+        self.encoded, self.given_values = EntryEncoder(pinned, typing).encode(wanted)
+        self.current = pinned.dump()
+        self.add, self.update, self.remove = plan_sync(
+            self.current, self.encoded, self.given_values, self._blank(), state=state, exclusive=exclusive,
+            array=pinned.type in ARRAYS)
+        self._check_capacity()
+
+    def _blank(self):
+        return b"\0" * self.map.slot_size
 
     def _check_capacity(self):
         if self.map.type in ARRAYS or self.map.type == DEVMAP:
@@ -337,13 +310,24 @@ def _unpinned_preview(path, wanted, diff):
 
 
 def sync(path, key=None, value=None, entries=None, state="present", exclusive=False, key_type=None,
-         value_type=None, check_mode=False, return_entries=False, diff=True):
-    """The map operation behind xdp_map_entry; returns the result dict."""
+         value_type=None, check_mode=False, return_entries=False, diff=True, state_dir=None):
+    """The map operation behind xdp_map_entry; returns the result dict.
+
+    With state_dir (the module always passes it) the sync holds the host lock
+    that deploys take, so two runs cannot interleave their syncs and restores.
+    """
     wanted = normalize(key, value, entries)
+    if state_dir is None:
+        return _sync(path, wanted, state, exclusive, key_type, value_type, check_mode, return_entries, diff)
+    with StateStore(state_dir).lock():
+        return _sync(path, wanted, state, exclusive, key_type, value_type, check_mode, return_entries, diff)
+
+
+def _sync(path, wanted, state, exclusive, key_type, value_type, check_mode, return_entries, diff):
     if check_mode and state == "present" and not os.path.exists(path):
         return _unpinned_preview(path, wanted, diff)
     with PinnedMap(path) as pinned:
-        typing = Typing(pinned, key_type, value_type, wanted.keys[:GUESS_SAMPLE], wanted.values[:GUESS_SAMPLE])
+        typing = MapTypes(pinned, key_type, value_type, wanted.keys[:GUESS_SAMPLE], wanted.values[:GUESS_SAMPLE])
         change = Sync(pinned, typing, wanted, state, exclusive)
         result = {
             "changed": change.changed, "path": path, "map_type": pinned.type_name,

@@ -1,7 +1,3 @@
-# -*- coding: utf-8 -*-
-# Copyright (c) wirespeed.datapath contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
 """Stable drop reasons: the one table both the BPF programs and the Python side use.
 
 files/bpf/include/wirespeed/reasons.h is generated from this table
@@ -9,6 +5,8 @@ files/bpf/include/wirespeed/reasons.h is generated from this table
 counter always reads "dropped: deny_cidr", never "key 3". Numbers are never
 reused or renumbered; new reasons are appended.
 """
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 

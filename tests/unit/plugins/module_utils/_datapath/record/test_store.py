@@ -6,13 +6,18 @@ import os
 import pytest
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.state import StateStore
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.record.record import Record
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.record.store import StateStore
+
+
+def rec(sha):
+    return Record(hook="xdp", interface="eth0", name="fw", object_sha256=sha, attach={"mode": "native"})
 
 
 def test_record_keeps_the_version_before(tmp_path):
     store = StateStore(str(tmp_path))
-    assert store.record("eth0", "fw", {"object_sha256": "a"}) is None
-    assert store.record("eth0", "fw", {"object_sha256": "b"})["object_sha256"] == "a"
+    assert store.record("eth0", "fw", rec("a")) is None
+    assert store.record("eth0", "fw", rec("b")).object_sha256 == "a"
     entry = store.load()["interfaces"]["eth0"]["fw"]
     assert entry["current"]["object_sha256"] == "b" and entry["previous"]["object_sha256"] == "a"
     store.record("eth0", "fw", None)
@@ -22,16 +27,16 @@ def test_record_keeps_the_version_before(tmp_path):
 
 def test_interrupted_write_leaves_the_old_record(tmp_path, monkeypatch):
     store = StateStore(str(tmp_path))
-    store.record("eth0", "fw", {"object_sha256": "a"})
+    store.record("eth0", "fw", rec("a"))
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("power cut")
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(KeyboardInterrupt):
-        store.record("eth0", "fw", {"object_sha256": "b"})
+        store.record("eth0", "fw", rec("b"))
     monkeypatch.undo()
-    assert store.current("eth0", "fw")["object_sha256"] == "a"
+    assert store.current("eth0", "fw").object_sha256 == "a"
     assert [n for n in os.listdir(str(tmp_path)) if n.endswith(".tmp")] == []
 
 
@@ -48,4 +53,4 @@ def test_objects_are_stored_by_hash(tmp_path):
     kept = store.keep_object(str(obj), "abc")
     with open(kept, "rb") as fh:
         assert kept.endswith("objects/abc.o") and fh.read() == b"\x7fELF"
-    assert json.loads(json.dumps(store.load())) == {"format": 1, "interfaces": {}}
+    assert json.loads(json.dumps(store.load())) == {"format": 2, "interfaces": {}}

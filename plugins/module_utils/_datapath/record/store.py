@@ -1,8 +1,4 @@
-# -*- coding: utf-8 -*-
-# Copyright (c) wirespeed.datapath contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
-"""What this collection deployed on a host, and the version before it.
+"""The host's state directory: state.json (current and previous Record per program), stored objects, the lock.
 
 The record is provenance and the basis of rollback; whether a task changes
 anything is always decided by looking at the kernel. The file is replaced
@@ -10,6 +6,8 @@ with write-to-temp, fsync, rename, so an interrupted run leaves either the
 old or the new record, never a torn one. Objects are kept by content hash
 so a previous version can be loaded again.
 """
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -19,12 +17,13 @@ import json
 import os
 import shutil
 import tempfile
-import time
+from collections.abc import Iterator
 
-from .errors import DatapathError
+from ..errors import DatapathError
+from .record import Record
 
 DEFAULT_STATE_DIR = "/var/lib/wirespeed"
-FORMAT = 1
+FORMAT = 2  # 1: records were flat dicts (migrated on read by Record.from_dict)
 
 
 def write_json(path, data, **dump_args):
@@ -59,7 +58,9 @@ def read_json(path, what, remedy):
 
 
 class StateStore:
-    def __init__(self, directory=DEFAULT_STATE_DIR):
+    """state.json under a state directory; every change is one atomic replace, made under lock()."""
+
+    def __init__(self, directory: str = DEFAULT_STATE_DIR):
         self.directory = directory
         self.path = os.path.join(directory, "state.json")
 
@@ -72,27 +73,33 @@ class StateStore:
 
     @contextlib.contextmanager
     def lock(self):
-        """Serialize wirespeed runs on this host."""
+        """Serialize wirespeed runs on this host: deploys, removals, map syncs, checkpoints."""
         self._ensure_dir()
-        with open(os.path.join(self.directory, ".lock"), "w") as fh:
+        path = os.path.join(self.directory, ".lock")
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        except OSError as exc:
+            raise DatapathError("the state directory %s is not writable (%s); set state_dir to a writable path."
+                                % (self.directory, exc.strerror)) from exc
+        with open(path, "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def load(self):
+    def load(self) -> dict:
         data = read_json(self.path, "state file", "move it aside to start a new record")
         if data is None:
             return {"format": FORMAT, "interfaces": {}}
         data.setdefault("interfaces", {})
         return data
 
-    def save(self, data):
+    def save(self, data: dict) -> None:
         self._ensure_dir()
-        write_json(self.path, data, indent=1, sort_keys=True)
+        write_json(self.path, dict(data, format=FORMAT), indent=1, sort_keys=True)
 
-    def keep_object(self, path, sha256):
+    def keep_object(self, path: str, sha256: str) -> str:
         """Copy an object into the content-addressed store; return its stored path."""
         self._ensure_dir()
         target = os.path.join(self.directory, "objects", sha256 + ".o")
@@ -102,11 +109,11 @@ class StateStore:
             os.replace(tmp, target)
         return target
 
-    def interface_flag(self, ifname, key):
+    def interface_flag(self, ifname: str, key: str) -> bool:
         """A fact about the interface itself (such as "we created its clsact qdisc")."""
         return bool(self.load()["interfaces"].get(ifname, {}).get("_interface", {}).get(key))
 
-    def set_interface_flag(self, ifname, key, value):
+    def set_interface_flag(self, ifname: str, key: str, value: bool) -> None:
         data = self.load()
         flags = data["interfaces"].setdefault(ifname, {}).setdefault("_interface", {})
         if value:
@@ -115,18 +122,32 @@ class StateStore:
             flags.pop(key, None)
         self.save(data)
 
-    def current(self, ifname, name):
-        entry = self.load()["interfaces"].get(ifname, {}).get(name) or {}
-        return entry.get("current")
+    @staticmethod
+    def _entry(data, ifname, name):
+        return data["interfaces"].get(ifname, {}).get(name) or {}
 
-    def record(self, ifname, name, current):
-        """Make current the deployed version of (ifname, name); the old one becomes previous."""
+    def current(self, ifname: str, name: str) -> Record | None:
+        return Record.from_dict(self._entry(self.load(), ifname, name).get("current"), ifname, name)
+
+    def previous(self, ifname: str, name: str) -> Record | None:
+        return Record.from_dict(self._entry(self.load(), ifname, name).get("previous"), ifname, name)
+
+    def records(self) -> Iterator[tuple[str, str, Record]]:
+        """(interface, name, current Record) of every deployed program, in name order."""
+        for ifname, entries in sorted(self.load()["interfaces"].items()):
+            for name, entry in sorted(entries.items()):
+                if name.startswith("_"):
+                    continue
+                record = Record.from_dict((entry or {}).get("current"), ifname, name)
+                if record is not None:
+                    yield ifname, name, record
+
+    def record(self, ifname: str, name: str, current: Record | None) -> Record | None:
+        """Make current the deployed version of (ifname, name); the old one becomes previous; return the old."""
         data = self.load()
         entry = data["interfaces"].setdefault(ifname, {}).setdefault(name, {})
         old = entry.get("current")
-        if current is not None:
-            current = dict(current, deployed_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        entry["previous"] = old
-        entry["current"] = current
+        entry["previous"] = Record.from_dict(old, ifname, name).to_dict() if old else None
+        entry["current"] = current.stamped().to_dict() if current is not None else None
         self.save(data)
-        return old
+        return Record.from_dict(old, ifname, name)

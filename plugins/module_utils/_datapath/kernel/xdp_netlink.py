@@ -1,8 +1,4 @@
-# -*- coding: utf-8 -*-
-# Copyright (c) wirespeed.datapath contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
-"""XDP attach, replace and detach over rtnetlink, through pyroute2.
+"""XDP over rtnetlink through pyroute2: interfaces, what is attached, attach, replace and detach.
 
 Replacing a program is a single RTM_SETLINK carrying the new fd: the kernel
 swaps the pointer, so there is no moment without a program. Every change we
@@ -10,12 +6,14 @@ make names the program it expects to find (XDP_FLAGS_REPLACE with
 IFLA_XDP_EXPECTED_FD, or XDP_FLAGS_UPDATE_IF_NOEXIST when it expects none),
 so a program someone else attached in the meantime is never clobbered.
 """
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
 import errno
 
-from .errors import DatapathError
+from ..errors import DatapathError
 
 try:
     from pyroute2 import IPRoute

@@ -1,8 +1,4 @@
-# -*- coding: utf-8 -*-
-# Copyright (c) wirespeed.datapath contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
-"""Checkpoints of a host's whole wirespeed datapath, and rollback to them.
+"""Checkpoints of a host's whole datapath (Records and map contents) and rollback to them, through the hooks.
 
 A checkpoint holds every program this collection runs on the host (its
 stored object, config, priority, mode or hook) and the contents of its maps.
@@ -18,8 +14,12 @@ leaves the history alone. A run that failed between the two leaves `pending`
 behind; rollback and the next begin() treat it as the state before that run.
 rollback() goes back one change per call; rollback(to="none") removes every
 program this collection attached and records what was there, so a later
-rollback brings it back.
+rollback brings it back. plan_rollback is the pure decision between two
+checkpoints; the hooks carry it out.
 """
+
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -28,24 +28,25 @@ import json
 import os
 import time
 
-from . import bpffs, maps, tc, xdp
+from . import hooks
 from .errors import DatapathError
-from .state import DEFAULT_STATE_DIR, StateStore, read_json, write_json
+from .kernel import bpffs, maps
+from .record.record import Record
+from .record.store import DEFAULT_STATE_DIR, StateStore, read_json, write_json
 
 HISTORY_KEEP = 10
 SKIP_TYPES = maps.PERCPU | {maps.LRU_HASH}
 KEYS_ONLY = {maps.HASH, maps.LPM_TRIE, maps.DEVMAP_HASH}
-FORMAT = 1
+FORMAT = 2  # 1: program records were flat dicts (read through Record.from_dict)
 
 
 def _program_key(p):
     return "%s/%s" % (p["interface"], p["name"])
 
 
-def _identity(record):
-    """The parts of a program record that make it the same datapath."""
-    keep = ("kind", "object_sha256", "program", "config", "priority", "mode", "direction", "handle", "pin_path")
-    return {k: record.get(k) for k in keep}
+def _record(p) -> Record:
+    """The Record of a checkpoint's program entry, whatever version wrote it."""
+    return Record.from_dict(p["record"], p["interface"], p["name"])
 
 
 def _map_contents(pin_path):
@@ -63,10 +64,11 @@ def _map_contents(pin_path):
     return out
 
 
-def _digest(programs):
+def digest(programs) -> str:
+    """What makes two checkpoints the same datapath: program identities and map contents (keys only for sets)."""
     h = hashlib.sha256()
     for p in programs:
-        h.update(json.dumps([_program_key(p), _identity(p["record"])], sort_keys=True).encode())
+        h.update(json.dumps([_program_key(p), _record(p).identity()], sort_keys=True).encode())
         for name, content in sorted(p["maps"].items()):
             if content["type"] in KEYS_ONLY:
                 entries = [k for k, _v in content["entries"]]
@@ -76,31 +78,30 @@ def _digest(programs):
     return h.hexdigest()
 
 
+def _same(a, b) -> bool:
+    """Two checkpoints hold the same datapath (digests recomputed, so any format compares)."""
+    return digest(a["programs"]) == digest(b["programs"])
+
+
 def take(state_dir=DEFAULT_STATE_DIR):
     """The datapath as it runs now: programs from the state record, maps from bpffs."""
-    data = StateStore(state_dir).load()
     programs = []
-    for ifname, entries in sorted(data["interfaces"].items()):
-        for name, entry in sorted(entries.items()):
-            record = (entry or {}).get("current") if not name.startswith("_") else None
-            if not record:
-                continue
-            programs.append({"interface": ifname, "name": name, "record": record,
-                             "maps": _map_contents(record["pin_path"]) if record.get("pin_path") else {}})
+    for ifname, name, record in StateStore(state_dir).records():
+        programs.append({"interface": ifname, "name": name, "record": record.to_dict(),
+                         "maps": _map_contents(record.pin_path) if record.pin_path else {}})
     return {"format": FORMAT, "taken_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "programs": programs, "digest": _digest(programs)}
+            "programs": programs, "digest": digest(programs)}
 
 
 def describe(snap):
     """One line per program of a checkpoint, for people."""
     lines = []
     for p in snap["programs"]:
-        r = p["record"]
-        hook = r.get("kind", "xdp") if r.get("kind") != "tc" else "tc %s" % r.get("direction")
+        r = _record(p)
         entries = sum(len(m["entries"]) for m in p["maps"].values())
         lines.append("%s %s: %s priority %s, object %s, %d map entries"
-                     % (p["interface"], hook, p["name"], r.get("priority"), (r.get("object_sha256") or "?")[:12],
-                        entries))
+                     % (p["interface"], hooks.hook_for(r.hook).where(r), p["name"], r.priority,
+                        (r.object_sha256 or "?")[:12], entries))
     return lines or ["no wirespeed programs"]
 
 
@@ -147,10 +148,11 @@ class History:
     def settle_pending(self, now):
         """A pending checkpoint that differs from now is the state before an unfinished run: keep it."""
         pending = self.pending()
-        if pending is not None and pending["digest"] != now["digest"]:
+        unfinished = pending is not None and not _same(pending, now)
+        if unfinished:
             self.push(pending)
         self.drop_pending()
-        return pending is not None and pending["digest"] != now["digest"]
+        return unfinished
 
 
 def begin(state_dir=DEFAULT_STATE_DIR, check_mode=False):
@@ -172,7 +174,7 @@ def commit(state_dir=DEFAULT_STATE_DIR, check_mode=False):
         history = History(state_dir)
         now = take(state_dir)
         pending = history.pending()
-        recorded = pending is not None and pending["digest"] != now["digest"]
+        recorded = pending is not None and not _same(pending, now)
         if not check_mode:
             history.settle_pending(now)
         return {"changed": False, "recorded": recorded, "checkpoint": now["digest"], "programs": describe(now)}
@@ -187,10 +189,10 @@ def rollback(to="previous", bpffs_path=None, state_dir=DEFAULT_STATE_DIR, check_
     now = take(state_dir)
     source = None
     if to == "none":
-        target = {"programs": [], "digest": _digest([])}
+        target = {"programs": [], "digest": digest([])}
     else:
         pending = history.pending()
-        if pending is not None and pending["digest"] != now["digest"]:
+        if pending is not None and not _same(pending, now):
             source, target = "pending", pending
         else:
             path, target = history.top()
@@ -198,15 +200,15 @@ def rollback(to="previous", bpffs_path=None, state_dir=DEFAULT_STATE_DIR, check_
         if target is None:
             return {"changed": False, "restored": None, "before": describe(now), "after": describe(now),
                     "msg": "no earlier datapath is recorded on this host; nothing to roll back to."}
-    actions = _plan(now, target)
-    result = {"changed": bool(actions), "check_mode": check_mode,
+    steps = plan_rollback(now, target)
+    result = {"changed": bool(steps), "check_mode": check_mode,
               "restored": target.get("taken_at") if to == "previous" else "none",
-              "before": describe(now), "after": describe(target), "actions": [a[0] for a in actions],
+              "before": describe(now), "after": describe(target), "actions": [describe_step(s) for s in steps],
               "diff": {"before": "\n".join(describe(now)) + "\n", "after": "\n".join(describe(target)) + "\n"}}
     if check_mode:
         return result
-    for _text, apply in actions:
-        apply(bpffs_path, state_dir)
+    for step in steps:
+        apply_step(step, bpffs_path, state_dir)
     if to == "none":
         if now["programs"]:
             history.push(now)
@@ -218,34 +220,36 @@ def rollback(to="previous", bpffs_path=None, state_dir=DEFAULT_STATE_DIR, check_
     return result
 
 
-def _plan(now, target):
-    """[(description, apply(bpffs, state_dir))] that turn `now` into `target`.
+# the plan: pure over two checkpoints --------------------------------------------
+def plan_rollback(now, target) -> list[tuple]:
+    """[(action, program entry, detail)] that turn checkpoint `now` into `target`; action is remove, deploy or maps.
 
     Programs that stay or come back are deployed before the others are
-    removed, so a chain never empties (and detaches) on the way.
+    removed, so a chain never empties (and detaches) on the way; a program
+    that moves to another place of its hook (tc ingress to egress) is removed
+    first.
     """
     current = {_program_key(p): p for p in now["programs"]}
     wanted = {_program_key(p): p for p in target["programs"]}
-    moves = [k for k in current if k in wanted and _moves(current[k]["record"], wanted[k]["record"])]
-    actions = [("remove %s" % k, _remover(current[k])) for k in moves]
+    moves = [k for k in current if k in wanted and _moves(_record(current[k]), _record(wanted[k]))]
+    steps = [("remove", current[k], None) for k in moves]
     for key, p in wanted.items():
         old = current.get(key) if key not in moves else None
-        if old is None or _identity(old["record"]) != _identity(p["record"]):
-            actions.append(("deploy %s (object %s, priority %s)"
-                            % (key, p["record"]["object_sha256"][:12], p["record"].get("priority")), _deployer(p)))
-        changes = _map_changes(p, old)
+        if old is None or _record(old).identity() != _record(p).identity():
+            steps.append(("deploy", p, None))
+        changes = map_changes(p, old)
         if changes:
-            actions.append(("maps of %s: %s" % (key, ", ".join(changes)), _map_writer(p)))
-    actions += [("remove %s" % k, _remover(p)) for k, p in current.items() if k not in wanted]
-    return actions
+            steps.append(("maps", p, changes))
+    steps += [("remove", p, None) for k, p in current.items() if k not in wanted]
+    return steps
 
 
-def _moves(old, new):
-    """Whether going from record old to new needs a remove first (another hook)."""
-    return old.get("kind", "xdp") != new.get("kind", "xdp") or old.get("direction") != new.get("direction")
+def _moves(old: Record, new: Record) -> bool:
+    """Whether going from old to new needs a remove first (another hook, or another place of it)."""
+    return old.hook != new.hook or not hooks.hook_for(new.hook).same_place(old, new)
 
 
-def _map_changes(p, current):
+def map_changes(p, current) -> list[str]:
     out = []
     have = (current or {}).get("maps", {})
     for name, content in sorted(p["maps"].items()):
@@ -260,57 +264,47 @@ def _map_changes(p, current):
     return out
 
 
-def _request(p, bpffs_path, state_dir):
-    r = p["record"]
-    for path in (r.get("object"), r.get("root_object")) if r.get("kind", "xdp") == "xdp" else (r.get("object"),):
-        if not path or not os.path.exists(path):
-            raise DatapathError("the stored object of %s on %s (%s) is missing from %s; it cannot be restored, "
-                                "so deploy it again with its playbook." % (p["name"], p["interface"], path, state_dir))
-    if r.get("kind") == "tc":
-        return tc.TcRequest(p["interface"], r["direction"], p["name"], object_path=r["object"],
-                            program=r.get("program"), config=r.get("config"), priority=r["priority"],
-                            handle=r["handle"], pin_path=r.get("pin_path"), bpffs_path=bpffs_path,
-                            state_dir=state_dir, src=r.get("src"), defines=r.get("defines"))
-    return xdp.XdpRequest(p["interface"], p["name"], object_path=r["object"], root_object=r["root_object"],
-                          program=r.get("program"), config=r.get("config"), mode=r.get("mode") or "auto",
-                          priority=r["priority"], pin_path=r.get("pin_path"), bpffs_path=bpffs_path,
-                          state_dir=state_dir, src=r.get("src"), defines=r.get("defines"))
+def describe_step(step) -> str:
+    action, p, detail = step
+    key = _program_key(p)
+    if action == "deploy":
+        r = _record(p)
+        return "deploy %s (object %s, priority %s)" % (key, r.object_sha256[:12], r.priority)
+    if action == "maps":
+        return "maps of %s: %s" % (key, ", ".join(detail))
+    return "remove %s" % key
 
 
-def _remover(p):
-    def apply(bpffs_path, state_dir):
-        r = p["record"]
-        if r.get("kind") == "tc":
-            tc.remove(tc.TcRequest(p["interface"], r["direction"], p["name"], priority=r["priority"],
-                                   handle=r["handle"], pin_path=r.get("pin_path"), bpffs_path=bpffs_path,
-                                   state_dir=state_dir))
-        else:
-            xdp.remove(xdp.XdpRequest(p["interface"], p["name"], priority=r["priority"], pin_path=r.get("pin_path"),
-                                      bpffs_path=bpffs_path, state_dir=state_dir))
-    return apply
+# carrying it out ------------------------------------------------------------------
+def apply_step(step, bpffs_path, state_dir) -> None:
+    action, p, _detail = step
+    record = _record(p)
+    hook_class = hooks.hook_for(record.hook)
+    if action == "remove":
+        hooks.remove(hook_class.from_record(record, bpffs_path, state_dir))
+    elif action == "deploy":
+        for path in [record.object] + list(record.objects.values()):
+            if not path or not os.path.exists(path):
+                raise DatapathError("the stored object of %s on %s (%s) is missing from %s; it cannot be restored, "
+                                    "so deploy it again with its playbook." % (p["name"], p["interface"], path,
+                                                                               state_dir))
+        hooks.deploy(hook_class.from_record(record, bpffs_path, state_dir))
+    else:
+        write_maps(p)
 
 
-def _deployer(p):
-    def apply(bpffs_path, state_dir):
-        req = _request(p, bpffs_path, state_dir)
-        (tc if p["record"].get("kind") == "tc" else xdp).deploy(req)
-    return apply
-
-
-def _map_writer(p):
+def write_maps(p) -> None:
     """Make each recorded map hold the recorded keys; live values (hit counts) of kept keys stay."""
-    def apply(bpffs_path, state_dir):
-        mdir = os.path.join(p["record"]["pin_path"], "maps")
-        for name, content in sorted(p["maps"].items()):
-            with maps.PinnedMap(os.path.join(mdir, name)) as m:
-                if (m.key_size, m.value_size) != (content["key_size"], content["value_size"]):
-                    raise DatapathError("map %s of %s on %s changed its layout since the checkpoint; deploy the "
-                                        "program again with its playbook." % (name, p["name"], p["interface"]))
-                want = {bytes.fromhex(k): bytes.fromhex(v) for k, v in content["entries"]}
-                got = m.dump()
-                if content["type"] in KEYS_ONLY:
-                    m.delete([k for k in got if k not in want])
-                    m.write([(k, v) for k, v in want.items() if k not in got])
-                else:
-                    m.write([(k, v) for k, v in want.items() if got.get(k) != v])
-    return apply
+    mdir = os.path.join(_record(p).pin_path, "maps")
+    for name, content in sorted(p["maps"].items()):
+        with maps.PinnedMap(os.path.join(mdir, name)) as m:
+            if (m.key_size, m.value_size) != (content["key_size"], content["value_size"]):
+                raise DatapathError("map %s of %s on %s changed its layout since the checkpoint; deploy the "
+                                    "program again with its playbook." % (name, p["name"], p["interface"]))
+            want = {bytes.fromhex(k): bytes.fromhex(v) for k, v in content["entries"]}
+            got = m.dump()
+            if content["type"] in KEYS_ONLY:
+                m.delete([k for k in got if k not in want])
+                m.write([(k, v) for k, v in want.items() if k not in got])
+            else:
+                m.write([(k, v) for k, v in want.items() if got.get(k) != v])

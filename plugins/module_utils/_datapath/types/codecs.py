@@ -1,8 +1,4 @@
-# -*- coding: utf-8 -*-
-# Copyright (c) wirespeed.datapath contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
-"""Typed map keys and values <-> bytes, and back to the text people write.
+"""Codecs: typed values <-> the exact bytes of map keys, map values and `.rodata` globals, and back to text.
 
 A codec turns what an operator writes (`203.0.113.7`, `2001:db8::/32`,
 `22`, `tcp`, `aa:bb:cc:dd:ee:ff`, `eth1`, a dict of struct fields) into the
@@ -11,6 +7,8 @@ diffs read `+ 203.0.113.7` rather than hex. Codecs come from an explicit
 type name or from the map's BTF. Every refusal is a ValueError whose text
 says what was expected.
 """
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -44,6 +42,10 @@ class Codec:
     def encode_many(self, values):
         return list(map(self.encode, values))
 
+    def describe(self):
+        """What encode() takes, as a phrase for error messages ("an integer from 0 to 65535 (__u16)")."""
+        return "a %s value" % self.name
+
 
 class IntCodec(Codec):
     def __init__(self, size, signed=False, big_endian=False, name=None, enum=None):
@@ -53,9 +55,21 @@ class IntCodec(Codec):
         self.name = name or ("%s%d" % ("s" if signed else "u", size * 8))
         self.enum = enum or {}
 
+    def bounds(self):
+        bits = self.size * 8
+        return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if self.signed else (0, (1 << bits) - 1)
+
+    def describe(self):
+        text = "an integer from %d to %d (%s)" % (self.bounds() + (self.name,))
+        if self.enum:
+            text += " or one of %s" % ", ".join(sorted(self.enum))
+        return text
+
     def encode(self, value):
         if isinstance(value, bool):
-            value = int(value)  # a flag written as true/false
+            if self.size != 1:  # a one-byte field is where C keeps a flag; a wider one wants a number
+                raise ValueError("%s needs an integer, got %r" % (self.name, value))
+            value = int(value)
         if isinstance(value, str):
             if value in self.enum:
                 value = self.enum[value]
@@ -69,9 +83,7 @@ class IntCodec(Codec):
         try:
             return value.to_bytes(self.size, self.order, signed=self.signed)
         except OverflowError:
-            bits = self.size * 8
-            lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if self.signed else (0, (1 << bits) - 1)
-            raise ValueError("%d does not fit %s (%d to %d)" % (value, self.name, lo, hi)) from None
+            raise ValueError("%d does not fit %s (%d to %d)" % ((value, self.name) + self.bounds())) from None
 
     def decode(self, raw):
         return int.from_bytes(raw, self.order, signed=self.signed)
@@ -84,12 +96,15 @@ class BoolCodec(IntCodec):
     def __init__(self, size=1):
         super().__init__(size, name="bool")
 
+    def describe(self):
+        return "true or false (bool)"
+
     def encode(self, value):
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
-            value = value.lower() in ("true", "yes")
-        if value not in (0, 1):
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            value = value.lower() in ("true", "yes", "1")
+        if value not in (0, 1) or isinstance(value, float):
             raise ValueError("bool needs true or false, got %r" % (value,))
-        return super().encode(int(value))
+        return int(value).to_bytes(self.size, "little")
 
     def decode(self, raw):
         return bool(int.from_bytes(raw, "little"))
@@ -103,6 +118,9 @@ class AddressCodec(Codec):
         self.size = 4 if version == 4 else 16
         self.name = "ipv%d" % version
         self.family = socket.AF_INET if version == 4 else socket.AF_INET6
+
+    def describe(self):
+        return "an IPv%d address" % self.version
 
     def encode_many(self, values):
         try:  # a feed of 100k addresses: one C-level pass when all are well-formed
@@ -135,6 +153,9 @@ class CidrCodec(Codec):
         self.addr_size = 4 if version == 4 else 16
         self.size = size or 4 + self.addr_size
         self.name = "ipv%d_cidr" % version
+
+    def describe(self):
+        return "an IPv%d network in CIDR form" % self.version
 
     def encode(self, value):
         text = str(value).strip()
@@ -196,6 +217,9 @@ class PortRuleCodec(Codec):
     size = 8
     _proto = ProtoCodec()
 
+    def describe(self):
+        return "a port rule like tcp/8080 or icmp"
+
     def encode(self, value):
         if isinstance(value, dict):
             unknown = sorted(set(value) - {"prefixlen", "proto", "pad", "port"})
@@ -230,6 +254,9 @@ class PortRuleCodec(Codec):
 class MacCodec(Codec):
     name = "mac"
     size = 6
+
+    def describe(self):
+        return "a MAC address like aa:bb:cc:dd:ee:ff"
 
     def encode(self, value):
         parts = str(value).replace("-", ":").split(":")
@@ -272,6 +299,9 @@ class HexCodec(Codec):
         self.size = size
         self.name = "hex"
 
+    def describe(self):
+        return "%d bytes as hex or a list of byte values" % self.size
+
     def encode(self, value):
         if isinstance(value, (list, tuple)):
             try:
@@ -302,6 +332,9 @@ class StructCodec(Codec):
         self.fields = fields  # [(name, offset, codec)]
         self.name = name
 
+    def describe(self):
+        return "a dict of the fields of %s (%s)" % (self.name, ", ".join(f[0] for f in self.fields))
+
     def encode(self, value):
         if not isinstance(value, dict):
             raise ValueError("%s needs a dict of its fields (%s), got %r"
@@ -328,6 +361,56 @@ class StructCodec(Codec):
 
     def text(self, raw):
         return "{%s}" % ", ".join("%s: %s" % (f, c.text(raw[o:o + c.size])) for f, o, c in self.fields)
+
+
+class CharArrayCodec(Codec):
+    """A C char array holding a NUL-terminated string."""
+
+    def __init__(self, size):
+        self.size = size
+        self.name = "char[%d]" % size
+
+    def describe(self):
+        return "a string of at most %d bytes (%s)" % (self.size - 1, self.name)
+
+    def encode(self, value):
+        if not isinstance(value, str):
+            raise ValueError("%s needs a string, got %r" % (self.name, value))
+        raw = value.encode()
+        if len(raw) >= self.size:
+            raise ValueError("%r is %d bytes; %s holds at most %d and the NUL"
+                             % (value, len(raw), self.name, self.size - 1))
+        return raw.ljust(self.size, b"\0")
+
+    def decode(self, raw):
+        return bytes(raw).split(b"\0", 1)[0].decode(errors="replace")
+
+
+class ArrayCodec(Codec):
+    """A C array of count items, written as a list of at most count of them; the rest are zeros."""
+
+    def __init__(self, item, count):
+        self.item = item
+        self.count = count
+        self.size = item.size * count
+        self.name = "%s[%d]" % (item.name, count)
+
+    def describe(self):
+        if isinstance(self.item, IntCodec) and not self.item.enum:
+            what = "integers from %d to %d" % self.item.bounds()
+        else:
+            what = "items, each %s" % self.item.describe()
+        return "a list of at most %d %s (%s); the entries left out are 0" % (self.count, what, self.name)
+
+    def encode(self, value):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError("%s needs a list, got %r" % (self.name, value))
+        if len(value) > self.count:
+            raise ValueError("%d items do not fit %s" % (len(value), self.name))
+        return b"".join(self.item.encode(v) for v in value).ljust(self.size, b"\0")
+
+    def decode(self, raw):
+        return [self.item.decode(raw[i * self.item.size:(i + 1) * self.item.size]) for i in range(self.count)]
 
 
 def is_padding(field):

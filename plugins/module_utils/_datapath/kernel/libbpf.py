@@ -1,7 +1,3 @@
-# -*- coding: utf-8 -*-
-# Copyright (c) wirespeed.datapath contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
 """Thin ctypes binding to the system libbpf (libbpf.so.1).
 
 Only what the engine needs: open/load objects, walk programs and maps, read
@@ -9,6 +5,8 @@ BTF, pin, object info, and element operations on map file descriptors.
 libbpf's own diagnostics (including the verifier log of a failed load) are
 captured through its print callback so that errors can quote them.
 """
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -18,7 +16,7 @@ import errno
 import os
 import threading
 
-from .errors import DatapathError
+from ..errors import DatapathError
 
 BPF_OBJ_NAME_LEN = 16
 

@@ -1,8 +1,6 @@
-# -*- coding: utf-8 -*-
+"""Element operations on one pinned map: dump, write and delete, in batches where the kernel has them."""
 # Copyright (c) wirespeed.datapath contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
-"""Element operations on one pinned map: dump, write and delete, in batches where the kernel has them."""
 
 from __future__ import annotations
 
@@ -11,8 +9,8 @@ import errno
 import os
 import struct
 
+from ..errors import DatapathError
 from . import libbpf
-from .errors import DatapathError
 
 # enum bpf_map_type (linux/bpf.h)
 HASH, ARRAY, PERCPU_HASH, PERCPU_ARRAY, LRU_HASH, LRU_PERCPU_HASH, LPM_TRIE = 1, 2, 5, 6, 9, 10, 11

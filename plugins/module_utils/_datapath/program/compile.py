@@ -1,13 +1,11 @@
-# -*- coding: utf-8 -*-
-# Copyright (c) wirespeed.datapath contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
 """Compile BPF C with clang into a content-addressed object cache.
 
 The cache key is the SHA-256 of the compiler's identity, the flags and the
 *preprocessed* source, so a change in any included header recompiles while
 an unchanged tree is a cache hit costing one preprocessor run.
 """
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
@@ -19,7 +17,7 @@ import subprocess
 import sysconfig
 import tempfile
 
-from .errors import DatapathError
+from ..errors import DatapathError
 
 CFLAGS = ["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"]
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

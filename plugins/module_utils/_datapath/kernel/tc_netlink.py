@@ -1,8 +1,4 @@
-# -*- coding: utf-8 -*-
-# Copyright (c) wirespeed.datapath contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
-"""The clsact qdisc and direct-action cls_bpf filters, over rtnetlink through pyroute2.
+"""TC over rtnetlink through pyroute2: the clsact qdisc and direct-action cls_bpf filters.
 
 Why classic cls_bpf rather than TCX: TCX (6.6+) attaches through bpf links
 that libbpf only creates from 1.3 on and pyroute2 not at all, its programs
@@ -11,13 +7,15 @@ show` does not list them. Operators who run `tc` expect our filters beside
 theirs, ordered by pref; cls_bpf gives that on every kernel since 4.5, and
 replacing a filter at the same pref and handle swaps the program atomically.
 """
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
 import errno
 
-from .attach import NetlinkError, _ipr
-from .errors import DatapathError
+from ..errors import DatapathError
+from .xdp_netlink import NetlinkError, _ipr
 
 PARENTS = {"ingress": 0xFFFFFFF2, "egress": 0xFFFFFFF3}  # TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_{INGRESS,EGRESS})
 ETH_P_ALL = 0x0003
@@ -67,10 +65,10 @@ def filters(index, direction):
         options = msg.get_attr("TCA_OPTIONS")
         if options is None:  # the per-pref header entry the kernel sends first
             continue
-        kind = msg.get_attr("TCA_KIND")
-        entry = {"pref": msg["info"] >> 16, "handle": msg["handle"], "kind": kind, "name": None,
+        classifier = msg.get_attr("TCA_KIND")
+        entry = {"pref": msg["info"] >> 16, "handle": msg["handle"], "kind": classifier, "name": None,
                  "prog_id": None, "tag": None, "direct_action": None}
-        if kind == "bpf":
+        if classifier == "bpf":
             tag = options.get_attr("TCA_BPF_TAG")
             entry.update(name=options.get_attr("TCA_BPF_NAME"), prog_id=options.get_attr("TCA_BPF_ID"),
                          tag=tag.replace(":", "") if tag else None,

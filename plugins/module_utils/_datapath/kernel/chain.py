@@ -1,21 +1,19 @@
-# -*- coding: utf-8 -*-
-# Copyright (c) wirespeed.datapath contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-# This file is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
-"""The XDP chain of one interface, as the kernel holds it.
+"""The XDP chain maps of one interface as the kernel holds them: root, program array, links; one update a step.
 
 Mirrors files/bpf/include/wirespeed/chain.h: a program array of SLOTS slots
 and a links array whose entry HEAD is read by the root. Every change here is
 one map element update, and each leaves a valid chain behind it.
 """
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import annotations
 
 import os
 import struct
 
+from ..errors import DatapathError
 from . import bpffs, libbpf
-from .errors import DatapathError
 
 SLOTS = 32
 HEAD = SLOTS

@@ -2,9 +2,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 import pytest
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import codec
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.mapsync import normalize
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.types import codecs as codec
 
 
 @pytest.mark.parametrize("type_name,value,raw,text", [

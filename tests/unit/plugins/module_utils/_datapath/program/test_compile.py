@@ -2,12 +2,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 import pytest
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.compile import (
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.compile import (
     compile_source,
     define_flags,
     find_clang,
 )
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
 
 
 def test_define_flags_sorted_and_typed():

@@ -1,0 +1,255 @@
+"""The Hook interface every attach point implements, and the one deploy/remove flow that drives any of them.
+
+A hook turns a Request (from module parameters or from a Record) into a
+change of the kernel in five steps, the same for every attach point:
+
+    observe   read what the kernel runs at this hook (fds and plain data)
+    load      load the requested program (running the verifier), not yet live
+    plan      pure: observed data + the loaded program's facts -> Plan
+              (changed, the diff, the steps); unit-tested without root
+    apply     carry the plan's steps out, undoing them all if one fails
+    record    the Record the host keeps of what now runs
+
+deploy() and remove() below are the only callers of those steps; modules,
+checkpoints and info talk to hooks through the registry (hooks/__init__.py)
+and never name a concrete hook.
+"""
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, ClassVar
+
+from ..errors import DatapathError
+from ..kernel import bpffs, libbpf
+from ..program.compile import sha256_file
+from ..record.record import Record
+from ..record.store import DEFAULT_STATE_DIR, StateStore
+
+KIND_NAMES = {libbpf.PROG_TYPE_XDP: "an XDP program", libbpf.PROG_TYPE_SCHED_CLS: "a tc program"}
+
+
+@dataclasses.dataclass
+class Request:
+    """What the operator asked for at one hook; plain data, checked by the hook that takes it."""
+
+    interface: str
+    name: str
+    object_path: str | None = None
+    program: str | None = None
+    config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    priority: int | None = None  # None: the hook's default
+    attach: dict[str, Any] = dataclasses.field(default_factory=dict)  # the hook's own placement options
+    objects: dict[str, str | None] = dataclasses.field(default_factory=dict)  # other objects the hook loads
+    pin_path: str | None = None
+    force: bool = False
+    verify: bool = True
+    bpffs: str = bpffs.DEFAULT_BPFFS
+    state_dir: str = DEFAULT_STATE_DIR
+    src: str | None = None
+    defines: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        self.config = dict(self.config or {})
+        self.defines = dict(self.defines or {})
+        self.attach = dict(self.attach or {})
+        self.pin_dir, self.index_path = bpffs.pin_paths(self.bpffs, self.interface, self.name, self.pin_path)
+
+
+@dataclasses.dataclass
+class Plan:
+    """What a deploy or remove will do: pure data, built by Hook.plan from what was observed."""
+
+    changed: bool
+    before: dict
+    after: dict
+    steps: list[tuple] = dataclasses.field(default_factory=list)  # hook-specific, read by its apply()
+    result: dict = dataclasses.field(default_factory=dict)  # hook-specific result keys
+
+
+class Hook:
+    """One attach point. Subclasses set NAME and PROG_TYPE and implement the steps."""
+
+    NAME = None  # the registry key, kept in Record.hook
+    PROG_TYPE = None
+    OPTIONS: ClassVar[dict] = {}  # constants modules take for their argument specs (choices, defaults)
+    DEFAULT_PRIORITY = 50
+
+    def __init__(self, request: Request):
+        self.req = request
+        self.check_request(request)
+
+    # building requests ------------------------------------------------
+    @classmethod
+    def attach_params(cls, params: dict) -> dict:
+        """The hook's placement options out of module parameters."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_params(cls, params: dict, object_path: str | None, objects: dict | None = None) -> Hook:
+        """The hook for a module's parameters (objects already compiled or shipped)."""
+        return cls(Request(
+            params["interface"], params["name"], object_path=object_path, program=params.get("program"),
+            config=params.get("config"), priority=params.get("priority", cls.DEFAULT_PRIORITY),
+            attach=cls.attach_params(params), objects=objects or {}, pin_path=params.get("pin_path"),
+            force=params.get("force", False), verify=params.get("verify", True), bpffs=params["bpffs"],
+            state_dir=params["state_dir"], src=params.get("src"), defines=params.get("defines")))
+
+    @classmethod
+    def from_record(cls, record: Record, bpffs_path: str, state_dir: str) -> Hook:
+        """The hook that deploys (or removes) what record describes, from the stored objects."""
+        return cls(Request(
+            record.interface, record.name, object_path=record.object, program=record.program, config=record.config,
+            priority=record.priority, attach=dict(record.attach), objects=dict(record.objects),
+            pin_path=record.pin_path, bpffs=bpffs_path, state_dir=state_dir, src=record.src,
+            defines=record.defines))
+
+    def check_request(self, req: Request) -> None:
+        """Refuse a request this hook cannot carry out, with one sentence."""
+
+    # describing -------------------------------------------------------
+    @staticmethod
+    def where(record: Record) -> str:
+        """The hook in people's words, for checkpoint listings ("xdp", "tc ingress")."""
+        raise NotImplementedError
+
+    @staticmethod
+    def inspect(ifname: str, index: int, bpffs_path: str, pinned: dict[int, str], out: dict) -> dict:
+        """Add what runs at this hook on an interface to out (datapath_info's shape); return {name: entry} of ours."""
+        raise NotImplementedError
+
+    @staticmethod
+    def same_place(old: Record, new: Record) -> bool:
+        """Whether new can replace old in place (False: old must be removed first)."""
+        return True
+
+    # the steps --------------------------------------------------------
+    def observe(self, store: StateStore):
+        """What the kernel runs at this hook; an object with close(). Called under the host lock."""
+        raise NotImplementedError
+
+    def load(self, seen, record: Record | None, check_mode: bool):
+        """The requested program loaded (LoadedProgram), or None in check mode without verify."""
+        raise NotImplementedError
+
+    def plan(self, seen, loaded, record: Record | None, object_sha: str) -> Plan:
+        raise NotImplementedError
+
+    def apply(self, seen, loaded, plan: Plan, store: StateStore) -> dict:
+        """Carry plan out; return result keys learnt on the way (prog_id, mode...)."""
+        raise NotImplementedError
+
+    def record(self, loaded, plan: Plan, applied: dict, object_sha: str, store: StateStore) -> Record:
+        req = self.req
+        return Record(
+            hook=self.NAME, interface=req.interface, name=req.name, object_sha256=object_sha,
+            object=store.keep_object(req.object_path, object_sha), program=loaded.function, config=req.config,
+            defines=req.defines, priority=req.priority, pin_path=req.pin_dir, src=req.src,
+            prog_id=applied["prog_id"], tag=applied["tag"], attach=self.recorded_attach(plan, applied),
+            objects={k: store.keep_object(p, sha256_file(p)) for k, p in req.objects.items() if p})
+
+    def recorded_attach(self, plan: Plan, applied: dict) -> dict:
+        return dict(self.req.attach)
+
+    def plan_remove(self, seen, record: Record | None) -> Plan:
+        raise NotImplementedError
+
+    def apply_remove(self, seen, plan: Plan, store: StateStore) -> None:
+        raise NotImplementedError
+
+    # shared by the hooks ---------------------------------------------
+    def pinned_fd(self):
+        """An fd of the program pinned under this request's name, or None; refuses a name held by another kind."""
+        fd = bpffs.get(os.path.join(self.req.pin_dir, "prog"))
+        if fd is None:
+            return None
+        kind = libbpf.prog_info(fd)["type"]
+        if kind != self.PROG_TYPE:
+            os.close(fd)
+            raise DatapathError("name %r on interface %r is already %s deployed by wirespeed; choose another name."
+                                % (self.req.name, self.req.interface, KIND_NAMES.get(kind, "another kind of program")))
+        return fd
+
+    def is_pinned(self) -> bool:
+        return os.path.exists(self.req.pin_dir) or os.path.islink(self.req.index_path)
+
+
+class Undo:
+    """Steps to take back, newest first, if a later step fails."""
+
+    def __init__(self):
+        self.steps = []
+
+    def add(self, fn, *args):
+        self.steps.append((fn, args))
+
+    def run(self):
+        for fn, args in reversed(self.steps):
+            try:
+                fn(*args)
+            except (OSError, DatapathError):  # best effort: keep undoing the rest
+                continue
+        self.steps = []
+
+
+def deploy(hook: Hook, check_mode: bool = False) -> dict:
+    """Make hook's request run: observe, load, plan, and unless check mode or unchanged, apply and record."""
+    req = hook.req
+    store = StateStore(req.state_dir)
+    if not req.object_path or not os.path.isfile(req.object_path):
+        raise DatapathError("object file %s does not exist on this host." % req.object_path)
+    object_sha = sha256_file(req.object_path)
+    with store.lock():
+        if not check_mode:
+            bpffs.ensure_bpffs(req.bpffs)
+        seen = hook.observe(store)
+        try:
+            record = store.current(req.interface, req.name)
+            loaded = hook.load(seen, record, check_mode) if (req.verify or not check_mode) else None
+            try:
+                plan = hook.plan(seen, loaded, record, object_sha)
+                result = dict(plan.result, changed=plan.changed, diff={"before": plan.before, "after": plan.after},
+                              object_sha256=object_sha, priority=req.priority, verified=loaded is not None,
+                              maps=loaded.map_paths(req.pin_dir) if loaded else {},
+                              maps_recreated=loaded.recreated if loaded else [])
+                if plan.changed:
+                    result["previous"] = record.view() if record else None
+                else:
+                    previous = store.previous(req.interface, req.name)
+                    result["previous"] = previous.view() if previous else None
+                if not plan.changed or check_mode:
+                    return result
+                applied = hook.apply(seen, loaded, plan, store)
+                result.update(applied)
+                store.record(req.interface, req.name, hook.record(loaded, plan, applied, object_sha, store))
+                return result
+            finally:
+                if loaded is not None:
+                    loaded.close()
+        finally:
+            seen.close()
+
+
+def remove(hook: Hook, check_mode: bool = False) -> dict:
+    """Take hook's request out of the kernel and the record."""
+    req = hook.req
+    store = StateStore(req.state_dir)
+    with store.lock():
+        seen = hook.observe(store)
+        try:
+            record = store.current(req.interface, req.name)
+            plan = hook.plan_remove(seen, record)
+            was_attached = plan.result.pop("was_attached", False)
+            result = dict(plan.result, changed=plan.changed, diff={"before": plan.before, "after": plan.after},
+                          maps={}, prog_id=None, tag=None, previous=record.view() if record else None)
+            if not plan.changed or check_mode:
+                return result
+            hook.apply_remove(seen, plan, store)
+            if record is not None or was_attached:
+                store.record(req.interface, req.name, None)
+            return result
+        finally:
+            seen.close()

@@ -1,0 +1,75 @@
+"""One program of an object, loaded and verified beside its pinned maps, not yet in the datapath; pinned once live.
+
+The new version is loaded with the maps pinned by the previous one wherever
+their definitions still match (so entries and counters survive); it is
+pinned with atomic renames once a hook has made it live.
+"""
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+import os
+
+from ..kernel import bpffs, libbpf
+from .bpf_object import BpfObject
+from .config import write_config
+
+
+class LoadedProgram:
+    """The requested program, loaded and verified but not yet in the datapath."""
+
+    def __init__(self, object_path, program, prog_type, config, pin_path, internal=None, reuse=None,
+                 offload_ifindex=None):
+        self.obj = BpfObject(object_path)
+        try:
+            self.function = self.obj.select(program, prog_type)
+            defs = self.obj.maps()
+            self.defined = set(defs)
+            write_config(self.obj, config, internal)
+            reuse = {n: fd for n, fd in (reuse or {}).items() if n in defs}
+            for name, fd in reuse.items():
+                self.obj.reuse_map(name, fd)
+            self.reused, self.recreated = [], []
+            for name, definition in sorted(defs.items()):
+                if name in reuse:
+                    continue
+                fd = bpffs.get(os.path.join(pin_path, "maps", name))
+                if fd is None:
+                    continue
+                try:
+                    info = libbpf.map_info(fd)
+                    if all(info[k] == definition[k] for k in definition):
+                        self.obj.reuse_map(name, fd)
+                        self.reused.append(name)
+                    else:
+                        self.recreated.append(name)
+                finally:
+                    os.close(fd)
+            self.map_names = sorted(n for n in defs if n not in reuse)
+            if offload_ifindex is not None:
+                self.obj.set_ifindex(offload_ifindex)
+            self.fd = self.obj.load()
+        except Exception:
+            self.obj.close()
+            raise
+
+    def close(self):
+        self.obj.close()
+
+    def pin(self, pin_path, index_path):
+        """Pin the program and its maps; drop pins of maps this version no longer has."""
+        bpffs.pin_replace(self.fd, os.path.join(pin_path, "prog"))
+        if os.path.abspath(pin_path) != os.path.abspath(index_path) and not os.path.islink(index_path):
+            os.symlink(pin_path, index_path)
+        for name in self.map_names:
+            path = os.path.join(pin_path, "maps", name)
+            if name in self.recreated or not os.path.exists(path):
+                bpffs.pin_replace(self.obj.map_fd(name), path)
+        mdir = os.path.join(pin_path, "maps")
+        for name in os.listdir(mdir) if os.path.isdir(mdir) else []:
+            if name not in self.map_names:
+                os.unlink(os.path.join(mdir, name))
+
+    def map_paths(self, pin_path):
+        return {n: os.path.join(pin_path, "maps", n) for n in self.map_names}

@@ -1,0 +1,24 @@
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The map sync plan as a table: current and wanted bytes in, add/update/remove out; no root, no kernel."""
+import pytest
+
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.mapsync import plan_sync
+
+Z = b"\0\0"
+A, B, C = b"a", b"b", b"c"
+
+
+@pytest.mark.parametrize("current,wanted,given,kw,expected", [
+    ({}, {A: None}, False, {}, ({A: Z}, {}, {})),
+    ({A: Z}, {A: None}, False, {}, ({}, {}, {})),
+    ({A: Z, B: Z}, {A: None}, False, {"exclusive": True}, ({}, {}, {B: Z})),
+    ({A: Z}, {A: None, B: None}, False, {"exclusive": True}, ({B: Z}, {}, {})),
+    ({A: b"\x01\0"}, {A: b"\x02\0"}, True, {}, ({}, {A: (b"\x01\0", b"\x02\0")}, {})),
+    ({A: b"\x01\0"}, {B: b"\x02\0", A: None}, True, {}, ({B: b"\x02\0"}, {}, {})),
+    ({A: Z, B: Z}, {A: None, C: None}, False, {"state": "absent"}, ({}, {}, {A: Z})),
+    # arrays: every index exists; resetting one that is blank already changes nothing
+    ({A: Z, B: b"\x05\0"}, {}, False, {"exclusive": True, "array": True}, ({}, {}, {B: b"\x05\0"})),
+])
+def test_plan_sync(current, wanted, given, kw, expected):
+    assert plan_sync(current, wanted, given, Z, **kw) == expected
