@@ -101,10 +101,7 @@ static __always_inline __u64 *port_rule(struct ws_packet *pkt)
 SEC("xdp")
 int firewall(struct xdp_md *ctx)
 {
-	struct ws_cursor c = {
-		.pos = (void *)(long)ctx->data,
-		.end = (void *)(long)ctx->data_end,
-	};
+	struct ws_cursor c = ws_cursor_xdp(ctx);
 	struct ws_packet pkt = {};
 	__u32 reason = WS_REASON_NONE;
 	__u64 *entry = NULL;

@@ -72,10 +72,7 @@ static __always_inline int net_match(struct ws_packet *pkt)
 SEC("tc")
 int mirror(struct __sk_buff *skb)
 {
-	struct ws_cursor c = {
-		.pos = (void *)(long)skb->data,
-		.end = (void *)(long)skb->data_end,
-	};
+	struct ws_cursor c = ws_cursor_skb(skb);
 	struct ws_packet pkt = {};
 	__u32 zero = 0, *ifindex;
 

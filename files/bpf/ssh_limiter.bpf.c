@@ -41,10 +41,7 @@ const volatile _Bool all_ports = 0;
 SEC("xdp")
 int ssh_limiter(struct xdp_md *ctx)
 {
-	struct ws_cursor c = {
-		.pos = (void *)(long)ctx->data,
-		.end = (void *)(long)ctx->data_end,
-	};
+	struct ws_cursor c = ws_cursor_xdp(ctx);
 	struct ws_packet pkt = {};
 	struct ws_src src;
 	int verdict;

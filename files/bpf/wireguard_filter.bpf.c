@@ -61,10 +61,7 @@ static __always_inline int wg_type(__u8 *hdr, __u32 len)
 SEC("xdp")
 int wireguard_filter(struct xdp_md *ctx)
 {
-	struct ws_cursor c = {
-		.pos = (void *)(long)ctx->data,
-		.end = (void *)(long)ctx->data_end,
-	};
+	struct ws_cursor c = ws_cursor_xdp(ctx);
 	struct ws_packet pkt = {};
 	struct udphdr *udp;
 	struct ws_src src;

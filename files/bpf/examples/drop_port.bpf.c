@@ -17,10 +17,7 @@ const volatile __u8 drop_proto = IPPROTO_UDP;
 SEC("xdp")
 int drop_port_prog(struct xdp_md *ctx)
 {
-	struct ws_cursor c = {
-		.pos = (void *)(long)ctx->data,
-		.end = (void *)(long)ctx->data_end,
-	};
+	struct ws_cursor c = ws_cursor_xdp(ctx);
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	struct ipv6hdr *ip6;

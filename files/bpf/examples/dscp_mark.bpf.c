@@ -36,8 +36,8 @@ static __always_inline int port_matches(struct ws_cursor *c, int proto)
 SEC("tc")
 int dscp_mark(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data;
-	struct ws_cursor c = { .pos = data, .end = (void *)(long)skb->data_end };
+	struct ws_cursor c = ws_cursor_skb(skb);
+	void *data = c.pos;
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	struct ipv6hdr *ip6;

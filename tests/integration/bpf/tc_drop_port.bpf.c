@@ -12,10 +12,7 @@ const volatile __u16 drop_port = DEFAULT_PORT;
 SEC("tc")
 int tc_drop_port(struct __sk_buff *skb)
 {
-	struct ws_cursor c = {
-		.pos = (void *)(long)skb->data,
-		.end = (void *)(long)skb->data_end,
-	};
+	struct ws_cursor c = ws_cursor_skb(skb);
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	struct udphdr *udp;

@@ -4,7 +4,8 @@
  *
  * A struct ws_cursor walks the packet; each ws_parse_*() checks that its
  * whole header lies before data_end, advances the cursor and returns the
- * next protocol (or -1 when the packet is too short or malformed).
+ * next protocol (or -1 when the packet is too short or malformed).  A
+ * program starts its cursor with ws_cursor_xdp(ctx) or ws_cursor_skb(skb).
  */
 #ifndef WIRESPEED_PARSING_H
 #define WIRESPEED_PARSING_H
@@ -26,6 +27,28 @@ struct ws_cursor {
 	void *pos;
 	void *end;
 };
+
+/* A cursor at the start of an XDP packet. */
+static __always_inline struct ws_cursor ws_cursor_xdp(struct xdp_md *ctx)
+{
+	struct ws_cursor c = {
+		.pos = (void *)(long)ctx->data,
+		.end = (void *)(long)ctx->data_end,
+	};
+
+	return c;
+}
+
+/* A cursor at the start of an sk_buff's linear data (TC). */
+static __always_inline struct ws_cursor ws_cursor_skb(struct __sk_buff *skb)
+{
+	struct ws_cursor c = {
+		.pos = (void *)(long)skb->data,
+		.end = (void *)(long)skb->data_end,
+	};
+
+	return c;
+}
 
 struct ws_vlan_hdr {
 	__be16 tci;
