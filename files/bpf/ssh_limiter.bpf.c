@@ -52,10 +52,7 @@ int ssh_limiter(struct xdp_md *ctx)
 		goto next;
 	if (ws_source_allowed(&pkt))
 		goto next;
-	if (pkt.family == 4)
-		ws_src_from_v4(&src, pkt.saddr.v4);
-	else
-		__builtin_memcpy(src.addr, pkt.saddr.v6, 16);
+	ws_src_from_packet(&src, &pkt);
 	if ((pkt.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN) {
 		if (ws_rl_banned(&src))
 			return ws_drop(ctx, WS_REASON_BANNED);

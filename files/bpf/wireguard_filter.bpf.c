@@ -90,10 +90,7 @@ int wireguard_filter(struct xdp_md *ctx)
 
 	if (ws_source_allowed(&pkt))
 		goto next;
-	if (pkt.family == 4)
-		ws_src_from_v4(&src, pkt.saddr.v4);
-	else
-		__builtin_memcpy(src.addr, pkt.saddr.v6, 16);
+	ws_src_from_packet(&src, &pkt);
 	verdict = ws_rl_event(&src, handshake_limit, (__u64)window_ms * 1000000ULL, (__u64)ban_s * 1000000000ULL);
 	if (verdict != WS_RL_OK)
 		return ws_drop(ctx, WS_REASON_WG_HANDSHAKE_LIMIT);

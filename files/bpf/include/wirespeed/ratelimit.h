@@ -21,6 +21,7 @@
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include "wirespeed/parsing.h"
 
 #ifndef WS_RL_SOURCES
 #define WS_RL_SOURCES 65536	/* sources tracked at once (LRU) */
@@ -76,6 +77,16 @@ static __always_inline void ws_src_from_v4(struct ws_src *src, __be32 addr)
 	src->addr[10] = 0xff;
 	src->addr[11] = 0xff;
 	__builtin_memcpy(&src->addr[12], &addr, 4);
+}
+
+/* The packet's source as a key of ws_rl_state: IPv4 mapped into IPv6. */
+static __always_inline void ws_src_from_packet(struct ws_src *src,
+					       struct ws_packet *pkt)
+{
+	if (pkt->family == 4)
+		ws_src_from_v4(src, pkt->saddr.v4);
+	else
+		__builtin_memcpy(src->addr, pkt->saddr.v6, 16);
 }
 
 /*
