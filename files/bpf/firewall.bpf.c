@@ -133,8 +133,7 @@ int firewall(struct xdp_md *ctx)
 	hit(entry);
 	return ws_drop(ctx, reason);
 next:
-	ws_record(ctx, XDP_PASS);
-	return ws_chain_next(ctx);
+	return ws_pass(ctx);
 }
 
 char _license[] SEC("license") = "GPL";

@@ -16,11 +16,16 @@
  *              (write it with xdp_map_entry, value_type ifindex, by name)
  *   nets_v4/6  LPM tries, value u64 matches
  *   mirror_stats  per-CPU array: [0] matched, [1] mirrored, [2] clone failed
+ *   ws_stats   per-CPU packets/bytes per action (wirespeed/stats.h): every
+ *              packet counts as pass, the verdict it leaves with; a copy is
+ *              not a verdict, mirror_stats counts those
+ *   ws_reasons (wirespeed/stats.h): the mirror drops nothing, it stays zero
  */
 #include <linux/pkt_cls.h>
 #include "wirespeed/lpm.h"
 #include "wirespeed/parsing.h"
 #include "wirespeed/ports.h"
+#include "wirespeed/stats.h"
 
 const volatile __u8 match_proto = 0;
 WS_PORT_LIST(ports);
@@ -77,24 +82,24 @@ int mirror(struct __sk_buff *skb)
 	__u32 zero = 0, *ifindex;
 
 	if (ws_parse_packet(&c, &pkt) != WS_PKT_OK)
-		return TC_ACT_UNSPEC;
+		return ws_pass_skb(skb);
 	if (match_proto && pkt.l4_proto != match_proto)
-		return TC_ACT_UNSPEC;
+		return ws_pass_skb(skb);
 	if (ports[0] && !port_match(&pkt))
-		return TC_ACT_UNSPEC;
+		return ws_pass_skb(skb);
 	if (match_nets && !net_match(&pkt))
-		return TC_ACT_UNSPEC;
+		return ws_pass_skb(skb);
 	count(MIRROR_MATCHED);
 	if (sample_n > 1 && bpf_get_prandom_u32() % sample_n)
-		return TC_ACT_UNSPEC;
+		return ws_pass_skb(skb);
 	ifindex = bpf_map_lookup_elem(&target, &zero);
 	if (!ifindex || !*ifindex)
-		return TC_ACT_UNSPEC;
+		return ws_pass_skb(skb);
 	if (bpf_clone_redirect(skb, *ifindex, 0) == 0)	/* 0: to the target's egress */
 		count(MIRROR_SENT);
 	else
 		count(MIRROR_FAILED);
-	return TC_ACT_UNSPEC;
+	return ws_pass_skb(skb);
 }
 
 char _license[] SEC("license") = "GPL";

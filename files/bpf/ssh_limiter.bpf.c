@@ -64,8 +64,7 @@ int ssh_limiter(struct xdp_md *ctx)
 	if (verdict == WS_RL_LIMITED)
 		return ws_drop(ctx, WS_REASON_SYN_LIMIT);
 next:
-	ws_record(ctx, XDP_PASS);
-	return ws_chain_next(ctx);
+	return ws_pass(ctx);
 }
 
 char _license[] SEC("license") = "GPL";

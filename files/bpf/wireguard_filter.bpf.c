@@ -95,8 +95,7 @@ int wireguard_filter(struct xdp_md *ctx)
 	if (verdict != WS_RL_OK)
 		return ws_drop(ctx, WS_REASON_WG_HANDSHAKE_LIMIT);
 next:
-	ws_record(ctx, XDP_PASS);
-	return ws_chain_next(ctx);
+	return ws_pass(ctx);
 }
 
 char _license[] SEC("license") = "GPL";

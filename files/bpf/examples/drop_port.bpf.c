@@ -54,8 +54,7 @@ int drop_port_prog(struct xdp_md *ctx)
 	if (dport == bpf_htons(drop_port))
 		return ws_record(ctx, XDP_DROP);
 next:
-	ws_record(ctx, XDP_PASS);
-	return ws_chain_next(ctx);
+	return ws_pass(ctx);
 }
 
 char _license[] SEC("license") = "GPL";
