@@ -7,10 +7,11 @@
  *
  * A packet matches when all the enabled conditions hold:
  *   match_proto  0 any, else IPPROTO_* (6 TCP, 17 UDP, ...)
- *   ports        its source or destination port is on the list (empty: any port)
- *   match_nets   1: its source or destination address is inside nets_v4/nets_v6
- * Config (const volatile): match_proto 0, ports [] (at most 16, wirespeed/ports.h),
- *   match_nets 0, sample_n 1 (mirror 1 in N matching packets; 0 or 1: all of them).
+ *   ports        its source or destination port is on the list (empty: any)
+ *   match_nets   1: its source or destination address is inside nets_v4/v6
+ * Config (const volatile): match_proto 0, ports [] (at most 16,
+ *   wirespeed/ports.h), match_nets 0, sample_n 1 (mirror 1 in N matching
+ *   packets; 0 or 1: all of them).
  * Maps:
  *   target     array[1], value: ifindex of the interface that gets the copies
  *              (write it with xdp_map_entry, value_type ifindex, by name)
@@ -65,7 +66,8 @@ static __always_inline int port_match(struct ws_packet *pkt)
 {
 	if (!pkt->l4_present || !pkt->sport)
 		return 0;
-	return ws_port_listed(ports, pkt->sport) || ws_port_listed(ports, pkt->dport);
+	return ws_port_listed(ports, pkt->sport) ||
+	       ws_port_listed(ports, pkt->dport);
 }
 
 static __always_inline int net_match(struct ws_packet *pkt)
@@ -95,7 +97,8 @@ int mirror(struct __sk_buff *skb)
 	ifindex = bpf_map_lookup_elem(&target, &zero);
 	if (!ifindex || !*ifindex)
 		return ws_pass_skb(skb);
-	if (bpf_clone_redirect(skb, *ifindex, 0) == 0)	/* 0: to the target's egress */
+	/* flags 0: to the target's egress */
+	if (bpf_clone_redirect(skb, *ifindex, 0) == 0)
 		count(MIRROR_SENT);
 	else
 		count(MIRROR_FAILED);

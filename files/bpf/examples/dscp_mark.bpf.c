@@ -29,9 +29,11 @@ static __always_inline int port_matches(struct ws_cursor *c, int proto)
 	if (!match_port)
 		return 1;
 	if (proto == IPPROTO_UDP)
-		return ws_parse_udp(c, &udp) == 0 && udp->dest == bpf_htons(match_port);
+		return ws_parse_udp(c, &udp) == 0 &&
+		       udp->dest == bpf_htons(match_port);
 	if (proto == IPPROTO_TCP)
-		return ws_parse_tcp(c, &tcp) == 0 && tcp->dest == bpf_htons(match_port);
+		return ws_parse_tcp(c, &tcp) == 0 &&
+		       tcp->dest == bpf_htons(match_port);
 	return 0;
 }
 
@@ -57,19 +59,26 @@ int dscp_mark(struct __sk_buff *skb)
 		if ((ip->tos >> 2) == dscp)
 			return ws_pass_skb(skb);
 		off = (void *)ip - data;
-		old_word = *(__u16 *)ip;	/* version/IHL and TOS: one checksum word */
+		/* version/IHL and TOS: one checksum word */
+		old_word = *(__u16 *)ip;
 		new_word = old_word;
 		((__u8 *)&new_word)[1] = (dscp << 2) | (ip->tos & 0x3);
-		bpf_l3_csum_replace(skb, off + offsetof(struct iphdr, check), old_word, new_word, 2);
+		bpf_l3_csum_replace(skb, off + offsetof(struct iphdr, check),
+				    old_word, new_word, 2);
 		bpf_skb_store_bytes(skb, off, &new_word, 2, 0);
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		proto = ws_parse_ipv6(&c, &ip6);
 		if (proto < 0 || !port_matches(&c, proto))
 			return ws_pass_skb(skb);
 		off = (void *)ip6 - data;
-		old_word = *(__u16 *)ip6;	/* version, traffic class, top of the flow label */
-		/* traffic class = bits 4..11 of the word in network order; keep its ECN bits */
-		new_word = bpf_htons((bpf_ntohs(old_word) & 0xf03f) | ((__u16)dscp << 6));
+		/* version, traffic class, top of the flow label */
+		old_word = *(__u16 *)ip6;
+		/*
+		 * traffic class = bits 4..11 of the word in network order;
+		 * keep its ECN bits
+		 */
+		new_word = bpf_htons((bpf_ntohs(old_word) & 0xf03f) |
+				     ((__u16)dscp << 6));
 		if (new_word != old_word)
 			bpf_skb_store_bytes(skb, off, &new_word, 2, 0);
 	}

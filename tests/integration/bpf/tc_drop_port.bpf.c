@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* TC: drop UDP to one port, hand everything else to the next filter (TC_ACT_UNSPEC). */
+/*
+ * TC: drop UDP to one port, hand everything else to the next filter
+ * (TC_ACT_UNSPEC).
+ */
 #include <linux/pkt_cls.h>
 #include "wirespeed/parsing.h"
 

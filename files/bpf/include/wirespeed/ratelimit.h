@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * Per-source event limits with bans, shared by ssh_limiter and wireguard_filter.
+ * Per-source event limits with bans, shared by ssh_limiter and
+ * wireguard_filter.
  *
  * State lives in an LRU hash keyed by the source address (IPv4 as
  * ::ffff:a.b.c.d), so millions of sources evict the oldest instead of
@@ -13,8 +14,8 @@
  * ws_clock.offset_ns, or ws_clock.frozen_ns when it is set. Production leaves
  * both at zero; tests move or freeze time instead of sleeping. The coarse
  * clock ticks once per jiffy (1-10 ms, CONFIG_HZ), far finer than the windows
- * and bans it times, and costs a fraction of bpf_ktime_get_ns(): bench/programs.py
- * prints both.
+ * and bans it times, and costs a fraction of bpf_ktime_get_ns():
+ * bench/programs.py prints both.
  */
 #ifndef WIRESPEED_RATELIMIT_H
 #define WIRESPEED_RATELIMIT_H
@@ -93,7 +94,8 @@ static __always_inline void ws_src_from_packet(struct ws_src *src,
  * Count one event of src against `limit` per `window_ns`; past the limit the
  * source is banned for ban_ns (0: no ban, only the events over the limit drop).
  */
-static __always_inline int ws_rl_event(struct ws_src *src, __u32 limit, __u64 window_ns, __u64 ban_ns)
+static __always_inline int ws_rl_event(struct ws_src *src, __u32 limit,
+				       __u64 window_ns, __u64 ban_ns)
 {
 	__u64 now = ws_now();
 	struct ws_rl_state *st = bpf_map_lookup_elem(&ws_rl_state, src);
@@ -101,9 +103,11 @@ static __always_inline int ws_rl_event(struct ws_src *src, __u32 limit, __u64 wi
 	if (!st) {
 		struct ws_rl_state fresh = { .window_start = now, .count = 1 };
 
-		if (bpf_map_update_elem(&ws_rl_state, src, &fresh, BPF_NOEXIST) == 0)
+		if (bpf_map_update_elem(&ws_rl_state, src, &fresh,
+					BPF_NOEXIST) == 0)
 			return limit >= 1 ? WS_RL_OK : WS_RL_LIMITED;
-		st = bpf_map_lookup_elem(&ws_rl_state, src);	/* another CPU made it */
+		/* another CPU made it */
+		st = bpf_map_lookup_elem(&ws_rl_state, src);
 		if (!st)
 			return WS_RL_OK;
 	}
