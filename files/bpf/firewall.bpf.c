@@ -3,30 +3,36 @@
  * wirespeed firewall (XDP, chained).
  *
  * Decisions, IPv4 and IPv6 alike:
- *   1. malformed headers      -> drop, reason "malformed" (config drop_malformed)
- *      not IP (ARP, LLDP...)  -> next program
- *   2. source in allow_v4/v6 (LPM) -> next program, always: no rule below drops it
- *   3. source in deny_v4/v6 (exact)                -> drop, "deny_addr"
- *   4. source in deny_net_v4/v6 (LPM)              -> drop, "deny_cidr"
- *   5. a rule of deny_ports covers {proto, dport}   -> drop, "deny_port"
- *      (later fragments carry no ports: only whole-protocol rules apply to them)
+ *   1. malformed headers         -> drop, "malformed" (config drop_malformed)
+ *      not IP (ARP, LLDP...)     -> next program
+ *   2. source in allow_v4/v6 (LPM)  -> next program, always: no rule below
+ *                                      drops it
+ *   3. source in deny_v4/v6 (exact)               -> drop, "deny_addr"
+ *   4. source in deny_net_v4/v6 (LPM)             -> drop, "deny_cidr"
+ *   5. a rule of deny_ports covers {proto, dport} -> drop, "deny_port"
+ *      (later fragments carry no ports: only whole-protocol rules apply)
  *   6. otherwise: default_drop ? drop, "default_policy" : next program
  * Counters: a deny entry counts the packets it dropped; an allow entry the
- * packets it let through that a deny rule or the default policy would have dropped.
+ * packets it let through that a deny rule or the default policy would have
+ * dropped.
  *
  * Maps (pinned under <bpffs>/wirespeed/<if>/<name>/maps/), values count hits:
- *   allow_v4, allow_v6, deny_net_v4, deny_net_v6   LPM trie, key CIDR, value u64
- *   deny_v4 (key IPv4), deny_v6 (key IPv6)        hash, value u64
- *   deny_ports  LPM trie, key {prefixlen, proto, pad, port (network order)}, value u64;
- *               xdp_map_entry writes and shows the keys as "tcp/8080" and "icmp":
- *               prefixlen 8 is a whole protocol ({8, udp, 0, 0}), 32 one port
- *               ({32, tcp, 0, 8080}); one lookup finds either, the port rule first
+ *   allow_v4, allow_v6, deny_net_v4, deny_net_v6
+ *               LPM trie, key CIDR, value u64
+ *   deny_v4 (key IPv4), deny_v6 (key IPv6)
+ *               hash, value u64
+ *   deny_ports  LPM trie, key {prefixlen, proto, pad, port (network order)},
+ *               value u64; xdp_map_entry writes and shows the keys as
+ *               "tcp/8080" and "icmp": prefixlen 8 is a whole protocol
+ *               ({8, udp, 0, 0}), 32 one port ({32, tcp, 0, 8080}); one
+ *               lookup finds either, the port rule first
  *   ws_stats    per-CPU packets/bytes per XDP action
  *   ws_reasons  per-CPU packets/bytes per drop reason (wirespeed/reasons.h)
  * Config (const volatile, set at load time):
  *   default_drop    0  pass what no rule matches; 1 drops it
  *   drop_malformed  1  drop packets whose headers are truncated or invalid
- * Sizes (defines at compile time): FW_DENY_MAX 131072, FW_NET_MAX 16384, WS_ALLOW_MAX 4096, FW_PORTS_MAX 1024.
+ * Sizes (defines at compile time): FW_DENY_MAX 131072, FW_NET_MAX 16384,
+ * WS_ALLOW_MAX 4096, FW_PORTS_MAX 1024.
  */
 #include "wirespeed/chain.h"
 #include "wirespeed/allow.h"
@@ -78,16 +84,18 @@ WS_LPM_MAP(deny_ports, struct fw_port_rule, FW_PORTS_MAX);
 static __always_inline void hit(__u64 *counter)
 {
 	if (counter)
-		__sync_fetch_and_add(counter, 1);	/* shared across CPUs: atomic */
+		/* shared across CPUs: atomic */
+		__sync_fetch_and_add(counter, 1);
 }
 
-/* The counter of the port or whole-protocol rule covering the packet, or NULL. */
+/* The counter of the port or whole-protocol rule covering pkt, or NULL. */
 static __always_inline __u64 *port_rule(struct ws_packet *pkt)
 {
 	struct fw_port_rule rule = {
 		.prefixlen = 32,
 		.proto = pkt->l4_proto,
-		.port = pkt->l4_present ? pkt->dport : 0,	/* port 0: no port rule matches */
+		/* port 0: no port rule matches */
+		.port = pkt->l4_present ? pkt->dport : 0,
 	};
 
 	return bpf_map_lookup_elem(&deny_ports, &rule);
@@ -101,10 +109,7 @@ static __always_inline __u64 *port_rule(struct ws_packet *pkt)
 SEC("xdp")
 int firewall(struct xdp_md *ctx)
 {
-	struct ws_cursor c = {
-		.pos = (void *)(long)ctx->data,
-		.end = (void *)(long)ctx->data_end,
-	};
+	struct ws_cursor c = ws_cursor_xdp(ctx);
 	struct ws_packet pkt = {};
 	__u32 reason = WS_REASON_NONE;
 	__u64 *entry = NULL;
@@ -122,7 +127,8 @@ int firewall(struct xdp_md *ctx)
 		entry = bpf_map_lookup_elem(&deny_v6, pkt.saddr.v6);
 	if (entry)
 		reason = WS_REASON_DENY_ADDR;
-	else if ((entry = ws_lpm_find(&deny_net_v4, &deny_net_v6, pkt.family, &pkt.saddr)))
+	else if ((entry = ws_lpm_find(&deny_net_v4, &deny_net_v6, pkt.family,
+				      &pkt.saddr)))
 		reason = WS_REASON_DENY_CIDR;
 	if (!reason && (entry = port_rule(&pkt)))
 		reason = WS_REASON_DENY_PORT;
@@ -136,8 +142,7 @@ int firewall(struct xdp_md *ctx)
 	hit(entry);
 	return ws_drop(ctx, reason);
 next:
-	ws_record(ctx, XDP_PASS);
-	return ws_chain_next(ctx);
+	return ws_pass(ctx);
 }
 
 char _license[] SEC("license") = "GPL";

@@ -7,20 +7,26 @@
  *
  * A packet matches when all the enabled conditions hold:
  *   match_proto  0 any, else IPPROTO_* (6 TCP, 17 UDP, ...)
- *   ports        its source or destination port is on the list (empty: any port)
- *   match_nets   1: its source or destination address is inside nets_v4/nets_v6
- * Config (const volatile): match_proto 0, ports [] (at most 16, wirespeed/ports.h),
- *   match_nets 0, sample_n 1 (mirror 1 in N matching packets; 0 or 1: all of them).
+ *   ports        its source or destination port is on the list (empty: any)
+ *   match_nets   1: its source or destination address is inside nets_v4/v6
+ * Config (const volatile): match_proto 0, ports [] (at most 16,
+ *   wirespeed/ports.h), match_nets 0, sample_n 1 (mirror 1 in N matching
+ *   packets; 0 or 1: all of them).
  * Maps:
  *   target     array[1], value: ifindex of the interface that gets the copies
  *              (write it with xdp_map_entry, value_type ifindex, by name)
  *   nets_v4/6  LPM tries, value u64 matches
  *   mirror_stats  per-CPU array: [0] matched, [1] mirrored, [2] clone failed
+ *   ws_stats   per-CPU packets/bytes per action (wirespeed/stats.h): every
+ *              packet counts as pass, the verdict it leaves with; a copy is
+ *              not a verdict, mirror_stats counts those
+ *   ws_reasons (wirespeed/stats.h): the mirror drops nothing, it stays zero
  */
 #include <linux/pkt_cls.h>
 #include "wirespeed/lpm.h"
 #include "wirespeed/parsing.h"
 #include "wirespeed/ports.h"
+#include "wirespeed/stats.h"
 
 const volatile __u8 match_proto = 0;
 WS_PORT_LIST(ports);
@@ -60,7 +66,8 @@ static __always_inline int port_match(struct ws_packet *pkt)
 {
 	if (!pkt->l4_present || !pkt->sport)
 		return 0;
-	return ws_port_listed(ports, pkt->sport) || ws_port_listed(ports, pkt->dport);
+	return ws_port_listed(ports, pkt->sport) ||
+	       ws_port_listed(ports, pkt->dport);
 }
 
 static __always_inline int net_match(struct ws_packet *pkt)
@@ -72,32 +79,30 @@ static __always_inline int net_match(struct ws_packet *pkt)
 SEC("tc")
 int mirror(struct __sk_buff *skb)
 {
-	struct ws_cursor c = {
-		.pos = (void *)(long)skb->data,
-		.end = (void *)(long)skb->data_end,
-	};
+	struct ws_cursor c = ws_cursor_skb(skb);
 	struct ws_packet pkt = {};
 	__u32 zero = 0, *ifindex;
 
 	if (ws_parse_packet(&c, &pkt) != WS_PKT_OK)
-		return TC_ACT_UNSPEC;
+		return ws_pass_skb(skb);
 	if (match_proto && pkt.l4_proto != match_proto)
-		return TC_ACT_UNSPEC;
+		return ws_pass_skb(skb);
 	if (ports[0] && !port_match(&pkt))
-		return TC_ACT_UNSPEC;
+		return ws_pass_skb(skb);
 	if (match_nets && !net_match(&pkt))
-		return TC_ACT_UNSPEC;
+		return ws_pass_skb(skb);
 	count(MIRROR_MATCHED);
 	if (sample_n > 1 && bpf_get_prandom_u32() % sample_n)
-		return TC_ACT_UNSPEC;
+		return ws_pass_skb(skb);
 	ifindex = bpf_map_lookup_elem(&target, &zero);
 	if (!ifindex || !*ifindex)
-		return TC_ACT_UNSPEC;
-	if (bpf_clone_redirect(skb, *ifindex, 0) == 0)	/* 0: to the target's egress */
+		return ws_pass_skb(skb);
+	/* flags 0: to the target's egress */
+	if (bpf_clone_redirect(skb, *ifindex, 0) == 0)
 		count(MIRROR_SENT);
 	else
 		count(MIRROR_FAILED);
-	return TC_ACT_UNSPEC;
+	return ws_pass_skb(skb);
 }
 
 char _license[] SEC("license") = "GPL";

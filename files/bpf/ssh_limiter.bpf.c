@@ -15,11 +15,15 @@
  *   ports      -      TCP ports protected, at most 16 (wirespeed/ports.h)
  *   max_new    5      new connections allowed per source per window
  *   window_ms  60000  the window
- *   ban_s      600    ban after passing the limit; 0: no ban, only the excess drops
- *   all_ports  0      1: every TCP port is protected (syn_flood); ports is then unused
+ *   ban_s      600    ban after passing the limit; 0: no ban, only the
+ *                     excess drops
+ *   all_ports  0      1: every TCP port is protected (syn_flood); ports is
+ *                     then unused
  * Maps:
- *   allow_v4/6  LPM tries of sources never limited, value u64 hits (wirespeed/lpm.h)
- *   ws_rl_state LRU hash of per-source state; ws_clock the test clock (wirespeed/ratelimit.h)
+ *   allow_v4/6  LPM tries of sources never limited, value u64 hits
+ *               (wirespeed/lpm.h)
+ *   ws_rl_state LRU hash of per-source state; ws_clock the test clock
+ *               (wirespeed/ratelimit.h)
  *   ws_stats, ws_reasons as in wirespeed/stats.h
  */
 #include "wirespeed/chain.h"
@@ -41,37 +45,32 @@ const volatile _Bool all_ports = 0;
 SEC("xdp")
 int ssh_limiter(struct xdp_md *ctx)
 {
-	struct ws_cursor c = {
-		.pos = (void *)(long)ctx->data,
-		.end = (void *)(long)ctx->data_end,
-	};
+	struct ws_cursor c = ws_cursor_xdp(ctx);
 	struct ws_packet pkt = {};
 	struct ws_src src;
 	int verdict;
 
-	if (ws_parse_packet(&c, &pkt) != WS_PKT_OK || pkt.l4_proto != IPPROTO_TCP || !pkt.l4_present)
+	if (ws_parse_packet(&c, &pkt) != WS_PKT_OK ||
+	    pkt.l4_proto != IPPROTO_TCP || !pkt.l4_present)
 		goto next;
 	if (!all_ports && !ws_port_listed(ports, pkt.dport))
 		goto next;
 	if (ws_source_allowed(&pkt))
 		goto next;
-	if (pkt.family == 4)
-		ws_src_from_v4(&src, pkt.saddr.v4);
-	else
-		__builtin_memcpy(src.addr, pkt.saddr.v6, 16);
+	ws_src_from_packet(&src, &pkt);
 	if ((pkt.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN) {
 		if (ws_rl_banned(&src))
 			return ws_drop(ctx, WS_REASON_BANNED);
 		goto next;
 	}
-	verdict = ws_rl_event(&src, max_new, (__u64)window_ms * 1000000ULL, (__u64)ban_s * 1000000000ULL);
+	verdict = ws_rl_event(&src, max_new, (__u64)window_ms * 1000000ULL,
+			      (__u64)ban_s * 1000000000ULL);
 	if (verdict == WS_RL_BANNED)
 		return ws_drop(ctx, WS_REASON_BANNED);
 	if (verdict == WS_RL_LIMITED)
 		return ws_drop(ctx, WS_REASON_SYN_LIMIT);
 next:
-	ws_record(ctx, XDP_PASS);
-	return ws_chain_next(ctx);
+	return ws_pass(ctx);
 }
 
 char _license[] SEC("license") = "GPL";

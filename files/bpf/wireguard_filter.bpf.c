@@ -14,14 +14,17 @@
  * IPv4 and IPv6. Sources on the allow list skip the handshake limit only.
  *
  * Config (const volatile):
- *   ports            -     UDP ports WireGuard listens on, at most 16 (wirespeed/ports.h);
- *                          empty: the program checks nothing
+ *   ports            -     UDP ports WireGuard listens on, at most 16
+ *                          (wirespeed/ports.h); empty: nothing is checked
  *   handshake_limit  10    initiations per source per window
  *   window_ms        1000  the window
- *   ban_s            0     ban a source that passes the limit (its initiations drop)
+ *   ban_s            0     ban a source that passes the limit (its
+ *                          initiations drop)
  * Maps:
- *   allow_v4/6   LPM tries of sources without a handshake limit, value u64 hits (wirespeed/lpm.h)
- *   ws_rl_state, ws_clock (wirespeed/ratelimit.h); ws_stats, ws_reasons (wirespeed/stats.h)
+ *   allow_v4/6   LPM tries of sources without a handshake limit, value u64
+ *                hits (wirespeed/lpm.h)
+ *   ws_rl_state, ws_clock (wirespeed/ratelimit.h);
+ *   ws_stats, ws_reasons (wirespeed/stats.h)
  */
 #include "wirespeed/chain.h"
 #include "wirespeed/allow.h"
@@ -40,7 +43,10 @@ const volatile __u32 handshake_limit = 10;
 const volatile __u32 window_ms = 1000;
 const volatile __u32 ban_s = 0;
 
-/* Whether a UDP payload of `len` bytes starting with `hdr` can be WireGuard; its type, or 0. */
+/*
+ * Whether a UDP payload of `len` bytes starting with `hdr` can be WireGuard:
+ * its type, or 0.
+ */
 static __always_inline int wg_type(__u8 *hdr, __u32 len)
 {
 	if (hdr[1] | hdr[2] | hdr[3])
@@ -61,10 +67,7 @@ static __always_inline int wg_type(__u8 *hdr, __u32 len)
 SEC("xdp")
 int wireguard_filter(struct xdp_md *ctx)
 {
-	struct ws_cursor c = {
-		.pos = (void *)(long)ctx->data,
-		.end = (void *)(long)ctx->data_end,
-	};
+	struct ws_cursor c = ws_cursor_xdp(ctx);
 	struct ws_packet pkt = {};
 	struct udphdr *udp;
 	struct ws_src src;
@@ -72,11 +75,13 @@ int wireguard_filter(struct xdp_md *ctx)
 	__u32 len;
 	int type, verdict;
 
-	if (ws_parse_packet(&c, &pkt) != WS_PKT_OK || pkt.l4_proto != IPPROTO_UDP || !pkt.l4_present)
+	if (ws_parse_packet(&c, &pkt) != WS_PKT_OK ||
+	    pkt.l4_proto != IPPROTO_UDP || !pkt.l4_present)
 		goto next;
 	if (!ws_port_listed(ports, pkt.dport))
 		goto next;
-	if (pkt.fragment)	/* WireGuard never fragments at this size: a fragment is not WireGuard */
+	/* WireGuard never fragments at this size: a fragment is not it */
+	if (pkt.fragment)
 		return ws_drop(ctx, WS_REASON_WG_INVALID);
 	udp = pkt.l4;
 	hdr = (void *)(udp + 1);
@@ -93,16 +98,14 @@ int wireguard_filter(struct xdp_md *ctx)
 
 	if (ws_source_allowed(&pkt))
 		goto next;
-	if (pkt.family == 4)
-		ws_src_from_v4(&src, pkt.saddr.v4);
-	else
-		__builtin_memcpy(src.addr, pkt.saddr.v6, 16);
-	verdict = ws_rl_event(&src, handshake_limit, (__u64)window_ms * 1000000ULL, (__u64)ban_s * 1000000000ULL);
+	ws_src_from_packet(&src, &pkt);
+	verdict = ws_rl_event(&src, handshake_limit,
+			      (__u64)window_ms * 1000000ULL,
+			      (__u64)ban_s * 1000000000ULL);
 	if (verdict != WS_RL_OK)
 		return ws_drop(ctx, WS_REASON_WG_HANDSHAKE_LIMIT);
 next:
-	ws_record(ctx, XDP_PASS);
-	return ws_chain_next(ctx);
+	return ws_pass(ctx);
 }
 
 char _license[] SEC("license") = "GPL";

@@ -23,21 +23,26 @@ def _failure(result):
     return None
 
 
+def _counter_cells(program):
+    """passed, dropped and drops by reason of one of our programs (XDP or TC: ws_stats reads the same)."""
+    counters = (program or {}).get("counters") or {}
+    reasons = {k: v["packets"] for k, v in ((program or {}).get("drop_reasons") or {}).items() if v["packets"]}
+    return (counters.get("pass", {}).get("packets", "-"), counters.get("drop", {}).get("packets", "-"),
+            ", ".join("%s=%d" % kv for kv in sorted(reasons.items())) or "-")
+
+
 def _program_rows(host, ifname, iface):
     rows = []
     programs = iface.get("programs") or {}
     for entry in iface.get("chain") or []:
-        p = programs.get(entry["name"]) or {}
-        counters = p.get("counters") or {}
-        reasons = {k: v["packets"] for k, v in (p.get("drop_reasons") or {}).items() if v["packets"]}
         rows.append((host, ifname, "xdp", entry["position"] + 1, entry["name"], iface.get("xdp_mode") or "-",
-                     counters.get("pass", {}).get("packets", "-"), counters.get("drop", {}).get("packets", "-"),
-                     ", ".join("%s=%d" % kv for kv in sorted(reasons.items())) or "-"))
+                     *_counter_cells(programs.get(entry["name"]))))
     for direction in ("ingress", "egress"):
         for f in (iface.get("tc") or {}).get(direction) or []:
+            name = f.get("program")
+            cells = _counter_cells(programs.get(name)) if name else ("-", "-", "-")
             rows.append((host, ifname, "tc " + direction, f.get("pref"),
-                         f.get("program") or "%s (not wirespeed)" % (f.get("name") or f.get("kind")), "-", "-",
-                         "-", "-"))
+                         name or "%s (not wirespeed)" % (f.get("name") or f.get("kind")), "-", *cells))
     if iface.get("xdp_prog") and not iface.get("managed"):
         rows.append((host, ifname, "xdp", "-", "%s (not wirespeed)" % iface["xdp_prog"]["name"],
                      iface.get("xdp_mode"), "-", "-", "-"))

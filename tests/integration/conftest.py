@@ -39,25 +39,27 @@ def objects(cache_dir, tmp_path_factory):
     with open(os.path.join(TEST_BPF, "plain_blocklist.bpf.c")) as fh:
         v2.write_text(fh.read().replace("return XDP_DROP;", "return *hits > 1000000000 ? XDP_PASS : XDP_DROP;"))
     # second versions of the port filter and of the chain root: other instructions, same behaviour
-    dp2 = tmp_path_factory.mktemp("dp2") / "drop_port.bpf.c"
-    with open(os.path.join(BPF, "examples", "drop_port.bpf.c")) as fh:
-        dp2.write_text(fh.read().replace("if (dport == bpf_htons(drop_port))", "if (bpf_ntohs(dport) == drop_port)"))
-    root2 = tmp_path_factory.mktemp("root2") / "wirespeed_root.bpf.c"
-    with open(os.path.join(BPF, "wirespeed_root.bpf.c")) as fh:
-        root2.write_text(fh.read().replace("return ws_chain_next(ctx);",
-                                           "if (ctx->data == ctx->data_end)\n\t\treturn XDP_DROP;\n\t"
-                                           "return ws_chain_next(ctx);"))
-    tc2 = tmp_path_factory.mktemp("tc2") / "tc_drop_port.bpf.c"
-    with open(os.path.join(TEST_BPF, "tc_drop_port.bpf.c")) as fh:
-        tc2.write_text(fh.read().replace("udp->dest == bpf_htons(drop_port)", "bpf_ntohs(udp->dest) == drop_port"))
+    def variant(src, name, old, new):
+        with open(src) as fh:
+            text = fh.read()
+        assert old in text, "%s no longer contains %r: update the variant" % (src, old)
+        path = tmp_path_factory.mktemp(name) / os.path.basename(src)
+        path.write_text(text.replace(old, new))
+        return str(path)
+    dp2 = variant(os.path.join(BPF, "examples", "drop_port.bpf.c"), "dp2",
+                  "if (pkt.dport == bpf_htons(drop_port))", "if (bpf_ntohs(pkt.dport) == drop_port)")
+    root2 = variant(os.path.join(BPF, "wirespeed_root.bpf.c"), "root2", "return ws_chain_next(ctx);",
+                    "if (ctx->data == ctx->data_end)\n\t\treturn XDP_DROP;\n\treturn ws_chain_next(ctx);")
+    tc2 = variant(os.path.join(TEST_BPF, "tc_drop_port.bpf.c"), "tc2",
+                  "udp->dest == bpf_htons(drop_port)", "bpf_ntohs(udp->dest) == drop_port")
     return {
         "tc_drop_port": build(os.path.join(TEST_BPF, "tc_drop_port.bpf.c")),
         "tc_drop_7002": build(os.path.join(TEST_BPF, "tc_drop_port.bpf.c"), DEFAULT_PORT=7002),
-        "tc_drop_port_v2": build(str(tc2)),
+        "tc_drop_port_v2": build(tc2),
         "tc_reject": build(os.path.join(TEST_BPF, "tc_reject.bpf.c")),
         "dscp": build(os.path.join(BPF, "examples", "dscp_mark.bpf.c")),
-        "drop_port_v2": build(str(dp2)),
-        "root_v2": build(str(root2)),
+        "drop_port_v2": build(dp2),
+        "root_v2": build(root2),
         "root_src": os.path.join(BPF, "wirespeed_root.bpf.c"),
         "blocklist_v2": build(str(v2)),
         "root": build(os.path.join(BPF, "wirespeed_root.bpf.c")),

@@ -15,7 +15,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import mapsync
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import info, mapsync
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import libbpf
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel.maps import PinnedMap
 
@@ -107,6 +107,41 @@ def test_egress_copies(dut, objects, tap):
     assert delivered == 10
     assert udp_copies(sock, 7300) == 10
     assert stats(maps)[1] >= 10
+
+
+def actions(maps):
+    """Packets per action of the mirror's ws_stats, as datapath_info reads any program's."""
+    return {k: v["packets"] for k, v in info.action_counters(maps["ws_stats"]).items()}
+
+
+def test_ws_stats_count_every_packet_as_passed(dut, objects, tap):
+    """A TC program's verdicts land on the XDP action indices: the mirror passes everything, copied or not."""
+    target, sock = tap
+    maps = deploy(dut, objects, target, match_proto=17, ports=[7200])
+    before = actions(maps)
+    assert dut.udp(7200) == 20 and dut.udp(7201) == 20
+    assert udp_copies(sock, 7200) == 20
+    with netns(dut.dut):
+        facts = info.gather([dut.ifname], state_dir=dut.state_dir)[dut.ifname]
+    mirror = facts["programs"]["mirror"]
+    assert mirror["hook"] == "tc ingress"
+    counted = {k: v["packets"] - before[k] for k, v in mirror["counters"].items()}
+    assert counted["pass"] >= 40  # the 40 datagrams (and whatever ARP the link carried)
+    assert counted["drop"] == counted["aborted"] == counted["tx"] == counted["redirect"] == 0  # a copy is no verdict
+    assert mirror["counters"]["pass"]["bytes"] >= 40 * 42
+    assert all(v["packets"] == 0 for v in mirror["drop_reasons"].values())
+    assert stats(maps)[:2] == [20, 20]  # the copies are counted in mirror_stats
+
+    fd = libbpf.obj_get(os.path.join(dut.pin_root, "mirror", "prog"))
+    try:
+        before = actions(maps)
+        with netns(dut.dut):
+            for _i in range(200):
+                assert libbpf.test_run(fd, frame())[0] == TC_ACT_UNSPEC
+        after = actions(maps)
+    finally:
+        os.close(fd)
+    assert 200 <= after["pass"] - before["pass"] < 220 and after["drop"] == before["drop"]
 
 
 def frame(src="198.18.0.9", dst="198.18.0.1", l4=None):

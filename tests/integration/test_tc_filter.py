@@ -2,13 +2,16 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """tc_filter's engine on a real kernel: clsact, cls_bpf, packets, foreign filters, bad input."""
 
+import os
 import socket
 import subprocess
 import time
 
 import pytest
-from conftest import tc_hook
+from conftest import TEST_BPF, tc_hook
 from netlab import netns
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
 
@@ -196,3 +199,35 @@ def test_force_replaces_a_foreign_filter_at_our_priority(dut, objects):
     qdiscs = subprocess.run(["ip", "netns", "exec", dut.dut, "tc", "qdisc", "show", "dev", dut.ifname],
                             capture_output=True, text=True, check=True).stdout
     assert "clsact" in qdiscs  # not ours to remove: it was there before us
+
+
+@pytest.mark.parametrize("verdict, action", [
+    (0, "pass"),  # TC_ACT_OK
+    (0xFFFFFFFF, "pass"),  # TC_ACT_UNSPEC: the next filter decides
+    (3, "pass"),  # TC_ACT_PIPE
+    (2, "drop"),  # TC_ACT_SHOT
+    (4, "drop"),  # TC_ACT_STOLEN
+    (7, "redirect"),  # TC_ACT_REDIRECT
+])
+def test_tc_verdicts_count_on_the_xdp_action_indices(dut, objects, verdict, action):
+    """ws_stats of a TC program reads like an XDP one, so datapath_info and the status table need no TC case."""
+    from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import info
+    from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import libbpf
+
+    obj = objects["build"](os.path.join(TEST_BPF, "tc_verdict.bpf.c"))
+    maps = dut.tc_deploy("verdict", obj, config={"verdict": verdict}, priority=10)["maps"]
+    packet = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="198.18.0.9", dst="198.18.0.1")
+                   / UDP(dport=9) / (b"v" * 58))
+    before = info.action_counters(maps["ws_stats"])
+    fd = libbpf.obj_get(os.path.join(dut.pin_root, "verdict", "prog"))
+    try:
+        with netns(dut.dut):
+            for _i in range(5):
+                assert libbpf.test_run(fd, packet)[0] == verdict
+    finally:
+        os.close(fd)
+    after = info.action_counters(maps["ws_stats"])
+    delta = {k: (after[k]["packets"] - before[k]["packets"], after[k]["bytes"] - before[k]["bytes"]) for k in after}
+    packets, octets = delta.pop(action)
+    assert packets >= 5 and octets >= 5 * len(packet)  # the link's own packets (ARP, ND) land here too
+    assert set(delta.values()) == {(0, 0)}

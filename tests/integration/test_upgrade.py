@@ -51,8 +51,8 @@ def old_engine(tmp_path):
 
 def test_state_written_by_0_1_0_is_read_recognised_and_rolled_back(dut, tmp_path):
     old = old_engine(tmp_path)
-    args = {"netns": dut.dut, "ifname": dut.ifname, "state": dut.state_dir, "pin_root": dut.pin_root, "peer_ip": dut.peer_ip,
-            **{k: dut.objects[k] for k in ("drop_port", "root", "tc_drop_port", "blocklist")}}
+    args = {"netns": dut.dut, "ifname": dut.ifname, "state": dut.state_dir, "pin_root": dut.pin_root,
+            "peer_ip": dut.peer_ip, **{k: dut.objects[k] for k in ("drop_port", "root", "tc_drop_port", "blocklist")}}
     env = dict(os.environ, PYTHONPATH=old)
     subprocess.run([sys.executable, "-c", OLD_RUN, json.dumps(args)], env=env, check=True, capture_output=True)
     with open(os.path.join(dut.state_dir, "state.json")) as fh:

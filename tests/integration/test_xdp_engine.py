@@ -51,6 +51,46 @@ def test_deploy_drops_and_is_idempotent(dut):
     assert second["prog_id"] == first["prog_id"]
 
 
+def test_drop_port_packet_table(dut):
+    """The example on ws_parse_packet: its verdict per packet, every drop counted under deny_port."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet import UDP as Udp
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
+    from scapy.layers.l2 import ARP, Dot1Q, Ether
+
+    from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import info
+
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    v4, v6 = IP(src="198.18.0.9", dst="198.18.0.1"), IPv6(src="2001:db8::9", dst="2001:db8::1")
+    xdp_drop, xdp_pass = 1, 2
+    cases = [
+        ("UDP to the port", eth / v4 / Udp(dport=7000), xdp_drop),
+        ("UDP to another port", eth / v4 / Udp(dport=7001), xdp_pass),
+        ("UDP from the port", eth / v4 / Udp(sport=7000, dport=53), xdp_pass),
+        ("TCP to the port (drop_proto is UDP)", eth / v4 / TCP(dport=7000), xdp_pass),
+        ("IPv6 UDP to the port", eth / v6 / Udp(dport=7000), xdp_drop),
+        ("IPv6 hop-by-hop, then UDP to the port", eth / v6 / IPv6ExtHdrHopByHop() / Udp(dport=7000), xdp_drop),
+        ("802.1Q-tagged UDP to the port", eth / Dot1Q(vlan=5) / v4 / Udp(dport=7000), xdp_drop),
+        ("first fragment of UDP to the port", eth / IP(src="198.18.0.9", dst="198.18.0.1", flags="MF")
+         / Udp(dport=7000), xdp_drop),
+        ("later fragment: no port", eth / IP(src="198.18.0.9", dst="198.18.0.1", frag=2, proto=17)
+         / (b"\x00\x35\x1b\x58" + b"x" * 12), xdp_pass),
+        ("truncated UDP header", bytes(eth / v4 / Udp(dport=7000))[:38], xdp_pass),
+        ("ARP", eth / ARP(), xdp_pass),
+    ]
+    maps = dut.deploy("dp", config=drop(7000))["maps"]
+    fd = libbpf.obj_get(os.path.join(dut.pin_root, "dp", "prog"))
+    try:
+        with netns(dut.dut):
+            for description, packet, verdict in cases:
+                before = info.reason_counters(maps["ws_reasons"])["deny_port"]["packets"]
+                assert libbpf.test_run(fd, bytes(packet))[0] == verdict, description
+                counted = info.reason_counters(maps["ws_reasons"])["deny_port"]["packets"] - before
+                assert counted == (verdict == xdp_drop), description
+    finally:
+        os.close(fd)
+
+
 def test_check_mode_reports_and_changes_nothing(dut):
     check = dut.deploy("dp", check_mode=True, config=drop(7000))
     assert check["changed"] and check["verified"]

@@ -6,6 +6,12 @@
  *   config:
  *     drop_port: 8080      # destination port; 0 drops nothing
  *     drop_proto: 17       # IPPROTO_UDP (17) or IPPROTO_TCP (6)
+ *
+ * ws_parse_packet() reads IPv4 and IPv6 (VLAN tags, IPv4 options, IPv6
+ * extension headers); a fragment without the L4 header has no port and
+ * passes, as do packets that are not IP or are malformed.  Drops count
+ * under the reason "deny_port" (ws_reasons); every packet is counted in
+ * ws_stats.
  */
 #include "wirespeed/chain.h"
 #include "wirespeed/parsing.h"
@@ -17,48 +23,15 @@ const volatile __u8 drop_proto = IPPROTO_UDP;
 SEC("xdp")
 int drop_port_prog(struct xdp_md *ctx)
 {
-	struct ws_cursor c = {
-		.pos = (void *)(long)ctx->data,
-		.end = (void *)(long)ctx->data_end,
-	};
-	struct ethhdr *eth;
-	struct iphdr *ip;
-	struct ipv6hdr *ip6;
-	struct udphdr *udp;
-	struct tcphdr *tcp;
-	__u16 dport;
-	int proto;
+	struct ws_cursor c = ws_cursor_xdp(ctx);
+	struct ws_packet pkt = {};
 
-	proto = ws_parse_eth(&c, &eth);
-	if (proto == bpf_htons(ETH_P_IP)) {
-		proto = ws_parse_ipv4(&c, &ip);
-		/* later fragments carry no L4 header */
-		if (proto >= 0 && (ip->frag_off & bpf_htons(0x1fff)))
-			goto next;
-	} else if (proto == bpf_htons(ETH_P_IPV6)) {
-		proto = ws_parse_ipv6(&c, &ip6);
-	} else {
-		goto next;
-	}
-	if (proto < 0 || proto != drop_proto || !drop_port)
-		goto next;
-
-	if (proto == IPPROTO_UDP) {
-		if (ws_parse_udp(&c, &udp) < 0)
-			goto next;
-		dport = udp->dest;
-	} else if (proto == IPPROTO_TCP) {
-		if (ws_parse_tcp(&c, &tcp) < 0)
-			goto next;
-		dport = tcp->dest;
-	} else {
-		goto next;
-	}
-	if (dport == bpf_htons(drop_port))
-		return ws_record(ctx, XDP_DROP);
-next:
-	ws_record(ctx, XDP_PASS);
-	return ws_chain_next(ctx);
+	if (ws_parse_packet(&c, &pkt) != WS_PKT_OK || !pkt.l4_present ||
+	    pkt.l4_proto != drop_proto || !drop_port)
+		return ws_pass(ctx);
+	if (pkt.dport == bpf_htons(drop_port))
+		return ws_drop(ctx, WS_REASON_DENY_PORT);
+	return ws_pass(ctx);
 }
 
 char _license[] SEC("license") = "GPL";

@@ -4,6 +4,7 @@
  * bits, fix the IPv4 header checksum (TOS is not in the UDP/TCP pseudo
  * header, so the L4 checksum stays valid), and let every packet go on to
  * the next filter (TC_ACT_UNSPEC), so filters of other tools still run.
+ * Every packet counts as pass in ws_stats (wirespeed/stats.h).
  *
  *   config:
  *     match_proto: 17   # IPPROTO_UDP or IPPROTO_TCP
@@ -12,6 +13,7 @@
  */
 #include <linux/pkt_cls.h>
 #include "wirespeed/parsing.h"
+#include "wirespeed/stats.h"
 
 const volatile __u8 match_proto = IPPROTO_UDP;
 const volatile __u16 match_port = 0;
@@ -27,17 +29,19 @@ static __always_inline int port_matches(struct ws_cursor *c, int proto)
 	if (!match_port)
 		return 1;
 	if (proto == IPPROTO_UDP)
-		return ws_parse_udp(c, &udp) == 0 && udp->dest == bpf_htons(match_port);
+		return ws_parse_udp(c, &udp) == 0 &&
+		       udp->dest == bpf_htons(match_port);
 	if (proto == IPPROTO_TCP)
-		return ws_parse_tcp(c, &tcp) == 0 && tcp->dest == bpf_htons(match_port);
+		return ws_parse_tcp(c, &tcp) == 0 &&
+		       tcp->dest == bpf_htons(match_port);
 	return 0;
 }
 
 SEC("tc")
 int dscp_mark(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data;
-	struct ws_cursor c = { .pos = data, .end = (void *)(long)skb->data_end };
+	struct ws_cursor c = ws_cursor_skb(skb);
+	void *data = c.pos;
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	struct ipv6hdr *ip6;
@@ -49,29 +53,36 @@ int dscp_mark(struct __sk_buff *skb)
 	if (proto == bpf_htons(ETH_P_IP)) {
 		proto = ws_parse_ipv4(&c, &ip);
 		if (proto < 0 || (ip->frag_off & bpf_htons(0x1fff)))
-			return TC_ACT_UNSPEC;
+			return ws_pass_skb(skb);
 		if (!port_matches(&c, proto))
-			return TC_ACT_UNSPEC;
+			return ws_pass_skb(skb);
 		if ((ip->tos >> 2) == dscp)
-			return TC_ACT_UNSPEC;
+			return ws_pass_skb(skb);
 		off = (void *)ip - data;
-		old_word = *(__u16 *)ip;	/* version/IHL and TOS: one checksum word */
+		/* version/IHL and TOS: one checksum word */
+		old_word = *(__u16 *)ip;
 		new_word = old_word;
 		((__u8 *)&new_word)[1] = (dscp << 2) | (ip->tos & 0x3);
-		bpf_l3_csum_replace(skb, off + offsetof(struct iphdr, check), old_word, new_word, 2);
+		bpf_l3_csum_replace(skb, off + offsetof(struct iphdr, check),
+				    old_word, new_word, 2);
 		bpf_skb_store_bytes(skb, off, &new_word, 2, 0);
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		proto = ws_parse_ipv6(&c, &ip6);
 		if (proto < 0 || !port_matches(&c, proto))
-			return TC_ACT_UNSPEC;
+			return ws_pass_skb(skb);
 		off = (void *)ip6 - data;
-		old_word = *(__u16 *)ip6;	/* version, traffic class, top of the flow label */
-		/* traffic class = bits 4..11 of the word in network order; keep its ECN bits */
-		new_word = bpf_htons((bpf_ntohs(old_word) & 0xf03f) | ((__u16)dscp << 6));
+		/* version, traffic class, top of the flow label */
+		old_word = *(__u16 *)ip6;
+		/*
+		 * traffic class = bits 4..11 of the word in network order;
+		 * keep its ECN bits
+		 */
+		new_word = bpf_htons((bpf_ntohs(old_word) & 0xf03f) |
+				     ((__u16)dscp << 6));
 		if (new_word != old_word)
 			bpf_skb_store_bytes(skb, off, &new_word, 2, 0);
 	}
-	return TC_ACT_UNSPEC;
+	return ws_pass_skb(skb);
 }
 
 char _license[] SEC("license") = "GPL";

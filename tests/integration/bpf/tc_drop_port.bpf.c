@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* TC: drop UDP to one port, hand everything else to the next filter (TC_ACT_UNSPEC). */
+/*
+ * TC: drop UDP to one port, hand everything else to the next filter
+ * (TC_ACT_UNSPEC).
+ */
 #include <linux/pkt_cls.h>
 #include "wirespeed/parsing.h"
 
@@ -12,10 +15,7 @@ const volatile __u16 drop_port = DEFAULT_PORT;
 SEC("tc")
 int tc_drop_port(struct __sk_buff *skb)
 {
-	struct ws_cursor c = {
-		.pos = (void *)(long)skb->data,
-		.end = (void *)(long)skb->data_end,
-	};
+	struct ws_cursor c = ws_cursor_skb(skb);
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	struct udphdr *udp;

@@ -19,7 +19,8 @@ WS_LPM_MAP(allow_v6, struct ws_lpm_v6, WS_ALLOW_MAX);
 /* Whether the packet's source is on the allow list (counting the hit). */
 static __always_inline int ws_source_allowed(struct ws_packet *pkt)
 {
-	__u64 *hits = ws_lpm_find(&allow_v4, &allow_v6, pkt->family, &pkt->saddr);
+	__u64 *hits = ws_lpm_find(&allow_v4, &allow_v6, pkt->family,
+				  &pkt->saddr);
 
 	if (!hits)
 		return 0;

@@ -21,7 +21,10 @@ struct ws_lpm_v6 {
 	__u8 addr[16];
 };
 
-/* An LPM trie keyed by _key, a {__u32 prefixlen; data} struct; value: u64 packets matched. */
+/*
+ * An LPM trie keyed by _key, a {__u32 prefixlen; data} struct; value: u64
+ * packets matched.
+ */
 #define WS_LPM_MAP(_name, _key, _max)				\
 	struct {						\
 		__uint(type, BPF_MAP_TYPE_LPM_TRIE);		\
@@ -32,7 +35,8 @@ struct ws_lpm_v6 {
 	} _name SEC(".maps")
 
 /* The counter of the entry of v4 or v6 covering a full address, or NULL. */
-static __always_inline __u64 *ws_lpm_find(void *v4, void *v6, int family, void *addr)
+static __always_inline __u64 *ws_lpm_find(void *v4, void *v6, int family,
+					   void *addr)
 {
 	if (family == 4) {
 		struct ws_lpm_v4 key = { .prefixlen = 32 };

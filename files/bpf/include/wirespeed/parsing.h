@@ -4,7 +4,8 @@
  *
  * A struct ws_cursor walks the packet; each ws_parse_*() checks that its
  * whole header lies before data_end, advances the cursor and returns the
- * next protocol (or -1 when the packet is too short or malformed).
+ * next protocol (or -1 when the packet is too short or malformed).  A
+ * program starts its cursor with ws_cursor_xdp(ctx) or ws_cursor_skb(skb).
  */
 #ifndef WIRESPEED_PARSING_H
 #define WIRESPEED_PARSING_H
@@ -20,12 +21,34 @@
 #include <bpf/bpf_helpers.h>
 
 #define WS_MAX_VLAN_TAGS 2	/* 802.1Q, and 802.1ad outer tag (QinQ) */
-#define WS_MAX_EXT_HDRS 6	/* IPv6 extension headers walked before giving up */
+#define WS_MAX_EXT_HDRS 6	/* IPv6 extension headers walked, at most */
 
 struct ws_cursor {
 	void *pos;
 	void *end;
 };
+
+/* A cursor at the start of an XDP packet. */
+static __always_inline struct ws_cursor ws_cursor_xdp(struct xdp_md *ctx)
+{
+	struct ws_cursor c = {
+		.pos = (void *)(long)ctx->data,
+		.end = (void *)(long)ctx->data_end,
+	};
+
+	return c;
+}
+
+/* A cursor at the start of an sk_buff's linear data (TC). */
+static __always_inline struct ws_cursor ws_cursor_skb(struct __sk_buff *skb)
+{
+	struct ws_cursor c = {
+		.pos = (void *)(long)skb->data,
+		.end = (void *)(long)skb->data_end,
+	};
+
+	return c;
+}
 
 struct ws_vlan_hdr {
 	__be16 tci;
@@ -38,8 +61,12 @@ static __always_inline int ws_is_vlan(__u16 h_proto)
 	       h_proto == bpf_htons(ETH_P_8021AD);
 }
 
-/* Ethernet plus up to two VLAN tags; returns the inner EtherType (network order). */
-static __always_inline int ws_parse_eth(struct ws_cursor *c, struct ethhdr **eth)
+/*
+ * Ethernet plus up to two VLAN tags; returns the inner EtherType (network
+ * order).
+ */
+static __always_inline int ws_parse_eth(struct ws_cursor *c,
+					struct ethhdr **eth)
 {
 	struct ethhdr *e = c->pos;
 	struct ws_vlan_hdr *vlan;
@@ -65,7 +92,8 @@ static __always_inline int ws_parse_eth(struct ws_cursor *c, struct ethhdr **eth
 }
 
 /* IPv4 with its options; returns the L4 protocol, -1 when malformed. */
-static __always_inline int ws_parse_ipv4(struct ws_cursor *c, struct iphdr **iph)
+static __always_inline int ws_parse_ipv4(struct ws_cursor *c,
+					 struct iphdr **iph)
 {
 	struct iphdr *ip = c->pos;
 	int len;
@@ -83,7 +111,8 @@ static __always_inline int ws_parse_ipv4(struct ws_cursor *c, struct iphdr **iph
 }
 
 /* The fixed IPv6 header; returns its next header. */
-static __always_inline int ws_parse_ipv6(struct ws_cursor *c, struct ipv6hdr **ip6h)
+static __always_inline int ws_parse_ipv6(struct ws_cursor *c,
+					 struct ipv6hdr **ip6h)
 {
 	struct ipv6hdr *ip6 = c->pos;
 
@@ -94,7 +123,8 @@ static __always_inline int ws_parse_ipv6(struct ws_cursor *c, struct ipv6hdr **i
 	return ip6->nexthdr;
 }
 
-static __always_inline int ws_parse_udp(struct ws_cursor *c, struct udphdr **udph)
+static __always_inline int ws_parse_udp(struct ws_cursor *c,
+					struct udphdr **udph)
 {
 	struct udphdr *h = c->pos;
 
@@ -105,7 +135,8 @@ static __always_inline int ws_parse_udp(struct ws_cursor *c, struct udphdr **udp
 	return 0;
 }
 
-static __always_inline int ws_parse_tcp(struct ws_cursor *c, struct tcphdr **tcph)
+static __always_inline int ws_parse_tcp(struct ws_cursor *c,
+					struct tcphdr **tcph)
 {
 	struct tcphdr *h = c->pos;
 	int len;
@@ -120,22 +151,22 @@ static __always_inline int ws_parse_tcp(struct ws_cursor *c, struct tcphdr **tcp
 	return 0;
 }
 
-/* ---- one call for the common case: every header a filter looks at --------------- */
+/* ---- one call for the common case: every header a filter looks at ------ */
 
 #define WS_PKT_OK		0
 #define WS_PKT_NOT_IP		1	/* ARP, LLDP, ...: not ours to judge */
-#define WS_PKT_MALFORMED	-1	/* truncated or invalid: drop reason "malformed" */
+#define WS_PKT_MALFORMED	-1	/* truncated or invalid: "malformed" */
 
 struct ws_packet {
 	__u8 family;		/* 4 or 6 */
-	__u8 l4_proto;		/* IPPROTO_* of the first non-extension header */
+	__u8 l4_proto;		/* IPPROTO_* of the first non-extension hdr */
 	__u8 fragment;		/* part of a fragmented datagram */
-	__u8 l4_present;	/* the L4 header is here (not a later fragment) */
+	__u8 l4_present;	/* the L4 header is here (no later fragment) */
 	__u8 tcp_flags;		/* byte 13 of the TCP header */
 	__u8 pad[3];
 	__be16 sport;		/* 0 where the protocol has no ports */
 	__be16 dport;
-	__u32 l4_len;		/* bytes from the L4 header to the end of the packet */
+	__u32 l4_len;		/* bytes from the L4 header to the end */
 	union {
 		__be32 v4;
 		__u8 v6[16];
@@ -143,7 +174,8 @@ struct ws_packet {
 	void *l4;
 };
 
-static __always_inline int ws_ipv6_ext_walk(struct ws_cursor *c, struct ws_packet *pkt, int nexthdr)
+static __always_inline int ws_ipv6_ext_walk(struct ws_cursor *c,
+					    struct ws_packet *pkt, int nexthdr)
 {
 	int i;
 
@@ -162,7 +194,8 @@ static __always_inline int ws_ipv6_ext_walk(struct ws_cursor *c, struct ws_packe
 			__be16 off = *(__be16 *)(h + 2);
 
 			pkt->fragment = 1;
-			if (off & bpf_htons(0xfff8))	/* offset != 0: no L4 header */
+			/* offset != 0: no L4 header */
+			if (off & bpf_htons(0xfff8))
 				pkt->l4_present = 0;
 			len = 8;
 		} else if (nexthdr == IPPROTO_AH) {
@@ -175,14 +208,16 @@ static __always_inline int ws_ipv6_ext_walk(struct ws_cursor *c, struct ws_packe
 			return -1;
 		c->pos += len;
 	}
-	return -1;	/* more extension headers than we walk: treat as malformed */
+	/* more extension headers than we walk: treat as malformed */
+	return -1;
 }
 
 /*
  * Fill pkt from Ethernet (VLAN, QinQ), IPv4 (options, fragments) or IPv6
  * (extension headers), and the TCP/UDP ports where they are present.
  */
-static __always_inline int ws_parse_packet(struct ws_cursor *c, struct ws_packet *pkt)
+static __always_inline int ws_parse_packet(struct ws_cursor *c,
+					   struct ws_packet *pkt)
 {
 	struct ethhdr *eth;
 	struct iphdr *ip;
@@ -200,7 +235,8 @@ static __always_inline int ws_parse_packet(struct ws_cursor *c, struct ws_packet
 			return WS_PKT_MALFORMED;
 		pkt->saddr.v4 = ip->saddr;
 		pkt->daddr.v4 = ip->daddr;
-		if (ip->frag_off & bpf_htons(0x3fff)) {	/* MF set or offset != 0 */
+		/* MF set or offset != 0 */
+		if (ip->frag_off & bpf_htons(0x3fff)) {
 			pkt->fragment = 1;
 			if (ip->frag_off & bpf_htons(0x1fff))
 				pkt->l4_present = 0;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * A list of ports set as configuration (xdp_program config, e.g. ports: [22, 2222]),
- * shared by ssh_limiter, wireguard_filter and mirror.
+ * A list of ports set as configuration (xdp_program config, e.g.
+ * ports: [22, 2222]), shared by ssh_limiter, wireguard_filter and mirror.
  *
  * The list is a `const volatile` array in .rodata, so the verifier knows every
  * entry and the check below becomes a few compares: no map lookup (a hash
@@ -21,7 +21,8 @@
 #define WS_PORT_LIST(_name) const volatile __u16 _name[WS_PORTS_MAX]
 
 /* Whether `port` (network order, as in the packet) is on the list. */
-static __always_inline int ws_port_listed(const volatile __u16 *list, __be16 port)
+static __always_inline int ws_port_listed(const volatile __u16 *list,
+					  __be16 port)
 {
 	__u16 p = bpf_ntohs(port);
 	int i;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * Per-source event limits with bans, shared by ssh_limiter and wireguard_filter.
+ * Per-source event limits with bans, shared by ssh_limiter and
+ * wireguard_filter.
  *
  * State lives in an LRU hash keyed by the source address (IPv4 as
  * ::ffff:a.b.c.d), so millions of sources evict the oldest instead of
@@ -13,14 +14,15 @@
  * ws_clock.offset_ns, or ws_clock.frozen_ns when it is set. Production leaves
  * both at zero; tests move or freeze time instead of sleeping. The coarse
  * clock ticks once per jiffy (1-10 ms, CONFIG_HZ), far finer than the windows
- * and bans it times, and costs a fraction of bpf_ktime_get_ns(): bench/programs.py
- * prints both.
+ * and bans it times, and costs a fraction of bpf_ktime_get_ns():
+ * bench/programs.py prints both.
  */
 #ifndef WIRESPEED_RATELIMIT_H
 #define WIRESPEED_RATELIMIT_H
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include "wirespeed/parsing.h"
 
 #ifndef WS_RL_SOURCES
 #define WS_RL_SOURCES 65536	/* sources tracked at once (LRU) */
@@ -78,11 +80,22 @@ static __always_inline void ws_src_from_v4(struct ws_src *src, __be32 addr)
 	__builtin_memcpy(&src->addr[12], &addr, 4);
 }
 
+/* The packet's source as a key of ws_rl_state: IPv4 mapped into IPv6. */
+static __always_inline void ws_src_from_packet(struct ws_src *src,
+					       struct ws_packet *pkt)
+{
+	if (pkt->family == 4)
+		ws_src_from_v4(src, pkt->saddr.v4);
+	else
+		__builtin_memcpy(src->addr, pkt->saddr.v6, 16);
+}
+
 /*
  * Count one event of src against `limit` per `window_ns`; past the limit the
  * source is banned for ban_ns (0: no ban, only the events over the limit drop).
  */
-static __always_inline int ws_rl_event(struct ws_src *src, __u32 limit, __u64 window_ns, __u64 ban_ns)
+static __always_inline int ws_rl_event(struct ws_src *src, __u32 limit,
+				       __u64 window_ns, __u64 ban_ns)
 {
 	__u64 now = ws_now();
 	struct ws_rl_state *st = bpf_map_lookup_elem(&ws_rl_state, src);
@@ -90,9 +103,11 @@ static __always_inline int ws_rl_event(struct ws_src *src, __u32 limit, __u64 wi
 	if (!st) {
 		struct ws_rl_state fresh = { .window_start = now, .count = 1 };
 
-		if (bpf_map_update_elem(&ws_rl_state, src, &fresh, BPF_NOEXIST) == 0)
+		if (bpf_map_update_elem(&ws_rl_state, src, &fresh,
+					BPF_NOEXIST) == 0)
 			return limit >= 1 ? WS_RL_OK : WS_RL_LIMITED;
-		st = bpf_map_lookup_elem(&ws_rl_state, src);	/* another CPU made it */
+		/* another CPU made it */
+		st = bpf_map_lookup_elem(&ws_rl_state, src);
 		if (!st)
 			return WS_RL_OK;
 	}

@@ -1,0 +1,60 @@
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""status_table: one row per program, XDP and TC alike, with the counters datapath_info read."""
+
+from ansible_collections.wirespeed.datapath.plugins.filter.report import COLUMNS, status_table
+
+
+def counters(passed, dropped):
+    return {"aborted": {"packets": 0, "bytes": 0}, "drop": {"packets": dropped, "bytes": dropped * 60},
+            "pass": {"packets": passed, "bytes": passed * 60}, "tx": {"packets": 0, "bytes": 0},
+            "redirect": {"packets": 0, "bytes": 0}}
+
+
+def reasons(**packets):
+    return {name: {"packets": n, "bytes": n * 60} for name, n in packets.items()}
+
+
+def tc_filter(pref, program, name="tcf"):
+    return {"pref": pref, "handle": 1, "kind": "bpf", "name": name, "prog_id": 7, "managed": program is not None,
+            "program": program}
+
+
+DATAPATH = {"eth0": {
+    "xdp_mode": "native", "managed": True, "xdp_prog": {"id": 1, "name": "wirespeed_root", "tag": "00"},
+    "chain": [{"name": "firewall", "hook": "xdp", "position": 0}],
+    "tc": {"ingress": [tc_filter(5, "mirror"), tc_filter(20, None, "cls_other")],
+           "egress": [tc_filter(10, "tcdrop"), tc_filter(11, "old")]},
+    "programs": {
+        "firewall": {"hook": "xdp", "counters": counters(90, 10), "drop_reasons": reasons(deny_addr=10, none=0)},
+        "mirror": {"hook": "tc ingress", "counters": counters(40, 0), "drop_reasons": reasons(deny_port=0)},
+        "tcdrop": {"hook": "tc egress", "counters": counters(7, 3), "drop_reasons": reasons(deny_port=3)},
+        "old": {"hook": "tc egress", "counters": None},  # built without wirespeed/stats.h: no ws_stats
+    }}}
+
+
+def rows(lines):
+    return [line.split() for line in lines[1:]]
+
+
+def test_tc_programs_show_their_counters_like_xdp_ones():
+    lines = status_table({"h1": {"wirespeed_status": {"datapath": DATAPATH}}}, ["h1"])
+    assert lines[0].split() == [w for c in COLUMNS for w in c.split()]
+    assert rows(lines) == [
+        ["h1", "eth0", "xdp", "1", "firewall", "native", "90", "10", "deny_addr=10"],
+        ["h1", "eth0", "tc", "ingress", "5", "mirror", "-", "40", "0", "-"],
+        ["h1", "eth0", "tc", "ingress", "20", "cls_other", "(not", "wirespeed)", "-", "-", "-", "-"],
+        ["h1", "eth0", "tc", "egress", "10", "tcdrop", "-", "7", "3", "deny_port=3"],
+        ["h1", "eth0", "tc", "egress", "11", "old", "-", "-", "-", "-"],
+    ]
+
+
+def test_columns_line_up():
+    lines = status_table({"h1": {"wirespeed_status": {"datapath": DATAPATH}}}, ["h1"])
+    start = lines[0].index("passed")
+    assert [line[start:].split()[0] for line in lines[1:]] == ["90", "40", "-", "7", "-"]
+
+
+def test_a_failed_host_is_one_row():
+    lines = status_table({"h2": {"wirespeed_status": {"failed": True, "msg": "boom"}}}, ["h2"])
+    assert rows(lines) == [["h2", "-", "-", "-", "FAILED:", "boom"]]
