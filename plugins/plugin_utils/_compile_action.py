@@ -22,6 +22,15 @@ INCLUDE_DIR = os.path.join(BPF_DIR, "include")
 ROOT_SRC = os.path.join(BPF_DIR, "wirespeed_root.bpf.c")
 
 
+def both_given(module, args):
+    """The one-sentence refusal of src and object together, or None when at most one is given."""
+    if args.get("src") is None or args.get("object") is None:
+        return None
+    return ("%s got both src (%s) and object (%s), which are mutually exclusive; give src to compile the program "
+            "from C source, or object for an already compiled BPF object, not both."
+            % (module.rsplit(".", 1)[-1], args["src"], args["object"]))
+
+
 class CompileAction(ActionBase):
     """Turn `src` into an object on the host (compiled here, or shipped as source), then run MODULE."""
 
@@ -32,6 +41,10 @@ class CompileAction(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = dict(self._task.args)
+        refusal = both_given(self.MODULE, args)
+        if refusal:  # before anything is compiled or shipped: compiling src would silently replace object
+            result.update(failed=True, changed=False, msg=refusal)
+            return result
         try:
             if args.get("state", "present") == "present":
                 shipped = self._prepare(args)

@@ -3,6 +3,7 @@
 """xdp_program and datapath_info through ansible-playbook, over SSH, against the lab fleet."""
 
 import os
+import re
 import sys
 
 import pytest
@@ -155,3 +156,33 @@ def test_tc_filter_check_real_check_real_and_traffic(lab):
     for host in lab.hosts:
         assert first["Deploy"][host["name"]]["changed"] and not second["Deploy"][host["name"]]["changed"]
         assert LabNet(lab, host).udp(7010, 10) == 10
+
+
+def datapath_of(lab, host):
+    """What eth0 runs, read on the host itself: the XDP program and the tc filters, with their ids."""
+    return lab.ssh(host, "ip -d link show eth0; tc filter show dev eth0 ingress; tc filter show dev eth0 egress").stdout
+
+
+@pytest.mark.parametrize("kind", ["xdp_program", "tc_filter"])
+def test_src_and_object_together_are_refused_before_anything_is_shipped(lab, objects, kind):
+    if kind == "xdp_program":
+        book, args = PLAYBOOK, dict(prog_config={"drop_port": 7000})
+        first = playbook(lab, limit="lab1", prog_src=DROP_PORT, **args)
+        both = dict(prog_src=DROP_PORT, prog_object=objects["drop_port"], **args)
+    else:
+        book, args = TC_PLAYBOOK, dict(tc_config={"drop_port": 7010})
+        first = playbook(lab, limit="lab1", book=book, tc_src=TC_DROP, **args)
+        both = dict(tc_src=TC_DROP, tc_object=objects["tc_drop_port"], **args)
+    assert first["stats"]["lab1"]["failures"] == 0, first
+    before = datapath_of(lab, lab.hosts[0])
+    tasks = playbook(lab, limit="lab1", book=book, **both)
+    result = tasks["Deploy"]["lab1"]
+    assert result.get("failed") and not result["changed"], result
+    assert "compiled_on" not in result, result  # refused before compiling or shipping anything
+    msg = result["msg"]
+    assert re.search(r"\bsrc\b", msg) and re.search(r"\bobject\b", msg), msg
+    assert "mutually exclusive" in msg and msg.endswith(".") and ". " not in msg, msg  # one sentence
+    assert datapath_of(lab, lab.hosts[0]) == before
+    if kind == "tc_filter":
+        playbook(lab, limit="lab1", book=book, tc_state="absent")
+
