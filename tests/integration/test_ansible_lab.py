@@ -2,6 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """xdp_program and datapath_info through ansible-playbook, over SSH, against the lab fleet."""
 
+import json
 import os
 import re
 import sys
@@ -186,3 +187,29 @@ def test_src_and_object_together_are_refused_before_anything_is_shipped(lab, obj
     if kind == "tc_filter":
         playbook(lab, limit="lab1", book=book, tc_state="absent")
 
+
+def _no_temp_path(result):
+    shown = json.dumps({k: result.get(k) for k in ("msg", "detail", "detail_lines")})
+    assert "ansible-tmp" not in shown and "/.ansible/tmp" not in shown, shown
+
+
+def test_messages_name_the_file_the_user_gave_not_the_shipped_copy(lab, tmp_path):
+    text = tmp_path / "notes.bpf.o"
+    text.write_text("not a BPF object, just text\n")
+    reject = os.path.join(TEST_BPF, "verifier_reject.bpf.c")
+    broken = os.path.join(TEST_BPF, "broken_syntax.bpf.c")
+    runs = [
+        (dict(prog_object=str(text)), str(text), r"is not a loadable BPF object"),
+        (dict(prog_src=reject), reject, r"the kernel verifier rejected program 'unchecked_read' from "),
+        (dict(prog_src=reject, prog_compile_on="host"), None, r"the kernel verifier rejected program"),
+        (dict(prog_src=broken, prog_compile_on="host"), broken, r"expected ';'"),
+        (dict(book=TC_PLAYBOOK, tc_src=os.path.join(TEST_BPF, "tc_reject.bpf.c")),
+         os.path.join(TEST_BPF, "tc_reject.bpf.c"), r"the kernel verifier rejected program 'tc_unchecked' from "),
+        (dict(book=TC_PLAYBOOK, tc_object=str(text)), str(text), r"is not a loadable BPF object"),
+    ]
+    for extra, named, pattern in runs:
+        result = playbook(lab, limit="lab1", **extra)["Deploy"]["lab1"]
+        assert result.get("failed") and re.search(pattern, result["msg"]), result
+        if named:
+            assert named in result["msg"], result["msg"]
+        _no_temp_path(result)
