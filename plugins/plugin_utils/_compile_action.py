@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
@@ -175,7 +176,7 @@ class CompileAction(ActionBase):
             files.extend((os.path.join(srcdir, n), "bpf/src/" + n, None)
                          for n in os.listdir(srcdir) if n.endswith(".h"))
         dirs = sorted({os.path.dirname(self._remote(rel)) for _local, rel, _shown in files})
-        self._low_level_execute_command("mkdir -p " + " ".join("'%s'" % d for d in dirs))
+        self._low_level_execute_command("mkdir -p " + " ".join(shlex.quote(d) for d in dirs))
         for local, rel, shown in files:
             self._ship(local, rel, shown)
         return self._remote("bpf/src/" + os.path.basename(local_src)) if local_src else None
