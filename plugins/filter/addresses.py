@@ -15,7 +15,9 @@ def _wrap(func):
         try:
             return func(*args, **kwargs)
         except _addresses.AddressError as exc:
-            raise AnsibleFilterError(str(exc)) from exc
+            # the sentence is the whole message: Ansible appends a chained cause's text (and its cause's),
+            # which printed it twice, then the ipaddress wording of the same fault
+            raise AnsibleFilterError(str(exc)) from None
     call.__name__ = func.__name__
     return call
 

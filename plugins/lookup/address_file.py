@@ -50,5 +50,5 @@ class LookupModule(LookupBase):
             try:
                 out.extend(str(n) for n in _addresses.read_file(path))
             except _addresses.AddressError as exc:
-                raise AnsibleLookupError(str(exc)) from exc
+                raise AnsibleLookupError(str(exc)) from None  # the sentence once, without its causes appended
         return out

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
@@ -20,6 +21,39 @@ from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.progr
 BPF_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "files", "bpf"))
 INCLUDE_DIR = os.path.join(BPF_DIR, "include")
 ROOT_SRC = os.path.join(BPF_DIR, "wirespeed_root.bpf.c")
+ROOT_NAME = "the wirespeed chain root (wirespeed_root.bpf.c)"
+
+
+def both_given(module, args):
+    """The one-sentence refusal of src and object together, or None when at most one is given."""
+    if args.get("src") is None or args.get("object") is None:
+        return None
+    return ("%s got both src (%s) and object (%s), which are mutually exclusive; give src to compile the program "
+            "from C source, or object for an already compiled BPF object, not both."
+            % (module.rsplit(".", 1)[-1], args["src"], args["object"]))
+
+
+def name_paths(result, names):
+    """Put the names the user knows in place of the host paths of shipped copies, in msg, detail and detail_lines.
+
+    `names` maps a shipped file's (or folder's) path on the host to what to call it; the longer paths go first,
+    so a file inside a shipped folder gets its own name rather than the folder's.
+    """
+    order = sorted(names, key=len, reverse=True)
+
+    def named(text):
+        if not isinstance(text, str):
+            return text
+        for remote in order:
+            text = text.replace(remote, names[remote])
+        return text
+
+    for key in ("msg", "detail"):
+        if key in result:
+            result[key] = named(result[key])
+    if isinstance(result.get("detail_lines"), list):
+        result["detail_lines"] = [named(line) for line in result["detail_lines"]]
+    return result
 
 
 class CompileAction(ActionBase):
@@ -32,6 +66,11 @@ class CompileAction(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = dict(self._task.args)
+        refusal = both_given(self.MODULE, args)
+        if refusal:  # before anything is compiled or shipped: compiling src would silently replace object
+            result.update(failed=True, changed=False, msg=refusal)
+            return result
+        self._names = {}  # host path of each shipped copy -> the name the user knows it by
         try:
             if args.get("state", "present") == "present":
                 shipped = self._prepare(args)
@@ -45,7 +84,7 @@ class CompileAction(ActionBase):
             return result
         except AnsibleError as exc:
             result.update(failed=True, msg=str(exc.message))
-            return result
+            return name_paths(result, self._names)
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         if shipped == "host" and module_result.get("error_code") == "clang_missing":
@@ -53,6 +92,7 @@ class CompileAction(ActionBase):
                 "clang (%s) was found neither on the controller nor on host %s, so %s cannot be compiled; "
                 "install clang on either, or pass a prebuilt object."
                 % (args.get("clang", "clang"), task_vars.get("inventory_hostname"), self._task.args.get("src")))
+        name_paths(module_result, self._names)
         if self._task.args.get("src"):
             module_result["src"] = self._task.args["src"]
         module_result["compiled_on"] = shipped
@@ -64,10 +104,12 @@ class CompileAction(ActionBase):
             self._make_tmp_path()
         return self._connection._shell.join_path(self._connection._shell.tmpdir, name)
 
-    def _ship(self, local, name):
+    def _ship(self, local, name, shown=None):
+        """Copy `local` to the host's temporary directory; messages call the copy `shown` (else `local`)."""
         remote = self._remote(name)
         self._transfer_file(local, remote)
         self._fixup_perms2((self._connection._shell.tmpdir, remote))
+        self._names[remote] = shown or local
         return remote
 
     def _local(self, path):
@@ -90,7 +132,7 @@ class CompileAction(ActionBase):
                 built = compile_source(local_src, includes + [os.path.dirname(local_src)], args.get("defines"),
                                        clang=clang)
                 args.pop("src")
-                args["object"] = self._ship(built["path"], "program.bpf.o")
+                args["object"] = self._ship(built["path"], "program.bpf.o", shown=src)
                 self._root_object(args, clang)
                 return "controller"
             args["src"] = self._ship_sources(local_src)
@@ -99,7 +141,7 @@ class CompileAction(ActionBase):
             return "host"
         local_obj = self._local(args["object"]) if args.get("object") else None
         if local_obj:
-            args["object"] = self._ship(local_obj, "program.bpf.o")
+            args["object"] = self._ship(local_obj, "program.bpf.o", shown=args["object"])
         if not self.NEEDS_ROOT:
             return None  # nothing to compile
         if find_clang(clang):
@@ -113,7 +155,7 @@ class CompileAction(ActionBase):
     def _root_object(self, args, clang):
         if self.NEEDS_ROOT:
             built = compile_source(ROOT_SRC, [INCLUDE_DIR], clang=clang)
-            args["root_object"] = self._ship(built["path"], "wirespeed_root.bpf.o")
+            args["root_object"] = self._ship(built["path"], "wirespeed_root.bpf.o", shown=ROOT_NAME)
 
     def _root_source(self, args):
         if self.NEEDS_ROOT:
@@ -121,17 +163,20 @@ class CompileAction(ActionBase):
 
     def _ship_sources(self, local_src):
         """Copy the shared headers, the chain root and the program source (with its local headers) to the host."""
-        files = [(ROOT_SRC, "bpf/wirespeed_root.bpf.c")]
+        files = [(ROOT_SRC, "bpf/wirespeed_root.bpf.c", ROOT_NAME)]
+        self._names[self._remote("bpf/include")] = INCLUDE_DIR  # clang's -I, and headers named with it
         for dirpath, _dirs, names in os.walk(INCLUDE_DIR):
             for name in names:
                 path = os.path.join(dirpath, name)
-                files.append((path, "bpf/include/" + os.path.relpath(path, INCLUDE_DIR)))
+                files.append((path, "bpf/include/" + os.path.relpath(path, INCLUDE_DIR), None))
         if local_src:
             srcdir = os.path.dirname(local_src)
-            files.append((local_src, "bpf/src/" + os.path.basename(local_src)))
-            files.extend((os.path.join(srcdir, n), "bpf/src/" + n) for n in os.listdir(srcdir) if n.endswith(".h"))
-        dirs = sorted({os.path.dirname(self._remote(rel)) for _local, rel in files})
-        self._low_level_execute_command("mkdir -p " + " ".join("'%s'" % d for d in dirs))
-        for local, rel in files:
-            self._ship(local, rel)
+            self._names[self._remote("bpf/src")] = srcdir
+            files.append((local_src, "bpf/src/" + os.path.basename(local_src), self._task.args["src"]))
+            files.extend((os.path.join(srcdir, n), "bpf/src/" + n, None)
+                         for n in os.listdir(srcdir) if n.endswith(".h"))
+        dirs = sorted({os.path.dirname(self._remote(rel)) for _local, rel, _shown in files})
+        self._low_level_execute_command("mkdir -p " + " ".join(shlex.quote(d) for d in dirs))
+        for local, rel, shown in files:
+            self._ship(local, rel, shown)
         return self._remote("bpf/src/" + os.path.basename(local_src)) if local_src else None

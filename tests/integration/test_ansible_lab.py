@@ -2,7 +2,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """xdp_program and datapath_info through ansible-playbook, over SSH, against the lab fleet."""
 
+import json
 import os
+import re
 import sys
 
 import pytest
@@ -155,3 +157,59 @@ def test_tc_filter_check_real_check_real_and_traffic(lab):
     for host in lab.hosts:
         assert first["Deploy"][host["name"]]["changed"] and not second["Deploy"][host["name"]]["changed"]
         assert LabNet(lab, host).udp(7010, 10) == 10
+
+
+def datapath_of(lab, host):
+    """What eth0 runs, read on the host itself: the XDP program and the tc filters, with their ids."""
+    return lab.ssh(host, "ip -d link show eth0; tc filter show dev eth0 ingress; tc filter show dev eth0 egress").stdout
+
+
+@pytest.mark.parametrize("kind", ["xdp_program", "tc_filter"])
+def test_src_and_object_together_are_refused_before_anything_is_shipped(lab, objects, kind):
+    if kind == "xdp_program":
+        book, args = PLAYBOOK, dict(prog_config={"drop_port": 7000})
+        first = playbook(lab, limit="lab1", prog_src=DROP_PORT, **args)
+        both = dict(prog_src=DROP_PORT, prog_object=objects["drop_port"], **args)
+    else:
+        book, args = TC_PLAYBOOK, dict(tc_config={"drop_port": 7010})
+        first = playbook(lab, limit="lab1", book=book, tc_src=TC_DROP, **args)
+        both = dict(tc_src=TC_DROP, tc_object=objects["tc_drop_port"], **args)
+    assert first["stats"]["lab1"]["failures"] == 0, first
+    before = datapath_of(lab, lab.hosts[0])
+    tasks = playbook(lab, limit="lab1", book=book, **both)
+    result = tasks["Deploy"]["lab1"]
+    assert result.get("failed") and not result["changed"], result
+    assert "compiled_on" not in result, result  # refused before compiling or shipping anything
+    msg = result["msg"]
+    assert re.search(r"\bsrc\b", msg) and re.search(r"\bobject\b", msg), msg
+    assert "mutually exclusive" in msg and msg.endswith(".") and ". " not in msg, msg  # one sentence
+    assert datapath_of(lab, lab.hosts[0]) == before
+    if kind == "tc_filter":
+        playbook(lab, limit="lab1", book=book, tc_state="absent")
+
+
+def _no_temp_path(result):
+    shown = json.dumps({k: result.get(k) for k in ("msg", "detail", "detail_lines")})
+    assert "ansible-tmp" not in shown and "/.ansible/tmp" not in shown, shown
+
+
+def test_messages_name_the_file_the_user_gave_not_the_shipped_copy(lab, tmp_path):
+    text = tmp_path / "notes.bpf.o"
+    text.write_text("not a BPF object, just text\n")
+    reject = os.path.join(TEST_BPF, "verifier_reject.bpf.c")
+    broken = os.path.join(TEST_BPF, "broken_syntax.bpf.c")
+    runs = [
+        (dict(prog_object=str(text)), str(text), r"is not a loadable BPF object"),
+        (dict(prog_src=reject), reject, r"the kernel verifier rejected program 'unchecked_read' from "),
+        (dict(prog_src=reject, prog_compile_on="host"), None, r"the kernel verifier rejected program"),
+        (dict(prog_src=broken, prog_compile_on="host"), broken, r"expected ';'"),
+        (dict(book=TC_PLAYBOOK, tc_src=os.path.join(TEST_BPF, "tc_reject.bpf.c")),
+         os.path.join(TEST_BPF, "tc_reject.bpf.c"), r"the kernel verifier rejected program 'tc_unchecked' from "),
+        (dict(book=TC_PLAYBOOK, tc_object=str(text)), str(text), r"is not a loadable BPF object"),
+    ]
+    for extra, named, pattern in runs:
+        result = playbook(lab, limit="lab1", **extra)["Deploy"]["lab1"]
+        assert result.get("failed") and re.search(pattern, result["msg"]), result
+        if named:
+            assert named in result["msg"], result["msg"]
+        _no_temp_path(result)

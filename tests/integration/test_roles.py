@@ -40,6 +40,13 @@ def failure(tasks):
     return messages[0] if isinstance(messages[0], str) else " ".join(messages[0])
 
 
+def assert_once(pattern, message):
+    """The message matches the pattern exactly once, and says nothing twice in a row ("X: X: ...")."""
+    assert len(re.findall(pattern, message)) == 1, message
+    doubled = re.search(r"(\S.{15,}?)(?:: |\n)\1", message)
+    assert doubled is None, "said twice: %r in %s" % (doubled.group(1), message)
+
+
 def controller(lab):
     return lab.meta["controller"]
 
@@ -96,7 +103,7 @@ def test_bad_input_fails_in_preflight_and_leaves_the_datapath(lab, case):
     assert tasks["stats"]["lab1"]["failures"] == 1
     assert tasks["stats"]["lab1"]["changed"] == 0
     message = failure(tasks)
-    assert re.search(pattern.format(controller=re.escape(controller(lab))), message), message
+    assert_once(pattern.format(controller=re.escape(controller(lab))), message)
     assert xdp_id(lab) == before
 
 
@@ -107,7 +114,7 @@ def test_bad_line_in_a_feed_file_names_file_and_line(lab, tmp_path):
     tasks = playbook(lab, ROLE, role_under_test="firewall", firewall_interfaces=["eth0"],
                      firewall_deny_files=[str(feed)])
     message = failure(tasks)
-    assert re.search(r"threats.txt line 3 is '203.0.113.0/33', which is not an IPv4", message), message
+    assert_once(r"threats.txt line 3 is '203.0.113.0/33', which is not an IPv4", message)
     assert xdp_id(lab) == before
 
 
