@@ -84,4 +84,9 @@ def run_program(hook_name, params, check_mode, objects=None):
     object_path = object_for(params["src"] if present else None, params["object"], params["include_dirs"],
                              params["defines"], params["clang"])
     hook = hook_class.from_params(params, object_path, objects if present else None)
-    return hooks.deploy(hook, check_mode) if present else hooks.remove(hook, check_mode)
+    try:
+        return hooks.deploy(hook, check_mode) if present else hooks.remove(hook, check_mode)
+    except DatapathError as exc:
+        if present and params["src"] and object_path != params["src"]:  # compiled here: name the source
+            exc.message = exc.message.replace(object_path, params["src"])
+        raise

@@ -201,7 +201,7 @@ def test_messages_name_the_file_the_user_gave_not_the_shipped_copy(lab, tmp_path
     runs = [
         (dict(prog_object=str(text)), str(text), r"is not a loadable BPF object"),
         (dict(prog_src=reject), reject, r"the kernel verifier rejected program 'unchecked_read' from "),
-        (dict(prog_src=reject, prog_compile_on="host"), None, r"the kernel verifier rejected program"),
+        (dict(prog_src=reject, prog_compile_on="host"), reject, r"the kernel verifier rejected program"),
         (dict(prog_src=broken, prog_compile_on="host"), broken, r"expected ';'"),
         (dict(book=TC_PLAYBOOK, tc_src=os.path.join(TEST_BPF, "tc_reject.bpf.c")),
          os.path.join(TEST_BPF, "tc_reject.bpf.c"), r"the kernel verifier rejected program 'tc_unchecked' from "),
