@@ -39,6 +39,7 @@ def objects(cache_dir, tmp_path_factory):
     with open(os.path.join(TEST_BPF, "plain_blocklist.bpf.c")) as fh:
         v2.write_text(fh.read().replace("return XDP_DROP;", "return *hits > 1000000000 ? XDP_PASS : XDP_DROP;"))
     # second versions of the port filter and of the chain root: other instructions, same behaviour
+
     def variant(src, name, old, new):
         with open(src) as fh:
             text = fh.read()

@@ -163,7 +163,6 @@ class EntryEncoder:
         return b"".join(p.ljust(m.stride, b"\0") for p in parts)
 
 
-
 class Sync:
     """The change that makes one map hold the requested entries."""
 
