@@ -21,6 +21,22 @@ description:
     programs and map contents, and forgets that checkpoint, so calling it again goes one more change back
     (the host keeps 10). With C(rollback_to=none) it removes every program this collection attached and
     leaves other tools' programs alone; what it removed is recorded, so a later rollback restores it.
+  - B(Commit-confirmed.) C(step=begin) with O(confirm_timeout) also arms a timer on the host itself (a
+    transient systemd timer where systemd runs, a detached watchdog process otherwise) that does not depend
+    on the SSH session. Unless C(step=confirm) arrives before it expires, the host rolls back by itself to
+    the checkpoint begin took (programs, attachments and configuration maps) and records why; a later
+    C(step=confirm) then fails with that reason. Run the confirm over a fresh connection
+    (C(ansible.builtin.meta) C(reset_connection) first), so that it proves the controller still reaches the host.
+  - C(step=confirm) refuses, and rolls back at once, when XDP_ABORTED counters rose since begin. With
+    nothing armed it reports C(changed=false).
+  - C(step=abort) takes the change waiting for its confirm back at once (for example when an operator's health
+    probe failed); when the host already rolled it back by itself it reports that, and it never goes further back
+    than the change that was armed.
+  - B(Boot datapath.) A successful C(step=commit) without a pending confirm, a C(step=confirm) and a
+    C(step=rollback) make the datapath as it then is the one the host restores at boot
+    (C(<state_dir>/boot.json); see the C(wirespeed.datapath.persistence) role). A run that failed half-way,
+    or a change that was never confirmed, does not.
+  - While a change waits for its confirm, another C(step=begin) is refused with the time left.
   - The playbooks C(site.yml) and C(rollback.yml) of this collection use it; begin and commit report
     C(changed=false) because they do not change the datapath.
 author:
@@ -39,7 +55,14 @@ options:
     description: What to do.
     type: str
     required: true
-    choices: [begin, commit, rollback]
+    choices: [begin, commit, confirm, abort, rollback]
+  confirm_timeout:
+    description:
+      - With C(step=begin), arm a commit-confirmed change - seconds (1 to 86400) within which
+        C(step=confirm) must arrive, or the host rolls the change back by itself. 120 suits most fleets.
+      - Needs Python on the host to run the host tool it installs at C(<state_dir>/lib/wirespeed.pyz).
+    type: int
+    version_added: 0.2.0
   rollback_to:
     description: With C(step=rollback), go back to the datapath before the last change, or to none at all.
     type: str
@@ -58,6 +81,18 @@ EXAMPLES = r"""
 - name: Keep the record if the run changed something
   wirespeed.datapath.datapath_checkpoint:
     step: commit
+
+- name: Arm - unless confirmed within 120 s, the host takes the change back by itself
+  wirespeed.datapath.datapath_checkpoint:
+    step: begin
+    confirm_timeout: 120
+
+- name: A fresh connection proves the host is still reachable after the change
+  ansible.builtin.meta: reset_connection
+
+- name: Keep the change (and make it the datapath restored at boot)
+  wirespeed.datapath.datapath_checkpoint:
+    step: confirm
 
 - name: Take the host back one change
   wirespeed.datapath.datapath_checkpoint:
@@ -79,6 +114,26 @@ programs:
 recorded:
   description: With commit, whether the run changed the datapath, so its begin checkpoint was kept.
   returned: step is commit
+  type: bool
+boot_datapath_updated:
+  description: With commit and confirm, whether the datapath restored at boot changed.
+  returned: step is commit or confirm
+  type: bool
+armed:
+  description: With begin and O(confirm_timeout), whether the host's rollback timer was armed (not in check mode).
+  returned: step is begin and confirm_timeout is set
+  type: bool
+timer:
+  description: With begin and O(confirm_timeout), C(systemd) (a transient timer) or C(process) (a watchdog).
+  returned: step is begin and confirm_timeout is set, not in check mode
+  type: str
+confirmed:
+  description: With confirm, whether a waiting change was confirmed.
+  returned: step is confirm
+  type: bool
+rolled_back:
+  description: With abort, whether the armed change was rolled back (now, or earlier by the host itself).
+  returned: step is abort
   type: bool
 restored:
   description: With rollback, when the restored checkpoint was taken, C(none), or null when there was none.
@@ -103,20 +158,30 @@ actions:
 """
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import PATHS_ARGUMENT_SPEC, DatapathModule
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import checkpoint
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import checkpoint, confirm
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
 
 ARGUMENT_SPEC = dict(
     PATHS_ARGUMENT_SPEC,
-    step=dict(type="str", required=True, choices=["begin", "commit", "rollback"]),
+    step=dict(type="str", required=True, choices=["begin", "commit", "confirm", "abort", "rollback"]),
     rollback_to=dict(type="str", choices=["previous", "none"], default="previous"),
+    confirm_timeout=dict(type="int"),
 )
 
 
 def run(params, check_mode, diff_mode):
+    if params["confirm_timeout"] is not None and params["step"] != "begin":
+        raise DatapathError("confirm_timeout goes with step=begin only (got step=%s); remove it from this task."
+                            % params["step"])
     if params["step"] == "begin":
-        return checkpoint.begin(params["state_dir"], check_mode)
+        return confirm.begin(params["state_dir"], bpffs_path=params["bpffs"], timeout=params["confirm_timeout"],
+                             check_mode=check_mode)
     if params["step"] == "commit":
         return checkpoint.commit(params["state_dir"], check_mode)
+    if params["step"] == "confirm":
+        return confirm.confirm(params["state_dir"], bpffs_path=params["bpffs"], check_mode=check_mode)
+    if params["step"] == "abort":
+        return confirm.abort(params["state_dir"], bpffs_path=params["bpffs"], check_mode=check_mode)
     return checkpoint.rollback(params["rollback_to"], params["bpffs"], params["state_dir"], check_mode)
 
 

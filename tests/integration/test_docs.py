@@ -13,6 +13,8 @@ from conftest import REPO
 @pytest.mark.parametrize("module,words", [
     ("xdp_program", ["interface", "priority", "config", "pin_path", "force", "verify", "EXAMPLES", "prog_id"]),
     ("datapath_info", ["interfaces", "counters", "managed"]),
+    ("datapath_checkpoint", ["confirm_timeout", "confirm", "abort", "boot_datapath_updated"]),
+    ("datapath_boot", ["unit_dir", "wirespeed.pyz", "network-pre.target"]),
 ])
 def test_ansible_doc_renders(module, words):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, "build", "collections"), ANSIBLE_NOCOLOR="1")
@@ -23,7 +25,7 @@ def test_ansible_doc_renders(module, words):
         assert word in proc.stdout
 
 
-ROLES = ["firewall", "ssh_limiter", "wireguard_filter", "mirror", "preflight"]
+ROLES = ["firewall", "ssh_limiter", "wireguard_filter", "mirror", "preflight", "persistence"]
 
 
 def _yaml(path):

@@ -112,6 +112,8 @@ class History:
         self.state_dir = state_dir
         self.directory = os.path.join(state_dir, "checkpoints")
         self.pending_path = os.path.join(self.directory, "pending.json")
+        self.armed_path = os.path.join(self.directory, "armed.json")  # a change waiting for its confirm
+        self.boot_path = os.path.join(state_dir, "boot.json")  # the datapath the host restores at boot
 
     def _write(self, path, snap):
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
@@ -141,6 +143,32 @@ class History:
         existing = self.numbered()
         return (existing[-1], self._read(existing[-1])) if existing else (None, None)
 
+    def armed(self):
+        """The commit-confirmed arming of this host ({token, deadline, timeout, ...}), or None."""
+        return read_json(self.armed_path, "confirm arming", "remove it to disarm")
+
+    def disarm(self):
+        if os.path.exists(self.armed_path):
+            os.unlink(self.armed_path)
+
+    def boot(self):
+        return read_json(self.boot_path, "boot datapath", "run site.yml again to write a new one")
+
+    def save_boot(self, snap) -> bool:
+        """Make snap the datapath the host restores at boot; False when it already is."""
+        current = self.boot()
+        if current is not None and _same(current, snap):
+            return False
+        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+        write_json(self.boot_path, snap)
+        return True
+
+    def clear_boot(self) -> bool:
+        if not os.path.exists(self.boot_path):
+            return False
+        os.unlink(self.boot_path)
+        return True
+
     def drop_pending(self):
         if os.path.exists(self.pending_path):
             os.unlink(self.pending_path)
@@ -155,10 +183,21 @@ class History:
         return unfinished
 
 
+def refuse_if_armed(history) -> None:
+    armed = history.armed()
+    if armed is not None:
+        left = max(0, int(armed["deadline"] - time.time()))
+        raise DatapathError(
+            "a change begun at %s is still waiting for its confirm (%d s left before this host rolls it back); "
+            "confirm it with datapath_checkpoint step=confirm or roll it back with step=rollback before beginning "
+            "another." % (armed["armed_at"], left), code="armed")
+
+
 def begin(state_dir=DEFAULT_STATE_DIR, check_mode=False):
     store = StateStore(state_dir)
     with store.lock():
         history = History(state_dir)
+        refuse_if_armed(history)
         now = take(state_dir)
         if check_mode:
             return {"changed": False, "checkpoint": now["digest"], "programs": describe(now)}
@@ -175,16 +214,24 @@ def commit(state_dir=DEFAULT_STATE_DIR, check_mode=False):
         now = take(state_dir)
         pending = history.pending()
         recorded = pending is not None and not _same(pending, now)
+        boot = False
         if not check_mode:
             history.settle_pending(now)
-        return {"changed": False, "recorded": recorded, "checkpoint": now["digest"], "programs": describe(now)}
+            if history.armed() is None:  # a run without confirm_timeout counts as confirmed when it ends
+                boot = history.save_boot(now)
+        return {"changed": False, "recorded": recorded, "checkpoint": now["digest"], "programs": describe(now),
+                "boot_datapath_updated": boot}
 
 
 def rollback(to="previous", bpffs_path=None, state_dir=DEFAULT_STATE_DIR, check_mode=False):
-    """Bring the datapath back to the checkpoint before the last change (or to nothing)."""
+    """Bring the datapath back to the checkpoint before the last change (or to nothing); it becomes the boot one."""
     if to not in ("previous", "none"):
         raise DatapathError("rollback_to %r is not one of previous, none." % (to,))
-    bpffs_path = bpffs_path or bpffs.DEFAULT_BPFFS
+    with StateStore(state_dir).lock():
+        return _rollback(to, bpffs_path or bpffs.DEFAULT_BPFFS, state_dir, check_mode)
+
+
+def _rollback(to, bpffs_path, state_dir, check_mode):
     history = History(state_dir)
     now = take(state_dir)
     source = None
@@ -213,10 +260,14 @@ def rollback(to="previous", bpffs_path=None, state_dir=DEFAULT_STATE_DIR, check_
         if now["programs"]:
             history.push(now)
         history.drop_pending()
-    elif source == "pending":
-        history.drop_pending()
+        history.clear_boot()
     else:
-        os.unlink(source)
+        if source == "pending":
+            history.drop_pending()
+        else:
+            os.unlink(source)
+        history.save_boot(take(state_dir))
+    history.disarm()  # a change waiting for its confirm is taken back by this rollback
     return result
 
 

@@ -45,23 +45,6 @@ def reason_counters(path):
     return percpu_counters(path, [reasons.NAMES[i] for i in sorted(reasons.NAMES)])
 
 
-def _pinned_programs(bpffs_path, ifname):
-    """{prog id: name} of the programs wirespeed pinned for this interface."""
-    idir = bpffs.interface_dir(bpffs_path, ifname)
-    pinned = {}
-    if not bpffs.mounted_bpffs(bpffs_path) or not os.path.isdir(idir):
-        return pinned
-    for name in sorted(os.listdir(idir)):
-        fd = bpffs.get(os.path.join(idir, name, "prog"))
-        if fd is None:
-            continue
-        try:
-            pinned[libbpf.prog_info(fd)["id"]] = name
-        finally:
-            os.close(fd)
-    return pinned
-
-
 def _program_entry(idir, name, entry, record):
     mdir = os.path.join(idir, name, "maps")
     maps = {m: os.path.join(mdir, m) for m in sorted(os.listdir(mdir))} if os.path.isdir(mdir) else {}
@@ -76,7 +59,7 @@ def _program_entry(idir, name, entry, record):
 def interface_info(ifname, index, bpffs_path=bpffs.DEFAULT_BPFFS, store=None):
     """One interface: what each hook runs there (XDP chain, TC filters), our programs with maps and counters."""
     out = {"ifindex": index, "programs": {}}
-    pinned = _pinned_programs(bpffs_path, ifname)
+    pinned = bpffs.pinned_programs(bpffs_path, ifname) if bpffs.mounted_bpffs(bpffs_path) else {}
     idir = bpffs.interface_dir(bpffs_path, ifname)
     for hook in hooks.HOOKS.values():
         for name, entry in hook.inspect(ifname, index, bpffs_path, pinned, out).items():

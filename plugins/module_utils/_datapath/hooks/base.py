@@ -29,8 +29,6 @@ from ..program.compile import sha256_file
 from ..record.record import Record
 from ..record.store import DEFAULT_STATE_DIR, StateStore
 
-KIND_NAMES = {libbpf.PROG_TYPE_XDP: "an XDP program", libbpf.PROG_TYPE_SCHED_CLS: "a tc program"}
-
 
 @dataclasses.dataclass
 class Request:
@@ -75,6 +73,7 @@ class Hook:
 
     NAME = None  # the registry key, kept in Record.hook
     PROG_TYPE = None
+    KIND_NAME = None  # the program kind in people's words ("an XDP program")
     OPTIONS: ClassVar[dict] = {}  # constants modules take for their argument specs (choices, defaults)
     DEFAULT_PRIORITY = 50
 
@@ -132,7 +131,8 @@ class Hook:
         raise NotImplementedError
 
     def load(self, seen, record: Record | None, check_mode: bool):
-        """The requested program loaded (LoadedProgram), or None in check mode without verify."""
+        """What the plan needs loaded: the requested program (running the verifier) unless a check without
+        verify, and whatever the hook loads beside it; an object with close(), or None."""
         raise NotImplementedError
 
     def plan(self, seen, loaded, record: Record | None, object_sha: str) -> Plan:
@@ -169,8 +169,10 @@ class Hook:
         kind = libbpf.prog_info(fd)["type"]
         if kind != self.PROG_TYPE:
             os.close(fd)
+            from . import HOOKS  # the registry imports this module: look it up when it is needed
+            what = next((h.KIND_NAME for h in HOOKS.values() if kind == h.PROG_TYPE), "another kind of program")
             raise DatapathError("name %r on interface %r is already %s deployed by wirespeed; choose another name."
-                                % (self.req.name, self.req.interface, KIND_NAMES.get(kind, "another kind of program")))
+                                % (self.req.name, self.req.interface, what))
         return fd
 
     def is_pinned(self) -> bool:
@@ -208,11 +210,12 @@ def deploy(hook: Hook, check_mode: bool = False) -> dict:
         seen = hook.observe(store)
         try:
             record = store.current(req.interface, req.name)
-            loaded = hook.load(seen, record, check_mode) if (req.verify or not check_mode) else None
+            loaded = hook.load(seen, record, check_mode)
             try:
                 plan = hook.plan(seen, loaded, record, object_sha)
                 result = dict(plan.result, changed=plan.changed, diff={"before": plan.before, "after": plan.after},
-                              object_sha256=object_sha, priority=req.priority, verified=loaded is not None,
+                              object_sha256=object_sha, priority=req.priority,
+                              verified=loaded is not None and getattr(loaded, "fp", None) is not None,
                               maps=loaded.map_paths(req.pin_dir) if loaded else {},
                               maps_recreated=loaded.recreated if loaded else [])
                 if plan.changed:

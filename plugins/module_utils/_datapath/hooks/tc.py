@@ -33,9 +33,18 @@ def describe_filter(f: dict) -> str:
     return "filter %r (%s, priority %d, handle %#x)" % (name, f["kind"], f["pref"], f["handle"])
 
 
-def plan_filters(hook_filters: list[dict], own_id: int | None, priority: int, handle: int):
-    """(the filter to replace in place, ours elsewhere to delete, others at our priority) at one hook."""
-    ours = [f for f in hook_filters if own_id is not None and f["prog_id"] == own_id]
+def filter_name(name: str) -> str:
+    """The name our filters carry (`tc filter show` lists it), which also finds one whose pins were lost."""
+    return "wirespeed:%s" % name
+
+
+def plan_filters(hook_filters: list[dict], own_id: int | None, name: str, priority: int, handle: int):
+    """(the filter to replace in place, ours elsewhere to delete, others at our priority) at one hook.
+
+    Ours: the filter running our pinned program, or one named for this program whose pins were lost.
+    """
+    ours = [f for f in hook_filters
+            if (own_id is not None and f["prog_id"] == own_id) or f["name"] == filter_name(name)]
     here = next((f for f in ours if f["pref"] == priority and f["handle"] == handle), None)
     elsewhere = [f for f in ours if f is not here]
     foreign = [f for f in hook_filters if f["pref"] == priority and f not in ours]
@@ -49,11 +58,15 @@ class Seen:
         req = hook.req
         self.index = xdp_netlink.ifindex(req.interface)
         self.old_fd = hook.pinned_fd()
-        self.present = tc_netlink.clsact_present(self.index)
-        self.filters = tc_netlink.filters(self.index, req.attach["direction"]) if self.present else []
-        self.old_id = prog_id(self.old_fd) if self.old_fd is not None else None
-        self.old_fp = fingerprint(self.old_fd) if self.old_fd is not None else None
-        self.clsact_ours = store.interface_flag(req.interface, CLSACT_FLAG)
+        try:
+            self.present = tc_netlink.clsact_present(self.index)
+            self.filters = tc_netlink.filters(self.index, req.attach["direction"]) if self.present else []
+            self.old_id = prog_id(self.old_fd) if self.old_fd is not None else None
+            self.old_fp = fingerprint(self.old_fd) if self.old_fd is not None else None
+            self.clsact_ours = store.interface_flag(req.interface, CLSACT_FLAG)
+        except Exception:
+            self.close()
+            raise
 
     def close(self):
         if self.old_fd is not None:
@@ -62,14 +75,21 @@ class Seen:
 
 
 class Loaded(LoadedProgram):
+    """The requested program, loaded, with its fingerprint."""
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fp = fingerprint(self.fd)
+        try:
+            self.fp = fingerprint(self.fd)
+        except Exception:
+            self.close()
+            raise
 
 
 class TcHook(Hook):
     NAME = "tc"
     PROG_TYPE = libbpf.PROG_TYPE_SCHED_CLS
+    KIND_NAME = "a tc program"
     OPTIONS: ClassVar[dict] = {"directions": DIRECTIONS, "default_priority": Hook.DEFAULT_PRIORITY,
                                "default_handle": DEFAULT_HANDLE}
 
@@ -121,14 +141,16 @@ class TcHook(Hook):
                                       "handle": f["handle"], "prog": prog_summary(f["prog_id"])}
         return programs
 
-    def load(self, seen: Seen, record: Record | None, check_mode: bool) -> Loaded:
+    def load(self, seen: Seen, record: Record | None, check_mode: bool) -> Loaded | None:
         self._refuse_foreign(seen)
         req = self.req
-        return Loaded(req.object_path, req.program, self.PROG_TYPE, req.config, req.pin_dir)
+        if check_mode and not req.verify:
+            return None
+        return Loaded(req.object_path, req.program, self.PROG_TYPE, config=req.config, pin_dir=req.pin_dir)
 
     def _split(self, seen: Seen):
         req = self.req
-        return plan_filters(seen.filters, seen.old_id, req.priority, req.attach["handle"])
+        return plan_filters(seen.filters, seen.old_id, req.name, req.priority, req.attach["handle"])
 
     def _refuse_foreign(self, seen: Seen) -> None:
         _here, _elsewhere, foreign = self._split(seen)
@@ -185,7 +207,7 @@ class TcHook(Hook):
                     tc_netlink.del_filter(seen.index, direction, f["pref"], f["handle"], f["kind"])
                 elif step[0] == "set":
                     tc_netlink.set_filter(seen.index, direction, loaded.fd, req.priority, handle,
-                                          "wirespeed:%s" % req.name, step[1], req.interface)
+                                          filter_name(req.name), step[1], req.interface)
                     if not step[1]:
                         undo.add(tc_netlink.del_filter, seen.index, direction, req.priority, handle)
             loaded.pin(req.pin_dir, req.index_path)
@@ -196,8 +218,9 @@ class TcHook(Hook):
 
     def plan_remove(self, seen: Seen, record: Record | None) -> Plan:
         req = self.req
-        ours = [f for f in seen.filters if seen.old_id is not None and f["prog_id"] == seen.old_id]
-        foreign = [f for f in seen.filters if req.force and f["pref"] == req.priority and f not in ours]
+        here, elsewhere, at_priority = self._split(seen)
+        ours = ([here] if here else []) + elsewhere
+        foreign = at_priority if req.force else []
         changed = bool(ours or foreign or self.is_pinned())
         before = self._view(ours[0] if ours else None, record)
         if foreign:

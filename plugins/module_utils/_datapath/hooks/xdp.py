@@ -31,24 +31,29 @@ ROOT_FUNCTION = "wirespeed_root"
 
 @dataclasses.dataclass(frozen=True)
 class Slot:
-    """One program in the chain as observed: its slot, priority, program id, name, and whether it hands on."""
+    """One program in the chain as observed: slot, priority, program id, name, whether it hands on, whether pinned."""
 
     slot: int
     priority: int
     prog_id: int | None
     name: str
     chain_aware: bool = True
+    pinned: bool = True  # False: nothing under the interface's folder holds it (its pins were lost)
 
 
 # pure planning --------------------------------------------------------------
 def find_own(chain: list[Slot], name: str, record_prog_id: int | None) -> Slot | None:
-    """This program's entry: the slot pinned under its name, else the recorded program whose pins were lost."""
+    """This program's entry: the slot pinned under its name, else the recorded program whose pins were lost.
+
+    Only an unpinned slot can be that lost program: ids start again after a
+    reboot, so a recorded id may name another, pinned, program by now.
+    """
     for entry in chain:
-        if entry.name == name:
+        if entry.name == name and entry.pinned:
             return entry
     if record_prog_id is not None:
         for entry in chain:
-            if entry.prog_id == record_prog_id:
+            if entry.prog_id == record_prog_id and not entry.pinned:
                 return entry
     return None
 
@@ -111,33 +116,18 @@ class Seen:
             if self.xdp["prog_id"] and not self.ours_attached:
                 self.orphan_root = self.chain is None and _is_root(self.xdp["prog_id"])
                 self.foreign_id = None if self.orphan_root else self.xdp["prog_id"]
-            names = self._names(req)
-            self.slots = [Slot(s, p, i, names.get(i, "slot%d" % s), _chain_aware(i))
+            names = bpffs.pinned_programs(req.bpffs, req.interface)
+            self.slots = [Slot(s, p, i, names.get(i, "slot%d" % s), _chain_aware(i), i in names)
                           for s, p, i in (self.chain.order() if self.chain else [])]
             self.old_fd = hook.pinned_fd()
             self.old_fp = fingerprint(self.old_fd) if self.old_fd is not None else None
             self.old_prog_id = prog_id(self.old_fd) if self.old_fd is not None else None
-            self.root_tag = _tag_of_id(self.xdp["prog_id"]) if (self.ours_attached or self.orphan_root) else None
+            attached_ours = self.ours_attached or self.orphan_root
+            self.root_tag = prog_summary(self.xdp["prog_id"])["tag"] if attached_ours else None
             self.foreign = self._foreign_description() if self.foreign_id else None
         except Exception:
             self.close()
             raise
-
-    @staticmethod
-    def _names(req) -> dict[int, str]:
-        """{prog id: program name} of the programs we pinned on this interface."""
-        out = {}
-        idir = bpffs.interface_dir(req.bpffs, req.interface)
-        if not os.path.isdir(idir):
-            return out
-        for name in os.listdir(idir):
-            fd = bpffs.get(os.path.join(idir, name, "prog"))
-            if fd is not None:
-                try:
-                    out[prog_id(fd)] = name
-                finally:
-                    os.close(fd)
-        return out
 
     def _foreign_description(self) -> str:
         fd = libbpf.prog_fd_by_id(self.foreign_id)
@@ -165,14 +155,6 @@ def _chain_aware(prog_id_: int | None) -> bool:
         os.close(fd)
 
 
-def _tag_of_id(prog_id_: int) -> str:
-    fd = libbpf.prog_fd_by_id(prog_id_)
-    try:
-        return libbpf.prog_info(fd)["tag"]
-    finally:
-        os.close(fd)
-
-
 def _is_root(prog_id_: int) -> bool:
     """Whether the attached program is a wirespeed chain root (its pins lost): by its name and its chain maps."""
     fd = libbpf.prog_fd_by_id(prog_id_)
@@ -186,17 +168,21 @@ def _is_root(prog_id_: int) -> bool:
 class Loaded:
     """The requested program and, when the attached root is not current, a new root with its chain."""
 
-    def __init__(self, program: LoadedProgram, root: Chain | None, seen: Seen, mode: str, slot: int,
+    def __init__(self, program: LoadedProgram | None, root: Chain | None, seen: Seen, *, mode: str, slot: int,
                  in_place: bool, own: Slot | None):
         self.program, self.root, self.mode = program, root, mode
         self.slot, self.in_place, self.own = slot, in_place, own
-        self.fp = fingerprint(program.fd)
-        self.chain_aware = PROGS_MAP in program.defined
-        self.root_tag = libbpf.prog_info((root or seen.chain).root_fd)["tag"]
+        try:
+            self.fp = fingerprint(program.fd) if program else None
+            self.chain_aware = PROGS_MAP in program.defined if program else True
+            self.root_tag = libbpf.prog_info((root or seen.chain).root_fd)["tag"] if (root or seen.chain) else None
+        except Exception:
+            self.close()
+            raise
 
     @property
     def function(self):
-        return self.program.function
+        return self.program.function if self.program else None
 
     @property
     def recreated(self):
@@ -215,6 +201,7 @@ class Loaded:
 class XdpHook(Hook):
     NAME = "xdp"
     PROG_TYPE = libbpf.PROG_TYPE_XDP
+    KIND_NAME = "an XDP program"
     OPTIONS: ClassVar[dict] = {"modes": MODES, "default_priority": Hook.DEFAULT_PRIORITY}
 
     @classmethod
@@ -238,28 +225,40 @@ class XdpHook(Hook):
         return Seen(self)
 
     # load -------------------------------------------------------------
-    def load(self, seen: Seen, record: Record | None, check_mode: bool) -> Loaded:
+    def _placement(self, seen: Seen, record: Record | None):
+        """(own entry, slot, whether in place, mode) of the request on the observed interface."""
         req = self.req
         self._refuse_foreign(seen)
         own = find_own(seen.slots, req.name, record.prog_id if record else None)
         slot, in_place = plan_slot(seen.slots, own, req.priority)
         mode = resolve_mode(req.attach["mode"], seen.xdp["mode"], seen.ours_attached or seen.orphan_root)
+        return own, slot, in_place, mode
+
+    def load(self, seen: Seen, record: Record | None, check_mode: bool) -> Loaded:
+        """The root (every run: a newer one replaces the attached one) and, unless a check without verify, the
+        program."""
+        req = self.req
+        own, slot, in_place, mode = self._placement(seen, record)
         root = self._load_root(seen, mode)
         chain = seen.chain or root
+        program = None
         try:
-            program = LoadedProgram(req.object_path, req.program, self.PROG_TYPE, req.config, req.pin_dir,
-                                    internal={SLOT_VAR: slot},
-                                    reuse={PROGS_MAP: chain.progs_fd, LINKS_MAP: chain.links_fd},
-                                    offload_ifindex=seen.index if mode == "offload" else None)
+            if req.verify or not check_mode:
+                program = LoadedProgram(req.object_path, req.program, self.PROG_TYPE, config=req.config,
+                                        pin_dir=req.pin_dir, internal={SLOT_VAR: slot},
+                                        reuse={PROGS_MAP: chain.progs_fd, LINKS_MAP: chain.links_fd},
+                                        offload_ifindex=seen.index if mode == "offload" else None)
+            if (seen.chain is not None and seen.ours_attached and seen.xdp["mode"] == mode
+                    and fingerprint(root.root_fd) == fingerprint(seen.chain.root_fd)):
+                root.close()
+                root = None
         except Exception:
             if root:
                 root.close()
+            if program:
+                program.close()
             raise
-        if (root is not None and seen.chain is not None and seen.ours_attached and seen.xdp["mode"] == mode
-                and fingerprint(root.root_fd) == fingerprint(seen.chain.root_fd)):
-            root.close()
-            root = None
-        return Loaded(program, root, seen, mode, slot, in_place, own)
+        return Loaded(program, root, seen, mode=mode, slot=slot, in_place=in_place, own=own)
 
     def _refuse_foreign(self, seen: Seen) -> None:
         if seen.foreign_id and not self.req.force:
@@ -302,21 +301,15 @@ class XdpHook(Hook):
         return fresh
 
     # plan (pure over seen's data and loaded's facts) ------------------------
-    def plan(self, seen: Seen, loaded: Loaded | None, record: Record | None, object_sha: str) -> Plan:
+    def plan(self, seen: Seen, loaded: Loaded, record: Record | None, object_sha: str) -> Plan:
         req = self.req
-        if loaded is None:  # check mode without verify: placement from the chain, sameness from the record
-            self._refuse_foreign(seen)
-            own = find_own(seen.slots, req.name, record.prog_id if record else None)
-            slot, in_place = plan_slot(seen.slots, own, req.priority)
-            mode = resolve_mode(req.attach["mode"], seen.xdp["mode"], seen.ours_attached or seen.orphan_root)
-            new_fp, aware, root_tag = None, True, seen.root_tag
-            new_root = not seen.ours_attached or seen.xdp["mode"] != mode
+        own, slot, in_place, mode = loaded.own, loaded.slot, loaded.in_place, loaded.mode
+        new_fp, aware, root_tag = loaded.fp, loaded.chain_aware, loaded.root_tag
+        new_root = loaded.root is not None
+        if loaded.program is None:  # check mode without verify: sameness from the record
             same_prog = (record is not None and record.object_sha256 == object_sha and record.config == req.config
                          and seen.old_fp is not None)
         else:
-            own, slot, in_place, mode = loaded.own, loaded.slot, loaded.in_place, loaded.mode
-            new_fp, aware, root_tag = loaded.fp, loaded.chain_aware, loaded.root_tag
-            new_root = loaded.root is not None
             same_prog = seen.old_fp is not None and new_fp == seen.old_fp and not loaded.recreated
         order = plan_chain(seen.slots, own, Slot(slot, req.priority, None, req.name, aware), req.interface)
         live = own is not None and seen.old_prog_id is not None and own.prog_id == seen.old_prog_id
@@ -442,8 +435,10 @@ class XdpHook(Hook):
         own = find_own(seen.slots, req.name, record.prog_id if record else None)
         foreign = seen.foreign_id if req.force else None
         remaining = [e.name for e in seen.slots if e is not own]
-        changed = bool(own or self.is_pinned() or foreign)
+        changed = bool(own or self.is_pinned() or foreign or seen.orphan_root)
         steps = ([("remove", own.slot)] if own else []) + ([("detach_foreign", foreign)] if foreign else [])
+        if seen.orphan_root:  # our root with its pins lost: nothing else can reach its chain, so it goes too
+            steps.append(("detach_foreign", seen.xdp["prog_id"]))
         before = {"attached": own is not None, "priority": own.priority if own else None,
                   "chain": [e.name for e in seen.slots],
                   "foreign": seen.foreign if foreign else None}
@@ -470,7 +465,10 @@ class XdpHook(Hook):
                     os.close(fd)
 
 
-def _set_prog_by_id(chain: Chain, slot: int, prog_id_: int) -> None:
+def _set_prog_by_id(chain: Chain, slot: int, prog_id_: int | None) -> None:
+    if prog_id_ is None:
+        chain.clear_prog(slot)
+        return
     fd = libbpf.prog_fd_by_id(prog_id_)
     try:
         chain.set_prog(slot, fd)

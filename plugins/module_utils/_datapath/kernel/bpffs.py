@@ -137,6 +137,22 @@ def chain_dir(bpffs, ifname):
     return os.path.join(interface_dir(bpffs, ifname), CHAIN_DIR)
 
 
+def pinned_programs(bpffs_path, ifname):
+    """{prog id: name} of the programs wirespeed pinned for an interface."""
+    idir = interface_dir(bpffs_path, ifname)
+    out = {}
+    if not os.path.isdir(idir):
+        return out
+    for name in sorted(os.listdir(idir)):
+        fd = get(os.path.join(idir, name, "prog"))
+        if fd is not None:
+            try:
+                out[libbpf.prog_info(fd)["id"]] = name
+            finally:
+                os.close(fd)
+    return out
+
+
 def pin_replace(fd, path):
     """Pin fd at path, replacing what is there in one rename."""
     os.makedirs(os.path.dirname(path), exist_ok=True)

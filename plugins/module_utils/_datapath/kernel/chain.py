@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import struct
 
-from ..errors import DatapathError
 from . import bpffs, libbpf
 
 SLOTS = 32
@@ -72,13 +71,6 @@ class Chain:
             out.append((slot, prio, self.prog_id(slot)))
             slot = nxt
         return out
-
-    def free_slot(self, exclude=()):
-        used = {entry[0] for entry in self.order()} | set(exclude)
-        for slot in range(SLOTS):
-            if slot not in used and self.prog_id(slot) is None:
-                return slot
-        raise DatapathError("all %d chain slots of this interface are in use; remove a program first." % SLOTS)
 
     # writing: each call is one element update --------------------------
     def init_links(self):

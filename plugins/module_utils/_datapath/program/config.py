@@ -46,6 +46,6 @@ def write_config(obj, config: dict, internal: dict | None = None) -> None:
                                 "enum, integer array or char array global." % (key, codec.name))
         try:
             raw = codec.encode(values[key])
-        except ValueError as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             raise DatapathError("config key %r must be %s; got %r." % (key, codec.describe(), values[key])) from exc
         ctypes.memmove(ptr + offset, raw, len(raw))

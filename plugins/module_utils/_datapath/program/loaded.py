@@ -19,8 +19,8 @@ from .config import write_config
 class LoadedProgram:
     """The requested program, loaded and verified but not yet in the datapath."""
 
-    def __init__(self, object_path, program, prog_type, config, pin_path, internal=None, reuse=None,
-                 offload_ifindex=None):
+    def __init__(self, object_path: str, program: str | None, prog_type: int, *, config: dict, pin_dir: str,
+                 internal: dict | None = None, reuse: dict | None = None, offload_ifindex: int | None = None):
         self.obj = BpfObject(object_path)
         try:
             self.function = self.obj.select(program, prog_type)
@@ -34,7 +34,7 @@ class LoadedProgram:
             for name, definition in sorted(defs.items()):
                 if name in reuse:
                     continue
-                fd = bpffs.get(os.path.join(pin_path, "maps", name))
+                fd = bpffs.get(os.path.join(pin_dir, "maps", name))
                 if fd is None:
                     continue
                 try:

@@ -24,6 +24,7 @@ from .record import Record
 
 DEFAULT_STATE_DIR = "/var/lib/wirespeed"
 FORMAT = 2  # 1: records were flat dicts (migrated on read by Record.from_dict)
+_HELD = {}  # state directories whose lock this process holds, and how deep
 
 
 def write_json(path, data, **dump_args):
@@ -73,7 +74,18 @@ class StateStore:
 
     @contextlib.contextmanager
     def lock(self):
-        """Serialize wirespeed runs on this host: deploys, removals, map syncs, checkpoints."""
+        """Serialize wirespeed runs on this host: deploys, removals, map syncs, checkpoints, rollbacks.
+
+        Reentrant within one process, so a rollback can hold it across the deploys it makes.
+        """
+        key = os.path.realpath(self.directory)
+        if key in _HELD:
+            _HELD[key] += 1
+            try:
+                yield
+            finally:
+                _HELD[key] -= 1
+            return
         self._ensure_dir()
         path = os.path.join(self.directory, ".lock")
         try:
@@ -83,9 +95,11 @@ class StateStore:
                                 % (self.directory, exc.strerror)) from exc
         with open(path, "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
+            _HELD[key] = 1
             try:
                 yield
             finally:
+                del _HELD[key]
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def load(self) -> dict:

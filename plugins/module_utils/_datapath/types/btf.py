@@ -107,7 +107,7 @@ class Btf:
             if big and size == 2 and field.lower() in PORT_FIELDS:
                 return PortCodec()
             return IntCodec(size, signed=bool(enc & libbpf.BTF_INT_SIGNED), big_endian=big,
-                            name=cname or None)
+                            name=typedefs[0] if typedefs else None)
         if btf_kind == libbpf.BTF_KIND_ENUM:
             members = {}
             for i in range(t.contents.vlen):
@@ -168,7 +168,7 @@ class Btf:
             if var.contents.kind != libbpf.BTF_KIND_VAR:
                 continue
             name = self.name(var.contents.name_off)
-            out[name] = (info.offset, self.codec(var.contents.size_or_type, name))
+            out[name] = (info.offset, self.codec(var.contents.size_or_type))
         return out
 
 

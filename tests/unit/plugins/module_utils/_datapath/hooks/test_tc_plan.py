@@ -25,7 +25,13 @@ OURS, OURS_ELSEWHERE, THEIRS = f(50, 1, 9), f(60, 1, 9), f(50, 2, 77, name="thei
     ([THEIRS], None, (None, [], [THEIRS])),
 ])
 def test_plan_filters(filters, own, expected):
-    assert plan_filters(filters, own, 50, 1) == expected
+    assert plan_filters(filters, own, "m", 50, 1) == expected
+
+
+def test_a_filter_named_for_the_program_is_ours_when_its_pins_were_lost():
+    lost = f(50, 1, 31, name="wirespeed:m")
+    assert plan_filters([lost, THEIRS], None, "m", 50, 1) == (lost, [], [THEIRS])
+    assert plan_filters([lost], None, "other", 50, 1) == (None, [], [lost])
 
 
 def hook(force=False):

@@ -24,7 +24,8 @@ PLAIN = Slot(2, 30, 102, "plain", chain_aware=False)
 
 @pytest.mark.parametrize("chain,name,record_id,expected", [
     ([FW, SSH], "ssh", None, SSH),
-    ([FW, Slot(1, 20, 101, "slot1")], "ssh", 101, Slot(1, 20, 101, "slot1")),  # pins lost: found by record
+    ([FW, Slot(1, 20, 101, "slot1", pinned=False)], "ssh", 101, Slot(1, 20, 101, "slot1", pinned=False)),
+    ([FW, SSH], "bl", 101, None),  # after a reboot ids start again: a pinned program is never taken for a lost one
     ([FW], "ssh", 555, None),
     ([], "fw", None, None),
 ])
@@ -81,10 +82,11 @@ def seen(slots, old_prog_id=101, tag="old", ours=True):
                            root_tag="r1", foreign=None, foreign_id=None)
 
 
-def loaded(own, slot, in_place, fp_tag="old", root=False, recreated=()):
-    return SimpleNamespace(own=own, slot=slot, in_place=in_place, mode="native", fp={"tag": fp_tag},
-                           chain_aware=True, root_tag="r1", root=object() if root else None,
-                           recreated=list(recreated), function="ssh_limiter")
+def loaded(own, slot, in_place, fp_tag="old", root=False, recreated=(), program=True):
+    return SimpleNamespace(own=own, slot=slot, in_place=in_place, mode="native",
+                           fp={"tag": fp_tag} if program else None, chain_aware=True, root_tag="r1",
+                           root=object() if root else None, recreated=list(recreated), function="ssh_limiter",
+                           program=object() if program else None)
 
 
 def test_plan_same_program_same_place_is_unchanged():
@@ -107,7 +109,7 @@ def test_plan_recreated_maps_count_as_a_change():
 
 
 def test_plan_orphan_whose_pins_were_deleted_is_replaced_in_its_slot():
-    orphan = Slot(1, 20, 101, "slot1")
+    orphan = Slot(1, 20, 101, "slot1", pinned=False)
     p = hook().plan(seen([FW, orphan], old_prog_id=None), loaded(orphan, 1, True), None, "sha")
     assert p.changed and p.steps == [("swap", 1)] and p.after["chain"] == ["fw", "ssh"]
 
@@ -119,5 +121,7 @@ def test_plan_a_new_root_attaches():
 
 def test_plan_in_check_mode_without_verify_trusts_the_record():
     rec = Record(hook="xdp", interface="e0", name="ssh", object_sha256="sha", config={"ports": [22]}, priority=20)
-    assert not hook().plan(seen([FW, SSH]), None, rec, "sha").changed
-    assert hook().plan(seen([FW, SSH]), None, rec, "other").changed
+    unverified = loaded(SSH, 1, True, program=False)
+    assert not hook().plan(seen([FW, SSH]), unverified, rec, "sha").changed
+    assert hook().plan(seen([FW, SSH]), unverified, rec, "other").changed
+    assert hook().plan(seen([FW, SSH]), loaded(SSH, 1, True, program=False, root=True), rec, "sha").changed

@@ -1,0 +1,195 @@
+"""Commit-confirmed changes: begin arms a host-local deadline; unless confirmed in time, the host rolls back by itself.
+
+The timer does not depend on the SSH session or the module's process: a
+transient systemd timer where systemd runs, a detached watchdog process
+otherwise, each running the host tool (tool.py). Both end in expire(), which
+rolls back to the checkpoint begin took, under the host lock, and records
+why. confirm() disarms, keeps the checkpoint and makes the datapath the one
+the host restores at boot.
+"""
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+
+from . import checkpoint, info, tool
+from .errors import DatapathError
+from .kernel import bpffs
+from .record.store import DEFAULT_STATE_DIR, StateStore, read_json, write_json
+
+MAX_TIMEOUT = 86400
+POLL_SECONDS = 0.5
+
+
+def check_timeout(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_TIMEOUT:
+        raise DatapathError("confirm_timeout %r must be a whole number of seconds from 1 to %d (a day); 120 suits "
+                            "most fleets." % (value, MAX_TIMEOUT))
+    return value
+
+
+def _unconfirmed_path(history) -> str:
+    return os.path.join(history.directory, "unconfirmed.json")
+
+
+def aborted_total(state_dir: str) -> int:
+    """XDP_ABORTED packets counted so far by every program this host runs."""
+    total = 0
+    for _ifname, _name, record in StateStore(state_dir).records():
+        stats = os.path.join(record.pin_path or "", "maps", info.STATS_MAP)
+        if record.pin_path and os.path.exists(stats):
+            total += info.action_counters(stats)["aborted"]["packets"]
+    return total
+
+
+def begin(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAULT_BPFFS, timeout=None,
+          check_mode: bool = False, python: str | None = None) -> dict:
+    """checkpoint.begin, then (with a timeout) arm the host's own rollback."""
+    if timeout is None:
+        return checkpoint.begin(state_dir, check_mode)
+    timeout = check_timeout(timeout)
+    result = checkpoint.begin(state_dir, check_mode)
+    result.update(confirm_timeout=timeout, armed=not check_mode)
+    if check_mode:
+        return result
+    history = checkpoint.History(state_dir)
+    with StateStore(state_dir).lock():
+        installed = tool.install(state_dir)
+        now = time.time()
+        armed = {"token": secrets.token_hex(8), "timeout": timeout, "deadline": now + timeout,
+                 "armed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "bpffs": bpffs_path,
+                 "aborted": aborted_total(state_dir)}
+        write_json(history.armed_path, armed)
+        try:
+            armed["timer"] = _start_timer(state_dir, bpffs_path, armed, installed["path"], python or sys.executable)
+        except Exception:
+            history.disarm()
+            raise
+        write_json(history.armed_path, armed)
+        if os.path.exists(_unconfirmed_path(history)):
+            os.unlink(_unconfirmed_path(history))
+    result.update(deadline=armed["armed_at"], timer=armed["timer"]["kind"])
+    return result
+
+
+def _start_timer(state_dir, bpffs_path, armed, tool_file, python) -> dict:
+    args = ["--state-dir", state_dir, "--bpffs", bpffs_path, "--token", armed["token"]]
+    if os.path.isdir("/run/systemd/system") and shutil.which("systemd-run"):
+        unit = "wirespeed-confirm-%s" % armed["token"]
+        cmd = ["systemd-run", "--unit", unit, "--on-active=%ds" % armed["timeout"],
+               "--timer-property=AccuracySec=1s", "--description=roll back an unconfirmed wirespeed change",
+               python, tool_file, "expire"] + args
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise DatapathError("systemd-run could not arm the confirm timer (%s); nothing was changed."
+                                % (proc.stderr.strip() or proc.returncode))
+        return {"kind": "systemd", "unit": unit}
+    log_path = os.path.join(os.path.dirname(checkpoint.History(state_dir).armed_path), "watchdog.log")
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([python, tool_file, "watchdog"] + args, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=log, close_fds=True, start_new_session=True, cwd="/")
+    return {"kind": "process", "pid": proc.pid}
+
+
+def watchdog(state_dir: str, bpffs_path: str, token: str) -> dict:
+    """Wait for the deadline of arming `token`; leave quietly when it is confirmed (or replaced) first."""
+    history = checkpoint.History(state_dir)
+    while True:
+        armed = history.armed()
+        if armed is None or armed.get("token") != token:
+            return {"expired": False}
+        left = armed["deadline"] - time.time()
+        if left <= 0:
+            return expire(state_dir, bpffs_path, token)
+        time.sleep(min(POLL_SECONDS, left))
+
+
+def expire(state_dir: str, bpffs_path: str, token: str, reason: str | None = None) -> dict:
+    """Roll back the change armed under token, unless it was confirmed meanwhile; record why."""
+    history = checkpoint.History(state_dir)
+    with StateStore(state_dir).lock():
+        armed = history.armed()
+        if armed is None or armed.get("token") != token:
+            return {"expired": False}
+        reason = reason or "it was not confirmed within %d s" % armed["timeout"]
+        pending = history.pending()
+        actions = []
+        if pending is not None and not checkpoint._same(pending, checkpoint.take(state_dir)):
+            actions = checkpoint.rollback("previous", bpffs_path, state_dir)["actions"]
+        history.disarm()
+        history.drop_pending()
+        record = {"armed_at": armed["armed_at"], "reason": reason, "actions": actions, "expired": True,
+                  "rolled_back_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        write_json(_unconfirmed_path(history), record)
+        return record
+
+
+def confirm(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAULT_BPFFS,
+            check_mode: bool = False) -> dict:
+    """Keep the change begun with a timeout: disarm, keep its checkpoint, make it the boot datapath."""
+    history = checkpoint.History(state_dir)
+    with StateStore(state_dir).lock():
+        armed = history.armed()
+        if armed is None:
+            done = read_json(_unconfirmed_path(history), "unconfirmed record", "remove it")
+            if done is not None:
+                if not check_mode:
+                    os.unlink(_unconfirmed_path(history))
+                raise DatapathError("the change begun at %s was rolled back by the host itself at %s because %s; "
+                                    "its previous datapath runs again." % (done["armed_at"], done["rolled_back_at"],
+                                                                          done["reason"]), code="rolled_back")
+            return {"changed": False, "confirmed": False,
+                    "msg": "nothing on this host is waiting for a confirm; there is no change to confirm."}
+        rise = (armed.get("aborted", 0), aborted_total(state_dir))
+        if rise[1] > rise[0]:
+            if not check_mode:
+                expire(state_dir, bpffs_path, armed["token"], "XDP_ABORTED rose from %d to %d packets" % rise)
+            raise DatapathError("the change is unhealthy: XDP_ABORTED rose from %d to %d packets since it began, so "
+                                "it was not confirmed and the host rolled it back." % rise, code="unhealthy")
+        now = checkpoint.take(state_dir)
+        if check_mode:
+            return {"changed": True, "confirmed": False, "programs": checkpoint.describe(now)}
+        history.disarm()
+        _stop_timer(armed)
+        history.settle_pending(now)
+        boot = history.save_boot(now)
+        return {"changed": True, "confirmed": True, "boot_datapath_updated": boot,
+                "programs": checkpoint.describe(now)}
+
+
+def abort(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAULT_BPFFS, reason: str | None = None,
+          check_mode: bool = False) -> dict:
+    """Take back the change waiting for its confirm now; when the host already did, say so. Never goes further."""
+    history = checkpoint.History(state_dir)
+    with StateStore(state_dir).lock():
+        armed = history.armed()
+        if armed is not None:
+            if check_mode:
+                return {"changed": True, "rolled_back": True, "msg": "the unconfirmed change would be rolled back."}
+            done = expire(state_dir, bpffs_path, armed["token"], reason or "the controller abandoned it")
+            os.unlink(_unconfirmed_path(history))
+            return {"changed": bool(done["actions"]), "rolled_back": True, "actions": done["actions"],
+                    "msg": "the unconfirmed change begun at %s was rolled back (%s)." % (done["armed_at"],
+                                                                                         done["reason"])}
+        done = read_json(_unconfirmed_path(history), "unconfirmed record", "remove it")
+        if done is not None:
+            if not check_mode:
+                os.unlink(_unconfirmed_path(history))
+            return {"changed": False, "rolled_back": True, "actions": done["actions"],
+                    "msg": "the host rolled the change begun at %s back by itself at %s because %s."
+                           % (done["armed_at"], done["rolled_back_at"], done["reason"])}
+        return {"changed": False, "rolled_back": False, "msg": "nothing on this host was waiting for a confirm."}
+
+
+def _stop_timer(armed) -> None:
+    timer = armed.get("timer") or {}
+    if timer.get("kind") == "systemd":
+        subprocess.run(["systemctl", "stop", timer["unit"] + ".timer"], capture_output=True, check=False)
+    # a watchdog process sees the arming gone within POLL_SECONDS and ends by itself

@@ -1,0 +1,214 @@
+"""Boot-time restore of the confirmed datapath, and the host tool's command line (restore, watchdog, expire).
+
+At boot bpffs is empty and nothing is attached, but the state directory (the
+disk) still holds boot.json: the last confirmed datapath, as a checkpoint of
+Records and configuration-map contents. restore() waits (bounded) for the
+interfaces, deploys every program through its hook in chain order, refills
+its configuration maps and reports per program what it did. It is
+idempotent: on a host that runs the datapath already it changes nothing.
+"""
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+
+from . import checkpoint, confirm, hooks, tool
+from .errors import DatapathError
+from .kernel import bpffs
+from .record.store import DEFAULT_STATE_DIR, StateStore, write_json
+
+
+def wait_for_interfaces(names, seconds: float) -> list:
+    """The names that still do not exist after waiting up to `seconds` for them."""
+    deadline = time.monotonic() + seconds
+    while True:
+        missing = []
+        for name in sorted(names):
+            try:
+                socket.if_nametoindex(name)
+            except OSError:
+                missing.append(name)
+        if not missing or time.monotonic() >= deadline:
+            return missing
+        time.sleep(0.2)
+
+
+def restore(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAULT_BPFFS,
+            wait: float = 30.0) -> dict:
+    """Make the host run its boot datapath; {'programs': [{interface, name, hook, result, ...}], 'ok': bool}."""
+    history = checkpoint.History(state_dir)
+    store = StateStore(state_dir)
+    report = {"programs": [], "removed": [], "ok": True}
+    with store.lock():
+        armed = history.armed()
+        if armed is not None:  # the host went down while a change waited for its confirm: it never was confirmed
+            history.disarm()
+            write_json(os.path.join(history.directory, "unconfirmed.json"),
+                       {"armed_at": armed["armed_at"], "rolled_back_at": _now(), "actions": [], "expired": True,
+                        "reason": "the host restarted before the change was confirmed"})
+            report["unconfirmed_change_dropped"] = armed["armed_at"]
+        boot = history.boot()
+        if boot is None:
+            report["msg"] = "no boot datapath is recorded in %s; nothing to restore." % state_dir
+            return report
+        programs = sorted(boot["programs"], key=lambda p: (p["interface"], checkpoint._record(p).priority or 0,
+                                                            p["name"]))
+        missing = wait_for_interfaces({p["interface"] for p in programs}, wait)
+        bpffs.ensure_bpffs(bpffs_path)
+        for p in programs:
+            report["programs"].append(_restore_one(p, missing, bpffs_path, state_dir))
+        wanted = {(p["interface"], p["name"]) for p in programs}
+        for ifname, name, record in list(store.records()):
+            if (ifname, name) not in wanted:  # deployed after the boot datapath was confirmed: not at boot
+                hooks.remove(hooks.hook_for(record.hook).from_record(record, bpffs_path, state_dir))
+                if store.current(ifname, name) is not None:
+                    store.record(ifname, name, None)
+                report["removed"].append("%s/%s" % (ifname, name))
+    report["ok"] = all(p["result"] in ("restored", "running") for p in report["programs"])
+    return report
+
+
+def _restore_one(p, missing, bpffs_path, state_dir) -> dict:
+    record = checkpoint._record(p)
+    entry = {"interface": p["interface"], "name": p["name"], "hook": record.hook, "priority": record.priority}
+    if p["interface"] in missing:
+        return dict(entry, result="skipped", reason="interface %s did not appear" % p["interface"])
+    try:
+        for path in [record.object] + list(record.objects.values()):
+            if not path or not os.path.exists(path):
+                raise DatapathError("its stored object %s is missing" % path)
+        deployed = hooks.deploy(hooks.hook_for(record.hook).from_record(record, bpffs_path, state_dir))
+        checkpoint.write_maps(p)
+    except (DatapathError, OSError) as exc:
+        return dict(entry, result="failed", reason=getattr(exc, "message", str(exc)))
+    entries = sum(len(m["entries"]) for m in p["maps"].values())
+    return dict(entry, result="restored" if deployed["changed"] else "running", mode=deployed.get("mode"),
+                map_entries=entries)
+
+
+UNIT_NAME = "wirespeed-restore.service"
+WANTED_BY = "multi-user.target"
+
+
+def unit_text(*, python: str, tool_file: str, state_dir: str, bpffs_path: str, wait: float) -> str:
+    """The systemd unit that restores the boot datapath before the network comes up."""
+    command = " ".join(shlex.quote(a) for a in [python, tool_file, "restore", "--state-dir", state_dir,
+                                                 "--bpffs", bpffs_path, "--wait", "%g" % wait])
+    return "\n".join([
+        "# Written by wirespeed.datapath (role persistence); changes here are overwritten.",
+        "[Unit]",
+        "Description=Restore the confirmed wirespeed XDP/TC datapath",
+        "Documentation=https://github.com/wirespeed/datapath",
+        "DefaultDependencies=no",
+        "After=local-fs.target systemd-modules-load.service",
+        "Wants=network-pre.target",
+        "Before=network-pre.target shutdown.target",
+        "Conflicts=shutdown.target",
+        "ConditionPathExists=%s" % os.path.join(state_dir, "boot.json"),
+        "",
+        "[Service]",
+        "Type=oneshot",
+        "RemainAfterExit=yes",
+        "ExecStart=%s" % command,
+        "TimeoutStartSec=%d" % (int(wait) + 60),
+        "",
+        "[Install]",
+        "WantedBy=%s" % WANTED_BY,
+        "",
+    ])
+
+
+def install(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAULT_BPFFS,
+            unit_dir: str = "/etc/systemd/system", python: str | None = None, wait: float = 30.0,
+            check_mode: bool = False) -> dict:
+    """Install the host tool and the enabled restore unit; {changed, tool, unit, enabled}."""
+    installed = tool.install(state_dir, check_mode)
+    unit = os.path.join(unit_dir, UNIT_NAME)
+    link = os.path.join(unit_dir, WANTED_BY + ".wants", UNIT_NAME)
+    text = unit_text(python=python or sys.executable, tool_file=installed["path"], state_dir=state_dir,
+                     bpffs_path=bpffs_path, wait=wait)
+    try:
+        with open(unit) as fh:
+            unit_changed = fh.read() != text
+    except FileNotFoundError:
+        unit_changed = True
+    link_changed = os.path.realpath(link) != os.path.realpath(unit) or not os.path.islink(link)
+    changed = installed["changed"] or unit_changed or link_changed
+    if changed and not check_mode:
+        try:
+            os.makedirs(os.path.dirname(link), exist_ok=True)
+            if unit_changed:
+                write_text(unit, text)
+            if link_changed:
+                if os.path.lexists(link):
+                    os.unlink(link)
+                os.symlink(unit, link)
+        except OSError as exc:
+            raise DatapathError("the restore unit cannot be written to %s (%s); set unit_dir to the systemd unit "
+                                "directory." % (unit_dir, exc.strerror)) from exc
+        _daemon_reload()
+    return {"changed": changed, "tool": installed["path"], "unit": unit, "enabled": True}
+
+
+def uninstall(state_dir: str = DEFAULT_STATE_DIR, *, unit_dir: str = "/etc/systemd/system",
+              check_mode: bool = False) -> dict:
+    """Remove the restore unit, its enabling link and the host tool."""
+    paths = [os.path.join(unit_dir, WANTED_BY + ".wants", UNIT_NAME), os.path.join(unit_dir, UNIT_NAME),
+             tool.tool_path(state_dir)]
+    present = [p for p in paths if os.path.lexists(p)]
+    if present and not check_mode:
+        for path in present:
+            os.unlink(path)
+        _daemon_reload()
+    return {"changed": bool(present), "removed": present, "enabled": False}
+
+
+def write_text(path: str, text: str) -> None:
+    tmp = path + ".wirespeed-tmp"
+    with open(tmp, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _daemon_reload() -> None:
+    if os.path.isdir("/run/systemd/system"):  # systemd runs: tell it; elsewhere the files are all there is
+        subprocess.run(["systemctl", "daemon-reload"], capture_output=True, check=False)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="wirespeed.pyz", description="The wirespeed host tool.")
+    parser.add_argument("command", choices=["restore", "watchdog", "expire"])
+    parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
+    parser.add_argument("--bpffs", default=bpffs.DEFAULT_BPFFS)
+    parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for interfaces (restore)")
+    parser.add_argument("--token", help="the arming to watch or expire")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "restore":
+            report = restore(args.state_dir, bpffs_path=args.bpffs, wait=args.wait)
+        elif args.command == "watchdog":
+            report = confirm.watchdog(args.state_dir, args.bpffs, args.token)
+        else:
+            report = confirm.expire(args.state_dir, args.bpffs, args.token)
+    except DatapathError as exc:
+        print(json.dumps({"ok": False, "msg": exc.message}), flush=True)
+        return 1
+    print(json.dumps(dict(report, at=_now()), sort_keys=True), flush=True)
+    return 0 if report.get("ok", True) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
