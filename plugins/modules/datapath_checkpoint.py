@@ -37,7 +37,7 @@ description:
     (C(<state_dir>/boot.json); see the C(wirespeed.datapath.persistence) role). A run that failed half-way,
     or a change that was never confirmed, does not.
   - While a change waits for its confirm, another C(step=begin) is refused with the time left.
-  - The playbooks C(site.yml) and C(rollback.yml) of this collection use it; begin and commit report
+  - The playbooks C(site.yml) and C(rollback.yml) of this collection use it; begin, commit and confirm report
     C(changed=false) because they do not change the datapath.
 author:
   - wirespeed.datapath contributors (@wirespeed)

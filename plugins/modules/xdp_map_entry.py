@@ -182,10 +182,12 @@ ARGUMENT_SPEC = dict(
 
 
 def run(params, check_mode, diff_mode):
-    path = mapsync.map_path(params["path"], params["interface"], params["name"], params["map"], params["bpffs"])
-    return mapsync.sync(path, params["key"], params["value"], params["entries"], params["state"],
-                        params["exclusive"], params["key_type"], params["value_type"], check_mode,
-                        params["return_entries"], diff_mode, params["state_dir"])
+    path = mapsync.map_path(params["path"], interface=params["interface"], name=params["name"],
+                            map_name=params["map"], bpffs_path=params["bpffs"])
+    return mapsync.sync(path, key=params["key"], value=params["value"], entries=params["entries"],
+                        state=params["state"], exclusive=params["exclusive"], key_type=params["key_type"],
+                        value_type=params["value_type"], check_mode=check_mode,
+                        return_entries=params["return_entries"], diff=diff_mode, state_dir=params["state_dir"])
 
 
 def main():

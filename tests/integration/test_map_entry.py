@@ -182,7 +182,8 @@ def test_unknown_and_missing_struct_fields(zoo):
 
 def test_map_not_found_names_the_path(zoo):
     with pytest.raises(DatapathError) as err:
-        mapsync.sync(mapsync.map_path(None, zoo.dut.ifname, "zoo", "nosuchmap"), entries=["10.0.0.1"])
+        mapsync.sync(mapsync.map_path(interface=zoo.dut.ifname, name="zoo", map_name="nosuchmap"),
+                     entries=["10.0.0.1"])
     assert err.value.message.startswith("no map is pinned at /sys/fs/bpf/wirespeed/%s/zoo/maps/nosuchmap"
                                         % zoo.dut.ifname)
 

@@ -69,7 +69,7 @@ def test_a_map_name_cannot_reach_another_programs_map(dut, where, expected):
     args = dict(interface=dut.ifname, name="bl", map_name="blocklist", bpffs_path=dut.bpffs)
     args.update(where)
     with pytest.raises(DatapathError) as err:
-        mapsync.map_path(None, args["interface"], args["name"], args["map_name"], args["bpffs_path"])
+        mapsync.map_path(None, **args)
     assert err.value.message.startswith(expected)
 
 

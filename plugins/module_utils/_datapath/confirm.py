@@ -155,12 +155,12 @@ def confirm(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAU
                                 "it was not confirmed and the host rolled it back." % rise, code="unhealthy")
         now = checkpoint.take(state_dir)
         if check_mode:
-            return {"changed": True, "confirmed": False, "programs": checkpoint.describe(now)}
+            return {"changed": False, "confirmed": False, "programs": checkpoint.describe(now)}
         history.disarm()
         _stop_timer(armed)
         history.settle_pending(now)
         boot = history.save_boot(now)
-        return {"changed": True, "confirmed": True, "boot_datapath_updated": boot,
+        return {"changed": False, "confirmed": True, "boot_datapath_updated": boot,
                 "programs": checkpoint.describe(now)}
 
 

@@ -24,7 +24,8 @@ DIFF_LINES = 300
 GUESS_SAMPLE = 64  # entries looked at to tell addresses from numbers in an untyped field
 
 
-def map_path(path=None, interface=None, name=None, map_name=None, bpffs_path=bpffs.DEFAULT_BPFFS):
+def map_path(path: str | None = None, *, interface: str | None = None, name: str | None = None,
+             map_name: str | None = None, bpffs_path: str = bpffs.DEFAULT_BPFFS) -> str:
     """The pinned path of a map given directly, or by interface + program name + map name, each checked so
     that none of them reaches out of the program's folder."""
     if path:
@@ -308,8 +309,9 @@ def _unpinned_preview(path, wanted, diff):
     return result
 
 
-def sync(path, key=None, value=None, entries=None, state="present", exclusive=False, key_type=None,
-         value_type=None, check_mode=False, return_entries=False, diff=True, state_dir=None):
+def sync(path: str, *, key=None, value=None, entries=None, state: str = "present", exclusive: bool = False,
+         key_type: str | None = None, value_type: str | None = None, check_mode: bool = False,
+         return_entries: bool = False, diff: bool = True, state_dir: str | None = None) -> dict:
     """The map operation behind xdp_map_entry; returns the result dict.
 
     With state_dir (the module always passes it) the sync holds the host lock

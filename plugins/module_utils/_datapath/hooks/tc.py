@@ -206,8 +206,8 @@ class TcHook(Hook):
                     f = step[1]
                     tc_netlink.del_filter(seen.index, direction, f["pref"], f["handle"], f["kind"])
                 elif step[0] == "set":
-                    tc_netlink.set_filter(seen.index, direction, loaded.fd, req.priority, handle,
-                                          filter_name(req.name), step[1], req.interface)
+                    tc_netlink.set_filter(seen.index, direction, loaded.fd, pref=req.priority, handle=handle,
+                                          name=filter_name(req.name), replace=step[1], ifname=req.interface)
                     if not step[1]:
                         undo.add(tc_netlink.del_filter, seen.index, direction, req.priority, handle)
             loaded.pin(req.pin_dir, req.index_path)

@@ -77,7 +77,8 @@ def filters(index, direction):
     return out
 
 
-def set_filter(index, direction, fd, pref, handle, name, replace, ifname):
+def set_filter(index: int, direction: str, fd: int, *, pref: int, handle: int, name: str, replace: bool,
+               ifname: str) -> None:
     """Add (or atomically replace, same pref and handle) a direct-action bpf filter."""
     try:
         with _ipr() as ipr:

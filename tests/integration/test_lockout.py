@@ -1,0 +1,101 @@
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Reboots and lockouts on a lab fleet, through site.yml: a rebooted host comes back with its confirmed
+datapath; a change that cuts the controller off is taken back by the host itself; a confirmed change
+survives a reboot."""
+
+import os
+import sys
+import time
+
+import pytest
+import yaml
+from conftest import TEST_BPF
+from labplay import PLAYBOOKS, Lab, LabNet, playbook
+
+SITE = os.path.join(PLAYBOOKS, "site.yml")
+STATUS = os.path.join(PLAYBOOKS, "status.yml")
+LOCKOUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "lockout.yml")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    lab = Lab(str(tmp_path_factory.mktemp("lockout") / "lab"))
+    lab.up(2, python=sys.executable)
+    try:
+        yield lab
+    finally:
+        lab.down()
+
+
+def group_vars(lab, deny):
+    data = {"firewall_interfaces": ["eth0"], "firewall_deny": deny,
+            "firewall_port_rules": [{"proto": "udp", "port": 7001}], "ssh_limiter_interfaces": ["eth0"]}
+    os.makedirs(os.path.join(lab.dir, "group_vars"), exist_ok=True)
+    with open(os.path.join(lab.dir, "group_vars", "lab.yml"), "w") as fh:
+        yaml.safe_dump(data, fh)
+
+
+def chain(lab, host):
+    """Names in chain order and mode of eth0 on a lab host, read over SSH by datapath_info."""
+    out = playbook(lab, STATUS, limit=host["name"])
+    facts = out["Read the datapath"][host["name"]]["datapath"]["eth0"]
+    return [e["name"] for e in facts["chain"]], facts["xdp_mode"]
+
+
+def reachable(lab, host):
+    return lab.ssh(host, "true").returncode == 0
+
+
+def test_a_reboot_brings_back_the_site_datapath(lab):
+    group_vars(lab, [lab.peer["ip2"] + "/32"])
+    out = playbook(lab, SITE)
+    assert out["rc"] == 0, out["stats"]
+    h1, h2 = lab.hosts
+    before = chain(lab, h1)
+    assert before == (["firewall", "ssh_limiter"], "native")
+    lab.reboot(h1)
+    assert lab.ssh(h1, "ip -d link show eth0").stdout.count("prog/xdp") == 1  # restored before sshd came up
+    assert chain(lab, h1) == before
+    net = LabNet(lab, h1)
+    assert net.udp(7001, 10) == 0 and net.udp(7000, 10) == 10  # the port rule, from its map
+    again = playbook(lab, SITE, check=True, limit=h1["name"])  # programs and every map as site.yml wants them
+    assert again["rc"] == 0 and again["stats"][h1["name"]]["changed"] == 0
+    assert chain(lab, h2) == before  # the other host was never touched
+
+
+def test_a_change_that_cuts_the_controller_off_is_taken_back_by_the_host(lab):
+    group_vars(lab, [lab.peer["ip2"] + "/32"])
+    assert playbook(lab, SITE)["rc"] == 0
+    h1 = lab.hosts[0]
+    timeout = 20
+    started = time.monotonic()
+    out = playbook(lab, LOCKOUT, limit=h1["name"], timeout=timeout,
+                   drop_all_src=os.path.join(TEST_BPF, "drop_all.bpf.c"))
+    assert out["stats"][h1["name"]]["unreachable"] >= 1 or out["stats"][h1["name"]]["failures"] >= 1
+    assert "Confirm" not in out or h1["name"] not in out["Confirm"] or not out["Confirm"][h1["name"]].get("confirmed")
+    assert not reachable(lab, h1) or time.monotonic() - started > timeout
+    deadline = started + timeout + 15
+    while time.monotonic() < deadline and not reachable(lab, h1):
+        time.sleep(1)
+    assert reachable(lab, h1), "the host did not take the change back within the timeout and a few seconds"
+    assert chain(lab, h1) == (["firewall", "ssh_limiter"], "native")  # drop-all gone, the datapath before it back
+    assert LabNet(lab, h1).udp(7001, 10) == 0 and LabNet(lab, h1).udp(7000, 10) == 10
+    note = lab.ssh(h1, "cat /var/lib/wirespeed/checkpoints/unconfirmed.json").stdout
+    assert "not confirmed within %d s" % timeout in note
+
+
+def test_a_confirmed_change_stays_and_survives_a_reboot(lab):
+    group_vars(lab, [lab.peer["ip2"] + "/32"])
+    assert playbook(lab, SITE)["rc"] == 0
+    group_vars(lab, [lab.peer["ip2"] + "/32", "192.0.2.0/24"])
+    out = playbook(lab, SITE, wirespeed_confirm_timeout=30)
+    assert out["rc"] == 0, out["stats"]
+    h1 = lab.hosts[0]
+    assert out["Confirm (refused when XDP_ABORTED rose); the datapath becomes the one restored at boot"][
+        h1["name"]]["confirmed"]
+    time.sleep(2)
+    lab.reboot(h1)
+    assert chain(lab, h1)[0] == ["firewall", "ssh_limiter"]
+    again = playbook(lab, SITE, check=True, limit=h1["name"])  # the confirmed deny list came back, 192.0.2.0/24 too
+    assert again["rc"] == 0 and again["stats"][h1["name"]]["changed"] == 0
