@@ -440,7 +440,7 @@ def boot_units(unit_dir, log_path, timeout=BOOT_TIMEOUT):
             log.write(text + "\n")
             log.flush()
         units = enabled_units(unit_dir)
-        say("== boot %s: %d enabled unit(s) in %s" % (time.strftime("%Y-%m-%dT%H:%M:%S"), len(units), unit_dir))
+        say("== boot started %s: %d enabled unit(s) in %s" % (time.strftime("%Y-%m-%dT%H:%M:%S"), len(units), unit_dir))
         for name, path, target in units:
             say("-- %s (%s, wanted by %s)" % (name, path, target))
             try:
@@ -467,7 +467,7 @@ def boot_units(unit_dir, log_path, timeout=BOOT_TIMEOUT):
                     say("%s: failed; its remaining ExecStart= lines are skipped" % name)
                     failed += 1
                     break
-        say("== boot done: %d unit(s), %d failed" % (len(units), failed))
+        say("== boot finished: %d unit(s), %d failed" % (len(units), failed))
     return failed
 
 
