@@ -6,14 +6,29 @@
     lab.py down [--dir D]     remove everything the lab in D created
     lab.py status [--dir D]   what the lab in D is made of
     lab.py instances [--dir D]  its hosts as molecule's instance config (JSON)
+    lab.py reboot HOST [--dir D]  simulate a reboot of one host (see below)
 
 Each host is a network namespace with its own mount namespace: its own
-bpffs at /sys/fs/bpf, its own tmpfs at /var/lib/wirespeed, its own sshd,
-and a veth pair mon0/mon0p inside it as a monitoring port for the mirror.
+bpffs at /sys/fs/bpf, its own sshd, its own /var/lib/wirespeed (a bind
+mount of D/disk/HOST: the host's disk, which survives a reboot), and a veth
+pair mon0/mon0p inside it as a monitoring port for the mirror.
 Its `eth0` hangs on a bridge in the root namespace, which also holds the
 controller's address; a `peer` namespace on the same bridge sends traffic.
 Names carry a random suffix; addresses come from 198.18.0.0/15 (RFC 2544,
 benchmarking) so they do not meet a real network.
+
+`reboot HOST` ends every process of the host (`ip netns pids`), closes the
+controller's SSH ControlMaster to it, detaches every XDP program and deletes
+every clsact qdisc in its namespace, and starts it again: a new mount
+namespace with a fresh, empty bpffs and the same disk. Before sshd starts
+the host boots: every .service enabled under /var/lib/wirespeed/systemd/ (a
+symlink or file in any *.target.wants/ there; the inventory sets
+persistence_unit_dir to that directory) has its [Service] ExecStart= lines
+run one after another, systemd-style: Environment= applied over a clean
+PATH, prefixes -@:+! understood, ${VAR} and a lone $VAR expanded, %n %N %%
+resolved, 60 s per command. A failing command without `-` skips the rest
+of its unit, never the boot. Each command, its output and its exit status
+go to D/boot_HOST.log. `up` starts hosts the same way.
 """
 
 from __future__ import annotations
@@ -22,6 +37,8 @@ import argparse
 import json
 import os
 import random
+import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -34,6 +51,9 @@ DEFAULT_DIR = os.path.join(REPO, ".lab")
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 SFTP = "/usr/lib/openssh/sftp-server"
 STATE_DIR = "/var/lib/wirespeed"
+UNIT_DIR = STATE_DIR + "/systemd"  # where a lab host keeps its systemd units (the real default: /etc/systemd/system)
+BOOT_TIMEOUT = 60  # seconds for each ExecStart command of the boot sequence
+BOOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # systemd's default PATH
 
 
 def sh(cmd, check=True, **kw):
@@ -106,7 +126,7 @@ class Lab:
                 # a monitoring port for the mirror role: copies sent to mon0 arrive on mon0p
                 nsexec(host["ns"], "ip link add mon0 type veth peer name mon0p && ip link set mon0 up "
                                    "&& ip link set mon0p up")
-                self._sshd(host)
+                self._start(host)
             self._inventory(python or sys.executable)
             self._wait_ssh()
         except BaseException:
@@ -134,7 +154,17 @@ class Lab:
         sh(["ip", "link", "set", veth, "master", self.meta["bridge"]])
         sh(["ip", "link", "set", veth, "up"])
 
-    def _sshd(self, host):
+    def disk(self, host):
+        """The directory that is the host's /var/lib/wirespeed: its disk, kept across reboots."""
+        return os.path.join(self.dir, "disk", host["name"])
+
+    def boot_log(self, host):
+        return os.path.join(self.dir, "boot_%s.log" % host["name"])
+
+    def _start(self, host):
+        """Start (or restart) a host: a new mount namespace with a fresh bpffs and the host's disk,
+        the boot sequence (enabled units' ExecStart), then sshd in the foreground."""
+        os.makedirs(self.disk(host), exist_ok=True)
         conf = os.path.join(self.dir, "sshd_%s.conf" % host["name"])
         with open(conf, "w") as fh:
             fh.write("\n".join([
@@ -145,14 +175,18 @@ class Lab:
                 "StrictModes no", "LogLevel ERROR", "PidFile none",
                 "Subsystem sftp %s" % SFTP, "",
             ]))
-        script = ("mount -t bpf bpf /sys/fs/bpf && mount -t tmpfs tmpfs %s && exec %s -D -e -f %s"
-                  % (STATE_DIR, SSHD, conf))
-        with open(os.path.join(self.dir, "sshd_%s.log" % host["name"]), "w") as log:
+        q = shlex.quote
+        script = ("mount -t bpf bpf /sys/fs/bpf && mount --bind %s %s "
+                  "&& { %s %s boot-units %s %s; exec %s -D -e -f %s; }"
+                  % (q(self.disk(host)), STATE_DIR, q(sys.executable), q(os.path.abspath(__file__)), UNIT_DIR,
+                     q(self.boot_log(host)), SSHD, q(conf)))
+        with open(os.path.join(self.dir, "sshd_%s.log" % host["name"]), "a") as log:
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", host["ns"], "unshare", "--mount", "--propagation", "private",
                  "sh", "-c", script], stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         host["pid"] = proc.pid
         self._save()
+        return proc
 
     def _inventory(self, python):
         key = os.path.join(self.dir, "id_ed25519")
@@ -166,14 +200,15 @@ class Lab:
             "-o ServerAliveInterval=2 -o ServerAliveCountMax=3'" % self.dir,
             "ansible_python_interpreter=%s" % python, "ansible_pipelining=true",
             "lab_controller_ip=%s" % self.meta["controller"],
-            "lab_peer_ns=%s" % self.peer["ns"], "lab_peer_ip=%s" % self.peer["ip"], "",
+            "lab_peer_ns=%s" % self.peer["ns"], "lab_peer_ip=%s" % self.peer["ip"],
+            "persistence_unit_dir=%s" % UNIT_DIR, "",
         ]
         with open(self.inventory, "w") as fh:
             fh.write("\n".join(lines))
 
-    def _wait_ssh(self, timeout=20):
+    def _wait_ssh(self, timeout=20, hosts=None):
         deadline = time.time() + timeout
-        for h in self.hosts:
+        for h in hosts or self.hosts:
             while True:
                 probe = subprocess.run(
                     ["ssh", "-i", os.path.join(self.dir, "id_ed25519"), "-o", "BatchMode=yes",
@@ -183,10 +218,12 @@ class Lab:
                     check=False)
                 if probe.returncode == 0:
                     break
-                if time.time() > deadline:
+                gone = not _alive(h.get("pid"))
+                if gone or time.time() > deadline:
                     with open(os.path.join(self.dir, "sshd_%s.log" % h["name"])) as fh:
                         log = fh.read()
-                    raise RuntimeError("lab host %s did not answer on ssh: %s %s" % (h["name"], probe.stderr, log))
+                    raise RuntimeError("lab host %s did not answer on ssh%s: %s %s"
+                                       % (h["name"], " (its sshd exited)" if gone else "", probe.stderr, log))
                 time.sleep(0.2)
 
     # ---- helpers for tests and the demo --------------------------------
@@ -204,22 +241,75 @@ class Lab:
     def reconnect(self, host):
         sh(["ip", "link", "set", host["veth"], "up"])
 
+    # ---- reboot -------------------------------------------------------
+    def reboot(self, name):
+        """Power-cycle one host: its processes end, the kernel forgets its XDP and TC attachments, its
+        bpffs is new and empty, its disk stays; it boots (enabled units) and answers on SSH again."""
+        if not self.meta:
+            raise SystemExit("no lab in %s" % self.dir)
+        try:
+            host = self.host(name)
+        except StopIteration:
+            raise SystemExit("no host %r in the lab in %s (hosts: %s)"
+                             % (name, self.dir, ", ".join(h["name"] for h in self.hosts))) from None
+        self._stop(host)
+        self._detach(host)
+        self._start(host)
+        # the boot sequence runs before sshd: allow each ExecStart= on the disk its timeout
+        self._wait_ssh(timeout=20 + BOOT_TIMEOUT * _count_exec_start(os.path.join(self.disk(host), "systemd")),
+                       hosts=[host])
+        return host
+
+    def _close_master(self, host):
+        """The client side: Ansible's persistent SSH connection to this host."""
+        subprocess.run(["ssh", "-O", "exit", "-o", "ControlPath=%s/cp-%s" % (self.dir, host["ip"]), host["ip"]],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+    def _pids(self, host):
+        """The host side: sshd, every session it forked, anything else running in the host's namespace."""
+        pids = [int(p) for p in sh(["ip", "netns", "pids", host["ns"]], check=False).stdout.split()]
+        return [p for p in dict.fromkeys([host.get("pid")] + pids) if p and _alive(p)]
+
+    def _signal(self, host, sig):
+        for pid in self._pids(host):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def _stop(self, host, timeout=5):
+        self._close_master(host)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            self._signal(host, sig)
+            deadline = time.time() + timeout
+            while self._pids(host) and time.time() < deadline:
+                time.sleep(0.05)
+            if not self._pids(host):
+                return
+        raise RuntimeError("processes of lab host %s survived SIGKILL: %s" % (host["name"], self._pids(host)))
+
+    def _detach(self, host):
+        """What a reboot takes from the kernel: XDP programs (native and generic) and clsact qdiscs."""
+        ns = host["ns"]
+        links = sh(["ip", "-n", ns, "-o", "link", "show"]).stdout.splitlines()
+        for dev in [line.split(":")[1].strip().split("@")[0] for line in links if ":" in line]:
+            for mode in ("xdp", "xdpgeneric", "xdpdrv"):
+                sh(["ip", "-n", ns, "link", "set", "dev", dev, mode, "off"], check=False)
+            gone = sh(["tc", "-n", ns, "qdisc", "del", "dev", dev, "clsact"], check=False)
+            if gone.returncode and not re.search(r"no such|cannot find|invalid handle|no qdisc", gone.stderr, re.I):
+                raise RuntimeError("lab host %s: cannot delete clsact on %s: %s" % (host["name"], dev, gone.stderr))
+        left = sh(["ip", "-n", ns, "link", "show"]).stdout
+        if "prog/xdp" in left:
+            raise RuntimeError("lab host %s: an XDP program stayed attached after the reboot: %s"
+                               % (host["name"], left))
+
     # ---- down ---------------------------------------------------------
     def down(self):
         if not self.meta:
             return
         for h in self.hosts:
-            # the client side: Ansible's persistent SSH connections to this host
-            subprocess.run(["ssh", "-O", "exit", "-o", "ControlPath=%s/cp-%s" % (self.dir, h["ip"]), h["ip"]],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-            # the host side: sshd and every session it forked, all inside the host's namespace
-            pids = sh(["ip", "netns", "pids", h["ns"]], check=False).stdout.split()
-            for pid in [h.get("pid")] + [int(p) for p in pids]:
-                if pid:
-                    try:
-                        os.kill(pid, signal.SIGTERM)
-                    except ProcessLookupError:
-                        pass
+            self._close_master(h)
+            self._signal(h, signal.SIGTERM)
         for h in self.hosts:
             pid = h.get("pid")
             for _attempt in range(50):
@@ -238,17 +328,195 @@ class Lab:
         self.meta = None
 
 
+def _alive(pid):
+    """Whether pid runs (a zombie does not; one that is our child is reaped here)."""
+    if not pid:
+        return False
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+# ---- the boot sequence: `lab.py boot-units UNIT_DIR LOG`, run inside a host's mount namespace before sshd ----
+TARGET_ORDER = ["local-fs.target", "sysinit.target", "network-pre.target", "basic.target", "network.target",
+                "network-online.target", "multi-user.target", "graphical.target"]
+
+
+def _count_exec_start(unit_dir):
+    """How many ExecStart= lines the unit files under unit_dir hold (an upper bound for the boot's length)."""
+    count = 0
+    for root, _dirs, files in os.walk(unit_dir):
+        for name in files:
+            path = os.path.join(root, name)
+            if os.path.islink(path):
+                continue
+            try:
+                with open(path, errors="replace") as fh:
+                    count += sum(1 for line in fh if line.strip().startswith("ExecStart"))
+            except OSError:
+                pass
+    return count
+
+
+def enabled_units(unit_dir):
+    """[(unit name, the file it points to, the target that wants it)] for every unit enabled under unit_dir:
+    a symlink or a file in any *.target.wants/ there, targets in boot order, units by name, each unit once."""
+    if not os.path.isdir(unit_dir):
+        return []
+    wants = [d for d in os.listdir(unit_dir) if d.endswith(".target.wants")
+             and os.path.isdir(os.path.join(unit_dir, d))]
+    wants.sort(key=lambda d: (TARGET_ORDER.index(d[:-6]) if d[:-6] in TARGET_ORDER else len(TARGET_ORDER), d))
+    units = {}
+    for d in wants:
+        for name in sorted(os.listdir(os.path.join(unit_dir, d))):
+            path = os.path.join(unit_dir, d, name)
+            if name.endswith(".service") and name not in units:
+                units[name] = (name, os.path.realpath(path), d[:-6])
+    return list(units.values())
+
+
+def parse_unit(path):
+    """The [Service] section of a unit file: (environment, [(prefix, words)] for each ExecStart=)."""
+    with open(path) as fh:
+        text = re.sub(r"\\\n", " ", fh.read())
+    env, commands, section = {}, [], None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            continue
+        if section != "Service" or "=" not in line:
+            continue
+        key, value = (part.strip() for part in line.split("=", 1))
+        if key == "Environment":
+            for item in shlex.split(value):
+                if "=" in item:
+                    k, v = item.split("=", 1)
+                    env[k] = v
+        elif key == "ExecStart":
+            if not value:
+                commands = []  # an empty ExecStart= resets the list, as in systemd
+                continue
+            prefix = re.match(r"[-@:+!]*", value).group(0)
+            commands.append((prefix, value, shlex.split(value[len(prefix):])))
+    return env, commands
+
+
+def expand(words, env):
+    """systemd's variable expansion in ExecStart=: "$VAR" as a word becomes its whitespace-separated
+    words, "${VAR}" anywhere becomes its value, "$$" a single "$"."""
+    out = []
+    for word in words:
+        whole = re.fullmatch(r"\$(\w+)", word)
+        if whole:
+            out += env.get(whole.group(1), "").split()
+        else:
+            out.append(re.sub(r"\$\$|\$\{(\w+)\}",
+                              lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), ""), word))
+    return out
+
+
+def specifiers(words, unit):
+    """The few systemd specifiers a lab unit may use: %n (unit name), %N (without its suffix), %% (a %)."""
+    table = {"%": "%", "n": unit, "N": unit.rsplit(".", 1)[0]}
+    return [re.sub(r"%(.)", lambda m: table.get(m.group(1), m.group(0)), word) for word in words]
+
+
+def boot_units(unit_dir, log_path, timeout=BOOT_TIMEOUT):
+    """Run the ExecStart= commands of every enabled unit, one after another, each for at most timeout
+    seconds, output and exit status appended to log_path. Returns the number of units that failed."""
+    failed = 0
+    with open(log_path, "a") as log:
+        def say(text):
+            log.write(text + "\n")
+            log.flush()
+        units = enabled_units(unit_dir)
+        say("== boot started %s: %d enabled unit(s) in %s" % (time.strftime("%Y-%m-%dT%H:%M:%S"), len(units), unit_dir))
+        for name, path, target in units:
+            say("-- %s (%s, wanted by %s)" % (name, path, target))
+            try:
+                env, commands = parse_unit(path)
+            except (OSError, ValueError) as exc:
+                say("%s: cannot read the unit: %s" % (name, exc))
+                failed += 1
+                continue
+            env = dict({"PATH": BOOT_PATH}, **env)
+            for prefix, raw, words in commands:
+                argv = specifiers(words, name)
+                argv = argv if ":" in prefix else expand(argv, env)
+                executable = argv[0] if argv else None
+                if "@" in prefix:
+                    argv = argv[1:]
+                say("$ ExecStart=%s" % raw)
+                status = _run_command(executable, argv, env, log, timeout)
+                say("%s: ExecStart=%s: %s" % (name, raw, status if isinstance(status, str)
+                                              else "exit status %d" % status))
+                if status != 0:
+                    if "-" in prefix:
+                        say("%s: failure ignored (the command has a '-' prefix)" % name)
+                        continue
+                    say("%s: failed; its remaining ExecStart= lines are skipped" % name)
+                    failed += 1
+                    break
+        say("== boot finished: %d unit(s), %d failed" % (len(units), failed))
+    return failed
+
+
+def _run_command(executable, argv, env, log, timeout):
+    """Run one command; its exit status (a negative one for a signal), or a sentence why it did not run."""
+    if not executable or not argv:
+        return "empty command line"
+    try:
+        proc = subprocess.Popen(argv, executable=executable, env=env, cwd="/", stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=log, start_new_session=True)
+    except OSError as exc:
+        return "cannot start: %s" % exc
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        return "timed out after %d s, killed" % timeout
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["boot-units"]:  # hidden: the boot sequence, run by a host's start script
+        if len(argv) != 3:
+            raise SystemExit("usage: lab.py boot-units UNIT_DIR LOG")
+        boot_units(argv[1], argv[2])
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["up", "down", "status", "instances"])
-    parser.add_argument("count", nargs="?", type=int, default=3)
+    parser.add_argument("action", choices=["up", "down", "status", "instances", "reboot"])
+    parser.add_argument("target", nargs="?", default=None, help="up: how many hosts (3); reboot: which host")
     parser.add_argument("--dir", default=DEFAULT_DIR)
     parser.add_argument("--python", default=None, help="interpreter Ansible uses on lab hosts")
     args = parser.parse_args(argv)
     lab = Lab(args.dir)
     if args.action == "up":
-        lab.up(args.count, args.python)
+        try:
+            count = int(args.target or 3)
+        except ValueError:
+            parser.error("up takes a number of hosts, not %r" % args.target)
+        lab.up(count, args.python)
         print("lab up: %d hosts, inventory %s" % (len(lab.hosts), lab.inventory))
+    elif args.action == "reboot":
+        if not args.target:
+            parser.error("reboot takes the name of a host")
+        lab.reboot(args.target)
+        print("lab host %s rebooted, boot log %s" % (args.target, lab.boot_log(lab.host(args.target))))
     elif args.action == "down":
         lab.down()
         print("lab down")
