@@ -26,6 +26,7 @@ from .record.store import DEFAULT_STATE_DIR, StateStore, read_json, write_json
 
 MAX_TIMEOUT = 86400
 POLL_SECONDS = 0.5
+STALE_SECONDS = 30  # an arming this long past its deadline lost its timer (a crash): the next begin expires it
 
 
 def check_timeout(value) -> int:
@@ -52,16 +53,20 @@ def aborted_total(state_dir: str) -> int:
 def begin(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAULT_BPFFS, timeout=None,
           check_mode: bool = False, python: str | None = None) -> dict:
     """checkpoint.begin, then (with a timeout) arm the host's own rollback."""
+    if timeout is not None:
+        timeout = check_timeout(timeout)
+    armed = checkpoint.History(state_dir).armed()
+    if armed is not None and time.time() > armed["deadline"] + STALE_SECONDS and not check_mode:
+        expire(state_dir, bpffs_path, armed["token"], "its timer did not fire; the next begin found it expired")
     if timeout is None:
         return checkpoint.begin(state_dir, check_mode)
-    timeout = check_timeout(timeout)
     result = checkpoint.begin(state_dir, check_mode)
     result.update(confirm_timeout=timeout, armed=not check_mode)
     if check_mode:
         return result
     history = checkpoint.History(state_dir)
     with StateStore(state_dir).lock():
-        installed = tool.install(state_dir)
+        installed = tool.install(state_dir, python=python)
         now = time.time()
         armed = {"token": secrets.token_hex(8), "timeout": timeout, "deadline": now + timeout,
                  "armed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "bpffs": bpffs_path,

@@ -131,7 +131,7 @@ def install(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAU
             unit_dir: str = "/etc/systemd/system", python: str | None = None, wait: float = 30.0,
             check_mode: bool = False) -> dict:
     """Install the host tool and the enabled restore unit; {changed, tool, unit, enabled}."""
-    installed = tool.install(state_dir, check_mode)
+    installed = tool.install(state_dir, check_mode, python=python)
     unit = os.path.join(unit_dir, UNIT_NAME)
     link = os.path.join(unit_dir, WANTED_BY + ".wants", UNIT_NAME)
     text = unit_text(python=python or sys.executable, tool_file=installed["path"], state_dir=state_dir,

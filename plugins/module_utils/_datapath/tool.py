@@ -15,6 +15,8 @@ import ast
 import importlib.util
 import io
 import os
+import subprocess
+import sys
 import tempfile
 import zipfile
 
@@ -58,7 +60,8 @@ def _imports(name: str, source: str, is_package: bool):
 
 def sources() -> dict:
     """{module name: (source, is package)} of the engine modules the tool needs."""
-    found, todo = {}, ["%s.%s" % (PACKAGE, root) for root in ROOTS] + [PACKAGE]
+    roots = ["%s.%s" % (PACKAGE, root) for root in ROOTS]
+    found, todo = {}, roots + [PACKAGE]
     while todo:
         name = todo.pop()
         if name in found or not name.startswith(PACKAGE):
@@ -74,6 +77,10 @@ def sources() -> dict:
         parent = name.rpartition(".")[0]
         if parent.startswith(PACKAGE):
             todo.append(parent)
+    missing = [r for r in roots if r not in found]
+    if missing:  # the caller's payload lacks the entry module: a tool built now could not start
+        raise DatapathError("the engine module %s is not available to build the host tool; import it in the module "
+                            "that installs the tool." % missing[0])
     return found
 
 
@@ -95,8 +102,8 @@ def build() -> bytes:
     return out.getvalue()
 
 
-def install(state_dir: str, check_mode: bool = False) -> dict:
-    """Write the zipapp to <state_dir>/lib/wirespeed.pyz unless it holds these bytes already."""
+def install(state_dir: str, check_mode: bool = False, python: str | None = None) -> dict:
+    """Write the zipapp to <state_dir>/lib/wirespeed.pyz unless it holds these bytes already; a new one must start."""
     path = tool_path(state_dir)
     data = build()
     try:
@@ -114,6 +121,12 @@ def install(state_dir: str, check_mode: bool = False) -> dict:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o600)
+        started = subprocess.run([python or sys.executable, tmp, "--help"], capture_output=True, text=True,
+                                 check=False, cwd="/", env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        if started.returncode != 0:
+            os.unlink(tmp)
+            raise DatapathError("the host tool built for %s does not start (%s); the previous one was kept."
+                                % (path, (started.stderr.strip().splitlines() or ["no output"])[-1]))
         os.replace(tmp, path)
     except OSError as exc:
         raise DatapathError("the host tool cannot be written to %s (%s); set state_dir to a writable path."
