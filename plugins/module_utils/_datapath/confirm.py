@@ -52,35 +52,40 @@ def aborted_total(state_dir: str) -> int:
 
 def begin(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAULT_BPFFS, timeout=None,
           check_mode: bool = False, python: str | None = None) -> dict:
-    """checkpoint.begin, then (with a timeout) arm the host's own rollback."""
+    """checkpoint.begin, then (with a timeout) arm the host's own rollback; all under the host lock."""
     if timeout is not None:
         timeout = check_timeout(timeout)
-    armed = checkpoint.History(state_dir).armed()
+    with StateStore(state_dir).lock():  # first: refuses a state directory that cannot be written, by name
+        return _begin(state_dir, bpffs_path, timeout, check_mode, python)
+
+
+def _begin(state_dir, bpffs_path, timeout, check_mode, python) -> dict:
+    history = checkpoint.History(state_dir)
+    armed = history.armed()
     if armed is not None and time.time() > armed["deadline"] + STALE_SECONDS and not check_mode:
         expire(state_dir, bpffs_path, armed["token"], "its timer did not fire; the next begin found it expired")
-    if timeout is None:
-        return checkpoint.begin(state_dir, check_mode)
     result = checkpoint.begin(state_dir, check_mode)
+    if timeout is None:
+        return result
     result.update(confirm_timeout=timeout, armed=not check_mode)
     if check_mode:
         return result
-    history = checkpoint.History(state_dir)
-    with StateStore(state_dir).lock():
-        installed = tool.install(state_dir, python=python)
-        now = time.time()
-        armed = {"token": secrets.token_hex(8), "timeout": timeout, "deadline": now + timeout,
-                 "armed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "bpffs": bpffs_path,
-                 "aborted": aborted_total(state_dir)}
-        write_json(history.armed_path, armed)
-        try:
-            armed["timer"] = _start_timer(state_dir, bpffs_path, armed, installed["path"], python or sys.executable)
-        except Exception:
-            history.disarm()
-            raise
-        write_json(history.armed_path, armed)
-        if os.path.exists(_unconfirmed_path(history)):
-            os.unlink(_unconfirmed_path(history))
-    result.update(deadline=armed["armed_at"], timer=armed["timer"]["kind"])
+    installed = tool.install(state_dir, python=python)
+    now = time.time()
+    armed = {"token": secrets.token_hex(8), "timeout": timeout, "deadline": now + timeout,
+             "armed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "bpffs": bpffs_path,
+             "aborted": aborted_total(state_dir)}
+    write_json(history.armed_path, armed)
+    try:
+        armed["timer"] = _start_timer(state_dir, bpffs_path, armed, installed["path"], python or sys.executable)
+    except Exception:
+        history.disarm()
+        raise
+    write_json(history.armed_path, armed)
+    if os.path.exists(_unconfirmed_path(history)):
+        os.unlink(_unconfirmed_path(history))
+    result.update(deadline=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(armed["deadline"])),
+                  timer=armed["timer"]["kind"])
     return result
 
 
