@@ -108,3 +108,42 @@ def test_a_confirmed_change_stays_and_survives_a_reboot(lab):
     assert chain(lab, h1)[0] == ["firewall", "ssh_limiter"]
     again = playbook(lab, SITE, check=True, limit=h1["name"])  # the confirmed deny list came back, 192.0.2.0/24 too
     assert again["rc"] == 0 and again["stats"][h1["name"]]["changed"] == 0
+
+
+PROBE_FAILS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "probe_fails.yml")
+CONFIRM = "Confirm (refused when XDP_ABORTED rose); the datapath becomes the one restored at boot"
+
+
+def test_a_failed_health_probe_takes_the_change_back_and_reports_it(lab):
+    group_vars(lab, [lab.peer["ip2"] + "/32"])
+    assert playbook(lab, SITE)["rc"] == 0
+    h1, h2 = lab.hosts
+    with open(os.path.join(lab.dir, "group_vars", "lab.yml")) as fh:
+        data = yaml.safe_load(fh)
+    data["firewall_port_rules"] = [{"proto": "udp", "port": 7000}]  # the change: now port 7000 drops
+    with open(os.path.join(lab.dir, "group_vars", "lab.yml"), "w") as fh:
+        yaml.safe_dump(data, fh)
+    out = playbook(lab, SITE, limit=h1["name"], wirespeed_confirm_timeout=60, wirespeed_health_probe=PROBE_FAILS)
+    assert out["rc"] != 0 and out["stats"][h1["name"]]["failures"] == 1
+    report = out["Report the host as rolled back"][h1["name"]]["msg"]
+    assert "probe failed - the service does not answer" in report and "was rolled back" in report
+    assert CONFIRM not in out or h1["name"] not in out[CONFIRM] or not out[CONFIRM][h1["name"]].get("confirmed")
+    net = LabNet(lab, h1)
+    assert net.udp(7000, 10) == 10 and net.udp(7001, 10) == 0  # the datapath before the change, on its own
+    assert LabNet(lab, h2).udp(7000, 10) == 10  # and the host outside the batch never changed
+
+
+@pytest.mark.parametrize("extra,message", [
+    ({"wirespeed_confirm_timeout": 0}, "wirespeed_confirm_timeout is 0; give whole seconds from 1 to 86400"),
+    ({"wirespeed_confirm_timeout": "soon"}, "wirespeed_confirm_timeout is soon; give whole seconds"),
+    ({"wirespeed_confirm_timeout": 90000}, "wirespeed_confirm_timeout is 90000; give whole seconds"),
+    ({"wirespeed_confirm_timeout": 30, "wirespeed_health_probe": "/nonexistent/probe.yml"},
+     "wirespeed_health_probe /nonexistent/probe.yml is not a file on the controller"),
+])
+def test_bad_run_variables_are_refused_before_any_host_changes(lab, extra, message):
+    group_vars(lab, [lab.peer["ip2"] + "/32", "198.51.100.0/24"])  # would change every host
+    out = playbook(lab, SITE, **extra)
+    assert out["rc"] != 0
+    failed = out["Check the run's own variables before any host changes"]
+    assert any(message in r.get("msg", "") for r in failed.values()), failed
+    assert all(out["stats"][h["name"]]["changed"] == 0 for h in lab.hosts)
