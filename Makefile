@@ -25,7 +25,7 @@ export ANSIBLE_PYTHON_INTERPRETER := $(CURDIR)/$(VENV)/bin/python
 help:
 	@echo "make demo   # lab fleet, site.yml, attackers and legit traffic, status table, rollback, clean up"
 	@echo "make test   # every test (lint, sanity, unit, real kernel, Ansible on the lab, molecule)"
-	@echo "make bench  # map sync vs ipset/nft, ns/packet per program, veth Mpps vs nftables/iptables"
+	@echo "make bench  # map sync vs ipset/nft, ns/packet per program, veth Mpps vs nftables/iptables, fleet cost vs ping"
 
 root-check:
 	@test "$$(id -u)" = 0 || { echo "run as root: the tests and the demo load BPF programs and create namespaces" >&2; exit 1; }
@@ -88,6 +88,7 @@ bench: deps
 	$(PY) bench/map_sync.py --rounds 7 $(BENCH_ARGS)
 	$(PY) bench/programs.py
 	$(PY) bench/veth_mpps.py
+	$(PY) bench/fleet.py --hosts 5,10
 
 lab-up: deps
 	$(PY) tests/lab/lab.py up 3

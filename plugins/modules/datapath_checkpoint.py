@@ -158,11 +158,7 @@ actions:
 """
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import PATHS_ARGUMENT_SPEC, DatapathModule
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import (  # restore: the host tool's entry
-    checkpoint,
-    confirm,
-    restore,  # noqa: F401
-)
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import checkpoint, confirm
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
 
 ARGUMENT_SPEC = dict(

@@ -38,6 +38,13 @@ options:
       - Also report what the host offers the datapath under C(host), for preflight checks of roles.
     type: bool
     default: false
+  datapath:
+    description:
+      - Report the datapath of the interfaces under C(datapath). C(false) with O(host=true) reads only the
+        host's facts, which is all a preflight needs.
+    type: bool
+    default: true
+    version_added: 0.2.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - wirespeed.datapath.program.paths
@@ -57,7 +64,7 @@ EXAMPLES = r"""
 RETURN = r"""
 datapath:
   description: Interface name to its XDP state.
-  returned: always
+  returned: unless datapath is false
   type: dict
   contains:
     ifindex:
@@ -132,12 +139,14 @@ ARGUMENT_SPEC = dict(
     PATHS_ARGUMENT_SPEC,
     interfaces=dict(type="list", elements="str"),
     host=dict(type="bool", default=False),
+    datapath=dict(type="bool", default=True),
 )
 
 
 def run(params, check_mode, diff_mode):
-    result = {"changed": False,
-              "datapath": info.gather(params["interfaces"], params["bpffs"], params["state_dir"])}
+    result = {"changed": False}
+    if params["datapath"]:
+        result["datapath"] = info.gather(params["interfaces"], params["bpffs"], params["state_dir"])
     if params["host"]:
         result["host"] = host.facts(params["bpffs"])
     return result

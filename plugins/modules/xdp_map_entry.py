@@ -82,6 +82,42 @@ options:
     description: Return the map's entries after the task, decoded like the input (per-CPU values summed).
     type: bool
     default: false
+  maps:
+    description:
+      - Several maps of the program named by O(interface) and O(name), synced in one task instead of one
+        task per map. Every entry of every map is checked before any map changes, and a kernel refusal in
+        one map puts back the maps already written.
+      - Not together with O(map), O(path), O(key), O(entries) or O(return_entries).
+    type: list
+    elements: dict
+    version_added: 0.2.0
+    suboptions:
+      map:
+        description: Name of the map in the program.
+        type: str
+        required: true
+      entries:
+        description: Its entries, in any form O(entries) takes.
+        type: raw
+      key_type:
+        description: As O(key_type).
+        type: str
+        choices: [be16, be32, bool, hex, ifindex, ipv4, ipv4_cidr, ipv6, ipv6_cidr, mac, port, proto,
+                  proto_port, s16, s32, s64, s8, u16, u32, u64, u8]
+      value_type:
+        description: As O(value_type).
+        type: str
+        choices: [be16, be32, bool, hex, ifindex, ipv4, ipv4_cidr, ipv6, ipv6_cidr, mac, port, proto,
+                  proto_port, s16, s32, s64, s8, u16, u32, u64, u8]
+      exclusive:
+        description: As O(exclusive).
+        type: bool
+        default: false
+      state:
+        description: As O(state).
+        type: str
+        choices: [present, absent]
+        default: present
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - wirespeed.datapath.program.paths
@@ -113,6 +149,15 @@ EXAMPLES = r"""
     entries:
       22: 5
       443: 100
+
+- name: Every map of the firewall on eth0 in one task
+  wirespeed.datapath.xdp_map_entry:
+    interface: eth0
+    name: firewall
+    maps:
+      - {map: deny_v4, key_type: ipv4, entries: [203.0.113.7], exclusive: true}
+      - {map: deny_net_v4, entries: [192.0.2.0/24], exclusive: true}
+      - {map: deny_ports, entries: [udp/7001], exclusive: true}
 
 - name: Read the drop counters
   wirespeed.datapath.xdp_map_entry:
@@ -158,10 +203,17 @@ entries:
   returned: when return_entries is true
   type: list
   elements: dict
+maps:
+  description: With O(maps), the result of each map by name (added, removed, updated, path, map_type, key_type,
+    value_type).
+  returned: when maps is given
+  type: dict
+  sample: {"deny_v4": {"added": 1, "removed": 0, "updated": 0, "changed": true, "map_type": "hash"}}
 """
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import PATHS_ARGUMENT_SPEC, DatapathModule
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import mapsync
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.types.codecs import TYPE_NAMES
 
 ARGUMENT_SPEC = dict(
@@ -178,10 +230,24 @@ ARGUMENT_SPEC = dict(
     key_type=dict(type="str", choices=TYPE_NAMES, no_log=False),
     value_type=dict(type="str", choices=TYPE_NAMES),
     return_entries=dict(type="bool", default=False),
+    maps=dict(type="list", elements="dict", options=dict(
+        map=dict(type="str", required=True),
+        entries=dict(type="raw"),
+        key_type=dict(type="str", choices=TYPE_NAMES, no_log=False),
+        value_type=dict(type="str", choices=TYPE_NAMES),
+        exclusive=dict(type="bool", default=False),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+    )),
 )
 
 
 def run(params, check_mode, diff_mode):
+    if params["maps"] is not None:
+        return mapsync.sync_all(params["maps"], interface=params["interface"], name=params["name"],
+                                bpffs_path=params["bpffs"], check_mode=check_mode, diff=diff_mode,
+                                state_dir=params["state_dir"])
+    if not params["map"] and not params["path"]:
+        raise DatapathError("name the map with map (or path), or give several with maps.")
     path = mapsync.map_path(params["path"], interface=params["interface"], name=params["name"],
                             map_name=params["map"], bpffs_path=params["bpffs"])
     return mapsync.sync(path, key=params["key"], value=params["value"], entries=params["entries"],
@@ -193,9 +259,11 @@ def run(params, check_mode, diff_mode):
 def main():
     DatapathModule(
         ARGUMENT_SPEC,
-        mutually_exclusive=[("path", "interface"), ("key", "entries")],
-        required_together=[("interface", "name", "map")],
+        mutually_exclusive=[("path", "interface"), ("key", "entries"), ("maps", "map"), ("maps", "key"),
+                            ("maps", "entries"), ("maps", "return_entries")],
+        required_together=[("interface", "name")],
         required_one_of=[("path", "interface")],
+        required_by={"maps": ("interface", "name"), "map": ("interface", "name")},
     ).run(run)
 
 

@@ -70,7 +70,8 @@ def _begin(state_dir, bpffs_path, timeout, check_mode, python) -> dict:
     result.update(confirm_timeout=timeout, armed=not check_mode)
     if check_mode:
         return result
-    installed = tool.install(state_dir, python=python)
+    from . import restore  # the host tool's entry module (it imports this one): its code goes into the tool
+    installed = tool.install(state_dir, entry=restore.__name__, python=python)
     now = time.time()
     armed = {"token": secrets.token_hex(8), "timeout": timeout, "deadline": now + timeout,
              "armed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "bpffs": bpffs_path,
@@ -152,9 +153,9 @@ def confirm(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAU
             if done is not None:
                 if not check_mode:
                     os.unlink(_unconfirmed_path(history))
+                when = (done["armed_at"], done["rolled_back_at"], done["reason"])
                 raise DatapathError("the change begun at %s was rolled back by the host itself at %s because %s; "
-                                    "its previous datapath runs again." % (done["armed_at"], done["rolled_back_at"],
-                                                                          done["reason"]), code="rolled_back")
+                                    "its previous datapath runs again." % when, code="rolled_back")
             return {"changed": False, "confirmed": False,
                     "msg": "nothing on this host is waiting for a confirm; there is no change to confirm."}
         rise = (armed.get("aborted", 0), aborted_total(state_dir))

@@ -9,6 +9,7 @@ kernel refusal half-way puts back exactly what the map held.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import heapq
 import os
@@ -205,7 +206,7 @@ class Sync:
                 values = self._blank() * len(keys)
             m.write_packed(keys, values)
         except OSError as exc:
-            self._restore()
+            self.restore()
             limit = ""
             if exc.errno in (errno.E2BIG, errno.ENOSPC, errno.ENOMEM):
                 limit = " (max_entries %d, needed %d)" % (m.max_entries,
@@ -213,7 +214,8 @@ class Sync:
             raise DatapathError("the kernel refused the update of %s: %s%s; the map was put back as it was."
                                 % (m.path, os.strerror(exc.errno), limit)) from None
 
-    def _restore(self):
+    def restore(self):
+        """Put back what the map held when this sync was planned."""
         m = self.map
         now = m.dump()
         extra = [k for k in now if k not in self.current]
@@ -328,18 +330,76 @@ def _sync(path, wanted, state, exclusive, key_type, value_type, check_mode, retu
     if check_mode and state == "present" and not os.path.exists(path):
         return _unpinned_preview(path, wanted, diff)
     with PinnedMap(path) as pinned:
-        typing = MapTypes(pinned, key_type, value_type, wanted.keys[:GUESS_SAMPLE], wanted.values[:GUESS_SAMPLE])
-        change = Sync(pinned, typing, wanted, state, exclusive)
-        result = {
-            "changed": change.changed, "path": path, "map_type": pinned.type_name,
-            "key_type": typing.key.name, "value_type": typing.value.name,
-            "added": len(change.add), "removed": len(change.remove), "updated": len(change.update),
-        }
-        if diff:  # rendering sorts the change: only when someone will read it
-            result["diff"] = {"before_header": path, "after_header": path, "prepared": change.diff()}
+        change, result = _plan(pinned, wanted, state, exclusive, key_type, value_type, diff)
         if change.changed and not check_mode:
             change.apply()
         if return_entries:
             contents = pinned.dump() if change.changed and not check_mode else change.current
-            result["entries"] = decode_entries(pinned, typing, contents)
+            result["entries"] = decode_entries(pinned, change.typing, contents)
         return result
+
+
+def _plan(pinned, wanted, state, exclusive, key_type, value_type, diff):
+    """(the Sync that makes pinned hold wanted, the result keys that describe it); changes nothing."""
+    typing = MapTypes(pinned, key_type, value_type, wanted.keys[:GUESS_SAMPLE], wanted.values[:GUESS_SAMPLE])
+    change = Sync(pinned, typing, wanted, state, exclusive)
+    result = {
+        "changed": change.changed, "path": pinned.path, "map_type": pinned.type_name,
+        "key_type": typing.key.name, "value_type": typing.value.name,
+        "added": len(change.add), "removed": len(change.remove), "updated": len(change.update),
+    }
+    if diff:  # rendering sorts the change: only when someone will read it
+        result["diff"] = {"before_header": pinned.path, "after_header": pinned.path, "prepared": change.diff()}
+    return change, result
+
+
+def sync_all(specs: list, *, interface: str, name: str, bpffs_path: str = bpffs.DEFAULT_BPFFS,
+             check_mode: bool = False, diff: bool = True, state_dir: str | None = None) -> dict:
+    """Several maps of one program in one go: every entry of every map is checked before any map changes,
+    and a kernel refusal in one map puts back the maps already written.
+
+    specs: [{map, entries, key_type, value_type, exclusive, state}]. Returns {changed, maps: {map: result},
+    diff: [one per map]}.
+    """
+    paths = [(spec, map_path(interface=interface, name=name, map_name=spec.get("map"), bpffs_path=bpffs_path))
+             for spec in specs]
+    with StateStore(state_dir).lock() if state_dir else contextlib.nullcontext():
+        opened, plans = [], []
+        try:
+            for spec, path in paths:
+                wanted = normalize(entries=spec.get("entries") or [])
+                state = spec.get("state") or "present"
+                if check_mode and state == "present" and not os.path.exists(path):
+                    plans.append((spec, None, _unpinned_preview(path, wanted, diff)))
+                    continue
+                pinned = PinnedMap(path)
+                opened.append(pinned)
+                try:
+                    change, result = _plan(pinned, wanted, state, bool(spec.get("exclusive")), spec.get("key_type"),
+                                           spec.get("value_type"), diff)
+                except DatapathError as exc:
+                    raise DatapathError("map %s: %s" % (spec["map"], exc.message)) from None
+                plans.append((spec, change, result))
+            if not check_mode:
+                _apply_all([change for _spec, change, _result in plans if change is not None and change.changed])
+        finally:
+            for pinned in opened:
+                pinned.close()
+    out = {"changed": any(r["changed"] for _s, _c, r in plans), "maps": {}}
+    for spec, _change, result in plans:
+        if diff:
+            out.setdefault("diff", []).append(result.pop("diff"))
+        out["maps"][spec["map"]] = result
+    return out
+
+
+def _apply_all(changes) -> None:
+    done = []
+    try:
+        for change in changes:
+            change.apply()  # puts its own map back when the kernel refuses
+            done.append(change)
+    except DatapathError:
+        for change in reversed(done):
+            change.restore()
+        raise

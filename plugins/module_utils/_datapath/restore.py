@@ -60,8 +60,7 @@ def restore(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAU
         if boot is None:
             report["msg"] = "no boot datapath is recorded in %s; nothing to restore." % state_dir
             return report
-        programs = sorted(boot["programs"], key=lambda p: (p["interface"], checkpoint._record(p).priority or 0,
-                                                            p["name"]))
+        programs = sorted(boot["programs"], key=_chain_order)
         missing = wait_for_interfaces({p["interface"] for p in programs}, wait)
         bpffs.ensure_bpffs(bpffs_path)
         for p in programs:
@@ -75,6 +74,10 @@ def restore(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAU
                 report["removed"].append("%s/%s" % (ifname, name))
     report["ok"] = all(p["result"] in ("restored", "running") for p in report["programs"])
     return report
+
+
+def _chain_order(p) -> tuple:
+    return p["interface"], checkpoint._record(p).priority or 0, p["name"]
 
 
 def _restore_one(p, missing, bpffs_path, state_dir) -> dict:
@@ -101,8 +104,8 @@ WANTED_BY = "multi-user.target"
 
 def unit_text(*, python: str, tool_file: str, state_dir: str, bpffs_path: str, wait: float) -> str:
     """The systemd unit that restores the boot datapath before the network comes up."""
-    command = " ".join(shlex.quote(a) for a in [python, tool_file, "restore", "--state-dir", state_dir,
-                                                 "--bpffs", bpffs_path, "--wait", "%g" % wait])
+    argv = [python, tool_file, "restore", "--state-dir", state_dir, "--bpffs", bpffs_path, "--wait", "%g" % wait]
+    command = " ".join(shlex.quote(a) for a in argv)
     return "\n".join([
         "# Written by wirespeed.datapath (role persistence); changes here are overwritten.",
         "[Unit]",
@@ -131,7 +134,7 @@ def install(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAU
             unit_dir: str = "/etc/systemd/system", python: str | None = None, wait: float = 30.0,
             check_mode: bool = False) -> dict:
     """Install the host tool and the enabled restore unit; {changed, tool, unit, enabled}."""
-    installed = tool.install(state_dir, check_mode, python=python)
+    installed = tool.install(state_dir, entry=__name__, check_mode=check_mode, python=python)
     unit = os.path.join(unit_dir, UNIT_NAME)
     link = os.path.join(unit_dir, WANTED_BY + ".wants", UNIT_NAME)
     text = unit_text(python=python or sys.executable, tool_file=installed["path"], state_dir=state_dir,
@@ -204,11 +207,7 @@ def main(argv=None) -> int:
         else:
             report = confirm.expire(args.state_dir, args.bpffs, args.token)
     except DatapathError as exc:
-        print(json.dumps({"ok": False, "msg": exc.message}), flush=True)
-        return 1
-    print(json.dumps(dict(report, at=_now()), sort_keys=True), flush=True)
+        report = {"ok": False, "msg": exc.message}
+    sys.stdout.write(json.dumps(dict(report, at=_now()), sort_keys=True) + "\n")
+    sys.stdout.flush()
     return 0 if report.get("ok", True) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

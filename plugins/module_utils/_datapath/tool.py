@@ -1,7 +1,8 @@
 """The host tool: this engine packed as one zipapp (`python3 wirespeed.pyz restore|watchdog|expire`), no Ansible needed.
 
 The zipapp is built on the host from the very sources the running module
-imported (the module's own payload), so the boot-time restore and the
+imported (the module's own payload): the entry module (restore, whose main()
+is the command line) and what it imports. So the boot-time restore and the
 commit-confirmed watchdog run the same engine code as the task that armed
 them, not a copy of it. Its bytes are deterministic, so installing it again
 is a no-op.
@@ -23,11 +24,9 @@ import zipfile
 from .errors import DatapathError
 
 PACKAGE = __name__.rpartition(".")[0]  # ansible_collections.wirespeed.datapath.plugins.module_utils._datapath
-ROOTS = ("restore",)  # the tool's entry module; everything it imports, relatively, comes along
 TOOL_NAME = "wirespeed.pyz"
-MAIN = ("import sys\n"
-        "from %s import restore\n"
-        "sys.exit(restore.main())\n" % PACKAGE)
+MAIN = ("from " + PACKAGE + " import %s as entry\n"
+        "raise SystemExit(entry.main())\n")
 _STAMP = (2020, 1, 1, 0, 0, 0)
 
 
@@ -58,9 +57,9 @@ def _imports(name: str, source: str, is_package: bool):
             yield "%s.%s" % (base, alias.name)
 
 
-def sources() -> dict:
-    """{module name: (source, is package)} of the engine modules the tool needs."""
-    roots = ["%s.%s" % (PACKAGE, root) for root in ROOTS]
+def sources(entry: str) -> dict:
+    """{module name: (source, is package)} of the entry module and every engine module it imports, relatively."""
+    roots = [entry]
     found, todo = {}, roots + [PACKAGE]
     while todo:
         name = todo.pop()
@@ -84,13 +83,13 @@ def sources() -> dict:
     return found
 
 
-def build() -> bytes:
+def build(entry: str) -> bytes:
     """The zipapp's bytes: the engine modules, empty parents of the package, and __main__."""
-    files = {"__main__.py": MAIN}
+    files = {"__main__.py": MAIN % entry.rpartition(".")[2]}
     parts = PACKAGE.split(".")
     for depth in range(1, len(parts)):
         files["/".join(parts[:depth]) + "/__init__.py"] = ""
-    for name, (source, is_package) in sources().items():
+    for name, (source, is_package) in sources(entry).items():
         path = name.replace(".", "/") + ("/__init__.py" if is_package else ".py")
         files[path] = source
     out = io.BytesIO()
@@ -102,10 +101,10 @@ def build() -> bytes:
     return out.getvalue()
 
 
-def install(state_dir: str, check_mode: bool = False, python: str | None = None) -> dict:
+def install(state_dir: str, *, entry: str, check_mode: bool = False, python: str | None = None) -> dict:
     """Write the zipapp to <state_dir>/lib/wirespeed.pyz unless it holds these bytes already; a new one must start."""
     path = tool_path(state_dir)
-    data = build()
+    data = build(entry)
     try:
         with open(path, "rb") as fh:
             same = fh.read() == data
