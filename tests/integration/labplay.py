@@ -2,6 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Running ansible-playbook against a lab fleet from tests, and sending traffic to its hosts."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -17,7 +18,7 @@ BIN = os.path.dirname(sys.executable)
 CALLBACKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
 PLAYBOOKS = os.path.join(REPO, "playbooks")
 
-__all__ = ["Lab", "LabNet", "playbook"]
+__all__ = ["Lab", "LabNet", "playbook", "running_lab"]
 
 
 def playbook(lab, book, check=False, diff=False, limit=None, **extra):
@@ -41,6 +42,17 @@ def playbook(lab, book, check=False, diff=False, limit=None, **extra):
     tasks["stats"] = out["stats"]
     tasks["rc"] = proc.returncode
     return tasks
+
+
+@contextlib.contextmanager
+def running_lab(tmp_path_factory, name, hosts):
+    """A lab of `hosts` hosts for a test module, taken down afterwards even when the tests failed."""
+    lab = Lab(str(tmp_path_factory.mktemp(name) / "lab"))
+    lab.up(hosts, python=sys.executable)
+    try:
+        yield lab
+    finally:
+        lab.down()
 
 
 def LabNet(lab, host):

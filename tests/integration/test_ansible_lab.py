@@ -5,11 +5,10 @@
 import json
 import os
 import re
-import sys
 
 import pytest
 from conftest import BPF, TEST_BPF
-from labplay import Lab, LabNet
+from labplay import LabNet, running_lab
 from labplay import playbook as run_playbook
 
 PLAYBOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "xdp.yml")
@@ -19,12 +18,8 @@ DROP_PORT = os.path.join(BPF, "examples", "drop_port.bpf.c")
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    fleet = Lab(str(tmp_path_factory.mktemp("lab") / "lab"))
-    fleet.up(2, python=sys.executable)
-    try:
+    with running_lab(tmp_path_factory, "lab", 2) as fleet:
         yield fleet
-    finally:
-        fleet.down()
 
 
 def playbook(lab, check=False, diff=False, limit=None, book=PLAYBOOK, **extra):

@@ -3,11 +3,10 @@
 """site.yml, rollback.yml and status.yml on a lab fleet of five hosts, proven by traffic from a peer."""
 
 import os
-import sys
 
 import pytest
 import yaml
-from labplay import PLAYBOOKS, Lab, LabNet, playbook
+from labplay import PLAYBOOKS, LabNet, playbook, running_lab
 
 SITE = os.path.join(PLAYBOOKS, "site.yml")
 ROLLBACK = os.path.join(PLAYBOOKS, "rollback.yml")
@@ -19,12 +18,8 @@ DEPLOY = "wirespeed.datapath.firewall : Deploy the firewall program"
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    lab = Lab(str(tmp_path_factory.mktemp("fleet") / "lab"))
-    lab.up(HOSTS, python=sys.executable)
-    try:
+    with running_lab(tmp_path_factory, "fleet", HOSTS) as lab:
         yield lab
-    finally:
-        lab.down()
 
 
 def group_vars(lab, **extra):

@@ -6,13 +6,12 @@ survives a reboot."""
 
 import os
 import subprocess
-import sys
 import time
 
 import pytest
 import yaml
 from conftest import TEST_BPF
-from labplay import PLAYBOOKS, Lab, LabNet, playbook
+from labplay import PLAYBOOKS, LabNet, playbook, running_lab
 
 SITE = os.path.join(PLAYBOOKS, "site.yml")
 STATUS = os.path.join(PLAYBOOKS, "status.yml")
@@ -21,12 +20,8 @@ LOCKOUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    lab = Lab(str(tmp_path_factory.mktemp("lockout") / "lab"))
-    lab.up(2, python=sys.executable)
-    try:
-        yield lab
-    finally:
-        lab.down()
+    with running_lab(tmp_path_factory, "lockout", 2) as fleet:
+        yield fleet
 
 
 def group_vars(lab, deny):

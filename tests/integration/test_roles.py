@@ -5,25 +5,20 @@ datapath that was running stays as it was."""
 
 import os
 import re
-import sys
 
 import pytest
-from labplay import PLAYBOOKS, Lab, LabNet, playbook
+from labplay import PLAYBOOKS, LabNet, playbook, running_lab
 
 ROLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "role.yml")
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    fleet = Lab(str(tmp_path_factory.mktemp("roles") / "lab"))
-    fleet.up(1, python=sys.executable)
-    try:
+    with running_lab(tmp_path_factory, "roles", 1) as fleet:
         first = playbook(fleet, ROLE, role_under_test="firewall", firewall_interfaces=["eth0"],
                          firewall_deny=[fleet.peer["ip2"]], firewall_port_rules=[{"proto": "udp", "port": 7001}])
         assert first["stats"]["lab1"]["failures"] == 0, first
         yield fleet
-    finally:
-        fleet.down()
 
 
 def xdp_id(lab):
