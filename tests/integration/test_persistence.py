@@ -145,8 +145,62 @@ def test_an_unconfirmed_change_is_taken_back_by_the_host_itself(dut):
     with netns(dut.dut), pytest.raises(DatapathError) as err:
         confirm.confirm(dut.state_dir, bpffs_path=dut.bpffs)
     assert err.value.code == "rolled_back" and "was not confirmed within 3 s" in err.value.message
+    with pytest.raises(DatapathError) as err:  # the run that began it must not go on changing the host
+        dut.deploy("dp", config={"drop_port": 7002}, priority=10)
+    assert err.value.code == "rolled_back" and "this run stops here" in err.value.message
+    assert dut.udp(7001, 5) == 5
     with netns(dut.dut):
+        taken = confirm.abort(dut.state_dir, bpffs_path=dut.bpffs)
+        assert taken["rolled_back"] and "back by itself" in taken["msg"]
         assert confirm.confirm(dut.state_dir)["msg"].startswith("nothing on this host is waiting")
+
+
+def kill_watchdog(dut):
+    pid = checkpoint.History(dut.state_dir).armed()["timer"]["pid"]
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+
+
+def test_a_confirm_after_the_deadline_rolls_back_even_when_the_timer_died(dut):
+    converge(dut, peer_denied=False)
+    with netns(dut.dut):
+        confirm.begin(dut.state_dir, bpffs_path=dut.bpffs, timeout=1)
+    kill_watchdog(dut)
+    dut.deploy("dp", config={"drop_port": 7001}, priority=10)
+    time.sleep(1.5)
+    with netns(dut.dut), pytest.raises(DatapathError) as err:
+        confirm.confirm(dut.state_dir, bpffs_path=dut.bpffs)
+    assert err.value.code == "rolled_back" and "its confirm came after the deadline" in err.value.message
+    assert dut.udp(7001, 5) == 5 and dut.udp(7000, 5) == 0
+
+
+def test_a_commit_cannot_take_an_armed_change_s_checkpoint(dut):
+    converge(dut)
+    with netns(dut.dut):
+        confirm.begin(dut.state_dir, bpffs_path=dut.bpffs, timeout=120)
+        with pytest.raises(DatapathError) as err:
+            checkpoint.commit(dut.state_dir)
+        assert err.value.code == "armed" and "before committing" in err.value.message
+        confirm.abort(dut.state_dir, bpffs_path=dut.bpffs)
+
+
+def test_a_rollback_that_fails_still_disarms_and_says_so(dut):
+    converge(dut, peer_denied=False)
+    with netns(dut.dut):
+        confirm.begin(dut.state_dir, bpffs_path=dut.bpffs, timeout=60)
+    kill_watchdog(dut)
+    dut.deploy("dp", config={"drop_port": 7001}, priority=10)
+    pending = checkpoint.History(dut.state_dir).pending()
+    lost = next(p for p in pending["programs"] if p["name"] == "bl")["record"]["object"]
+    dut.remove("bl")  # so the rollback has to deploy bl again, from an object that is gone
+    os.unlink(lost)
+    token = checkpoint.History(dut.state_dir).armed()["token"]
+    with netns(dut.dut), pytest.raises(DatapathError):
+        confirm.expire(dut.state_dir, dut.bpffs, token)
+    history = checkpoint.History(dut.state_dir)
+    assert history.armed() is None
+    with open(history.expiry_note) as fh:
+        assert "the rollback itself failed" in fh.read()
 
 
 def test_a_confirmed_change_stays_and_becomes_the_boot_datapath(dut):

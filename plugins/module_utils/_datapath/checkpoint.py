@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 import time
 
 from . import hooks
@@ -148,8 +149,22 @@ class History:
         return read_json(self.armed_path, "confirm arming", "remove it to disarm")
 
     def disarm(self):
-        if os.path.exists(self.armed_path):
-            os.unlink(self.armed_path)
+        """Forget the arming, and stop its systemd timer (a watchdog process sees the arming gone by itself)."""
+        armed = self.armed()
+        if armed is None:
+            return
+        timer = armed.get("timer") or {}
+        if timer.get("kind") == "systemd":
+            subprocess.run(["systemctl", "stop", timer["unit"] + ".timer"], capture_output=True, check=False)
+        os.unlink(self.armed_path)
+
+    @property
+    def expiry_note(self) -> str:
+        return StateStore(self.state_dir).expiry_note
+
+    def clear_expiry_note(self) -> None:
+        if os.path.exists(self.expiry_note):
+            os.unlink(self.expiry_note)
 
     def boot(self):
         return read_json(self.boot_path, "boot datapath", "run site.yml again to write a new one")
@@ -183,14 +198,14 @@ class History:
         return unfinished
 
 
-def refuse_if_armed(history) -> None:
+def refuse_if_armed(history, doing: str = "beginning another") -> None:
     armed = history.armed()
     if armed is not None:
         left = max(0, int(armed["deadline"] - time.time()))
         raise DatapathError(
             "a change begun at %s is still waiting for its confirm (%d s left before this host rolls it back); "
-            "confirm it with datapath_checkpoint step=confirm or roll it back with step=rollback before beginning "
-            "another." % (armed["armed_at"], left), code="armed")
+            "confirm it with datapath_checkpoint step=confirm or take it back with step=abort before %s."
+            % (armed["armed_at"], left, doing), code="armed")
 
 
 def begin(state_dir=DEFAULT_STATE_DIR, check_mode=False):
@@ -201,6 +216,7 @@ def begin(state_dir=DEFAULT_STATE_DIR, check_mode=False):
         now = take(state_dir)
         if check_mode:
             return {"changed": False, "checkpoint": now["digest"], "programs": describe(now)}
+        history.clear_expiry_note()  # a new run: the last one's rollback has been reported or is moot
         settled = history.settle_pending(now)
         history._write(history.pending_path, now)
         return {"changed": False, "checkpoint": now["digest"], "programs": describe(now),
@@ -211,6 +227,7 @@ def commit(state_dir=DEFAULT_STATE_DIR, check_mode=False):
     store = StateStore(state_dir)
     with store.lock():
         history = History(state_dir)
+        refuse_if_armed(history, "committing")  # an armed change ends with confirm or abort
         now = take(state_dir)
         pending = history.pending()
         recorded = pending is not None and not _same(pending, now)
@@ -233,6 +250,8 @@ def rollback(to="previous", bpffs_path=None, state_dir=DEFAULT_STATE_DIR, check_
 
 def _rollback(to, bpffs_path, state_dir, check_mode):
     history = History(state_dir)
+    if not check_mode:
+        history.clear_expiry_note()  # an operator's rollback is a deliberate converge
     now = take(state_dir)
     source = None
     if to == "none":

@@ -36,10 +36,6 @@ def check_timeout(value) -> int:
     return value
 
 
-def _unconfirmed_path(history) -> str:
-    return os.path.join(history.directory, "unconfirmed.json")
-
-
 def aborted_total(state_dir: str) -> int:
     """XDP_ABORTED packets counted so far by every program this host runs."""
     total = 0
@@ -83,8 +79,6 @@ def _begin(state_dir, bpffs_path, timeout, check_mode, python) -> dict:
         history.disarm()
         raise
     write_json(history.armed_path, armed)
-    if os.path.exists(_unconfirmed_path(history)):
-        os.unlink(_unconfirmed_path(history))
     result.update(deadline=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(armed["deadline"])),
                   timer=armed["timer"]["kind"])
     return result
@@ -123,22 +117,30 @@ def watchdog(state_dir: str, bpffs_path: str, token: str) -> dict:
 
 
 def expire(state_dir: str, bpffs_path: str, token: str, reason: str | None = None) -> dict:
-    """Roll back the change armed under token, unless it was confirmed meanwhile; record why."""
+    """Roll back the change armed under token, unless it was confirmed meanwhile; record why, even when the rollback
+    itself fails (then the note says so, and the error goes on)."""
     history = checkpoint.History(state_dir)
     with StateStore(state_dir).lock():
         armed = history.armed()
         if armed is None or armed.get("token") != token:
             return {"expired": False}
         reason = reason or "it was not confirmed within %d s" % armed["timeout"]
-        pending = history.pending()
-        actions = []
-        if pending is not None and not checkpoint._same(pending, checkpoint.take(state_dir)):
-            actions = checkpoint.rollback("previous", bpffs_path, state_dir)["actions"]
-        history.disarm()
-        history.drop_pending()
-        record = {"armed_at": armed["armed_at"], "reason": reason, "actions": actions, "expired": True,
-                  "rolled_back_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        write_json(_unconfirmed_path(history), record)
+        actions, failure = [], None
+        try:
+            pending = history.pending()
+            if pending is not None and not checkpoint._same(pending, checkpoint.take(state_dir)):
+                actions = checkpoint.rollback("previous", bpffs_path, state_dir)["actions"]
+        except DatapathError as exc:
+            failure = exc
+            reason += "; the rollback itself failed (%s), so check this host" % exc.message
+        finally:
+            history.disarm()
+            history.drop_pending()
+            record = {"armed_at": armed["armed_at"], "reason": reason, "actions": actions, "expired": True,
+                      "rolled_back_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            write_json(history.expiry_note, record)
+        if failure is not None:
+            raise failure
         return record
 
 
@@ -148,11 +150,15 @@ def confirm(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAU
     history = checkpoint.History(state_dir)
     with StateStore(state_dir).lock():
         armed = history.armed()
+        if armed is not None and time.time() >= armed["deadline"]:  # too late, whether or not the timer fired yet
+            if check_mode:
+                raise DatapathError("the change begun at %s is past its confirm deadline; the host rolls it back."
+                                    % armed["armed_at"], code="rolled_back")
+            expire(state_dir, bpffs_path, armed["token"], "its confirm came after the deadline")
+            armed = None
         if armed is None:
-            done = read_json(_unconfirmed_path(history), "unconfirmed record", "remove it")
+            done = read_json(history.expiry_note, "unconfirmed record", "remove it")
             if done is not None:
-                if not check_mode:
-                    os.unlink(_unconfirmed_path(history))
                 when = (done["armed_at"], done["rolled_back_at"], done["reason"])
                 raise DatapathError("the change begun at %s was rolled back by the host itself at %s because %s; "
                                     "its previous datapath runs again." % when, code="rolled_back")
@@ -168,7 +174,6 @@ def confirm(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAU
         if check_mode:
             return {"changed": False, "confirmed": False, "programs": checkpoint.describe(now)}
         history.disarm()
-        _stop_timer(armed)
         history.settle_pending(now)
         boot = history.save_boot(now)
         return {"changed": False, "confirmed": True, "boot_datapath_updated": boot,
@@ -185,22 +190,15 @@ def abort(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAULT
             if check_mode:
                 return {"changed": True, "rolled_back": True, "msg": "the unconfirmed change would be rolled back."}
             done = expire(state_dir, bpffs_path, armed["token"], reason or "the controller abandoned it")
-            os.unlink(_unconfirmed_path(history))
+            os.unlink(history.expiry_note)
             return {"changed": bool(done["actions"]), "rolled_back": True, "actions": done["actions"],
                     "msg": "the unconfirmed change begun at %s was rolled back (%s)." % (done["armed_at"],
                                                                                          done["reason"])}
-        done = read_json(_unconfirmed_path(history), "unconfirmed record", "remove it")
+        done = read_json(history.expiry_note, "unconfirmed record", "remove it")
         if done is not None:
             if not check_mode:
-                os.unlink(_unconfirmed_path(history))
+                os.unlink(history.expiry_note)
             return {"changed": False, "rolled_back": True, "actions": done["actions"],
                     "msg": "the host rolled the change begun at %s back by itself at %s because %s."
                            % (done["armed_at"], done["rolled_back_at"], done["reason"])}
         return {"changed": False, "rolled_back": False, "msg": "nothing on this host was waiting for a confirm."}
-
-
-def _stop_timer(armed) -> None:
-    timer = armed.get("timer") or {}
-    if timer.get("kind") == "systemd":
-        subprocess.run(["systemctl", "stop", timer["unit"] + ".timer"], capture_output=True, check=False)
-    # a watchdog process sees the arming gone within POLL_SECONDS and ends by itself

@@ -322,7 +322,9 @@ def sync(path: str, *, key=None, value=None, entries=None, state: str = "present
     wanted = normalize(key, value, entries)
     if state_dir is None:
         return _sync(path, wanted, state, exclusive, key_type, value_type, check_mode, return_entries, diff)
-    with StateStore(state_dir).lock():
+    store = StateStore(state_dir)
+    with store.lock():
+        store.refuse_after_expiry()
         return _sync(path, wanted, state, exclusive, key_type, value_type, check_mode, return_entries, diff)
 
 
@@ -364,6 +366,8 @@ def sync_all(specs: list, *, interface: str, name: str, bpffs_path: str = bpffs.
     paths = [(spec, map_path(interface=interface, name=name, map_name=spec.get("map"), bpffs_path=bpffs_path))
              for spec in specs]
     with StateStore(state_dir).lock() if state_dir else contextlib.nullcontext():
+        if state_dir:
+            StateStore(state_dir).refuse_after_expiry()
         opened, plans = [], []
         try:
             for spec, path in paths:

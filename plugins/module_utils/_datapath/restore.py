@@ -24,7 +24,7 @@ import time
 from . import checkpoint, confirm, hooks, tool
 from .errors import DatapathError
 from .kernel import bpffs
-from .record.store import DEFAULT_STATE_DIR, StateStore, write_json
+from .record.store import DEFAULT_STATE_DIR, StateStore, read_json, write_json
 
 
 def wait_for_interfaces(names, seconds: float) -> list:
@@ -49,31 +49,41 @@ def restore(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAU
     store = StateStore(state_dir)
     report = {"programs": [], "removed": [], "ok": True}
     with store.lock():
+        note = read_json(history.expiry_note, "unconfirmed record", "remove it")
         armed = history.armed()
         if armed is not None:  # the host went down while a change waited for its confirm: it never was confirmed
             history.disarm()
-            write_json(os.path.join(history.directory, "unconfirmed.json"),
-                       {"armed_at": armed["armed_at"], "rolled_back_at": _now(), "actions": [], "expired": True,
-                        "reason": "the host restarted before the change was confirmed"})
+            history.drop_pending()
             report["unconfirmed_change_dropped"] = armed["armed_at"]
-        boot = history.boot()
-        if boot is None:
-            report["msg"] = "no boot datapath is recorded in %s; nothing to restore." % state_dir
-            return report
-        programs = sorted(boot["programs"], key=_chain_order)
-        missing = wait_for_interfaces({p["interface"] for p in programs}, wait)
-        bpffs.ensure_bpffs(bpffs_path)
-        for p in programs:
-            report["programs"].append(_restore_one(p, missing, bpffs_path, state_dir))
-        wanted = {(p["interface"], p["name"]) for p in programs}
-        for ifname, name, record in list(store.records()):
-            if (ifname, name) not in wanted:  # deployed after the boot datapath was confirmed: not at boot
-                hooks.remove(hooks.hook_for(record.hook).from_record(record, bpffs_path, state_dir))
-                if store.current(ifname, name) is not None:
-                    store.record(ifname, name, None)
-                report["removed"].append("%s/%s" % (ifname, name))
+            note = {"armed_at": armed["armed_at"], "rolled_back_at": _now(), "actions": [], "expired": True,
+                    "reason": "the host restarted before the change was confirmed"}
+        history.clear_expiry_note()  # the restore's own deploys go ahead; the note is written back afterwards
+        try:
+            _restore(history, store, report, bpffs_path, state_dir, wait)
+        finally:
+            if note is not None:
+                write_json(history.expiry_note, note)
     report["ok"] = all(p["result"] in ("restored", "running") for p in report["programs"])
     return report
+
+
+def _restore(history, store, report, bpffs_path, state_dir, wait) -> None:
+    boot = history.boot()
+    if boot is None:
+        report["msg"] = "no boot datapath is recorded in %s; nothing to restore." % state_dir
+        return
+    programs = sorted(boot["programs"], key=_chain_order)
+    missing = wait_for_interfaces({p["interface"] for p in programs}, wait)
+    bpffs.ensure_bpffs(bpffs_path)
+    for p in programs:
+        report["programs"].append(_restore_one(p, missing, bpffs_path, state_dir))
+    wanted = {(p["interface"], p["name"]) for p in programs}
+    for ifname, name, record in list(store.records()):
+        if (ifname, name) not in wanted:  # deployed after the boot datapath was confirmed: not at boot
+            hooks.remove(hooks.hook_for(record.hook).from_record(record, bpffs_path, state_dir))
+            if store.current(ifname, name) is not None:
+                store.record(ifname, name, None)
+            report["removed"].append("%s/%s" % (ifname, name))
 
 
 def _chain_order(p) -> tuple:
@@ -105,7 +115,7 @@ WANTED_BY = "multi-user.target"
 def unit_text(*, python: str, tool_file: str, state_dir: str, bpffs_path: str, wait: float) -> str:
     """The systemd unit that restores the boot datapath before the network comes up."""
     argv = [python, tool_file, "restore", "--state-dir", state_dir, "--bpffs", bpffs_path, "--wait", "%g" % wait]
-    command = " ".join(shlex.quote(a) for a in argv)
+    command = _unit_escape(" ".join(shlex.quote(a) for a in argv))
     return "\n".join([
         "# Written by wirespeed.datapath (role persistence); changes here are overwritten.",
         "[Unit]",
@@ -116,7 +126,8 @@ def unit_text(*, python: str, tool_file: str, state_dir: str, bpffs_path: str, w
         "Wants=network-pre.target",
         "Before=network-pre.target shutdown.target",
         "Conflicts=shutdown.target",
-        "ConditionPathExists=%s" % os.path.join(state_dir, "boot.json"),
+        "ConditionPathExists=|%s" % _unit_escape(os.path.join(state_dir, "boot.json")),
+        "ConditionPathExists=|%s" % _unit_escape(os.path.join(state_dir, "checkpoints", "armed.json")),
         "",
         "[Service]",
         "Type=oneshot",
@@ -128,6 +139,11 @@ def unit_text(*, python: str, tool_file: str, state_dir: str, bpffs_path: str, w
         "WantedBy=%s" % WANTED_BY,
         "",
     ])
+
+
+def _unit_escape(text: str) -> str:
+    """systemd expands % specifiers and $ variables even inside quotes: keep them literal."""
+    return text.replace("%", "%%").replace("$", "$$")
 
 
 def install(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAULT_BPFFS,

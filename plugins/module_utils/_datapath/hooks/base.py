@@ -166,11 +166,11 @@ class Hook:
         fd = bpffs.get(os.path.join(self.req.pin_dir, "prog"))
         if fd is None:
             return None
-        kind = libbpf.prog_info(fd)["type"]
-        if kind != self.PROG_TYPE:
+        prog_type = libbpf.prog_info(fd)["type"]
+        if prog_type != self.PROG_TYPE:
             os.close(fd)
             from . import HOOKS  # the registry imports this module: look it up when it is needed
-            what = next((h.KIND_NAME for h in HOOKS.values() if kind == h.PROG_TYPE), "another kind of program")
+            what = next((h.KIND_NAME for h in HOOKS.values() if prog_type == h.PROG_TYPE), "another kind of program")
             raise DatapathError("name %r on interface %r is already %s deployed by wirespeed; choose another name."
                                 % (self.req.name, self.req.interface, what))
         return fd
@@ -205,6 +205,7 @@ def deploy(hook: Hook, check_mode: bool = False) -> dict:
         raise DatapathError("object file %s does not exist on this host." % req.object_path)
     object_sha = sha256_file(req.object_path)
     with store.lock():
+        store.refuse_after_expiry()
         if not check_mode:
             bpffs.ensure_bpffs(req.bpffs)
         seen = hook.observe(store)
@@ -241,6 +242,7 @@ def remove(hook: Hook, check_mode: bool = False) -> dict:
     req = hook.req
     store = StateStore(req.state_dir)
     with store.lock():
+        store.refuse_after_expiry()
         seen = hook.observe(store)
         try:
             record = store.current(req.interface, req.name)

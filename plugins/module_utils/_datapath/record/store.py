@@ -136,6 +136,20 @@ class StateStore:
             flags.pop(key, None)
         self.save(data)
 
+    @property
+    def expiry_note(self) -> str:
+        """Written when the host rolled back an unconfirmed change by itself; deploys refuse while it is there."""
+        return os.path.join(self.directory, "checkpoints", "unconfirmed.json")
+
+    def refuse_after_expiry(self) -> None:
+        """A run whose change the host already took back must not go on changing it (it would leave a datapath
+        that is neither the old nor the new one); the next begin, an abort or a rollback clears the note."""
+        note = read_json(self.expiry_note, "unconfirmed record", "remove it")
+        if note is not None:
+            raise DatapathError("the change begun at %s was rolled back by the host itself at %s because %s; this run "
+                                "stops here, so run the playbook again." % (note["armed_at"], note["rolled_back_at"],
+                                                                          note["reason"]), code="rolled_back")
+
     @staticmethod
     def _entry(data, ifname, name):
         return data["interfaces"].get(ifname, {}).get(name) or {}
