@@ -146,9 +146,9 @@ class StateStore:
         that is neither the old nor the new one); the next begin, an abort or a rollback clears the note."""
         note = read_json(self.expiry_note, "unconfirmed record", "remove it")
         if note is not None:
+            when = (note["armed_at"], note["rolled_back_at"], note["reason"])
             raise DatapathError("the change begun at %s was rolled back by the host itself at %s because %s; this run "
-                                "stops here, so run the playbook again." % (note["armed_at"], note["rolled_back_at"],
-                                                                          note["reason"]), code="rolled_back")
+                                "stops here, so run the playbook again." % when, code="rolled_back")
 
     @staticmethod
     def _entry(data, ifname, name):
