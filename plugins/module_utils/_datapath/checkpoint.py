@@ -65,7 +65,7 @@ def _map_contents(pin_path):
     return out
 
 
-def digest(programs) -> str:
+def digest(programs: list[dict]) -> str:
     """What makes two checkpoints the same datapath: program identities and map contents (keys only for sets)."""
     h = hashlib.sha256()
     for p in programs:
@@ -84,7 +84,7 @@ def _same(a, b) -> bool:
     return digest(a["programs"]) == digest(b["programs"])
 
 
-def take(state_dir=DEFAULT_STATE_DIR):
+def take(state_dir: str = DEFAULT_STATE_DIR) -> dict:
     """The datapath as it runs now: programs from the state record, maps from bpffs."""
     programs = []
     for ifname, name, record in StateStore(state_dir).records():
@@ -94,7 +94,7 @@ def take(state_dir=DEFAULT_STATE_DIR):
             "programs": programs, "digest": digest(programs)}
 
 
-def describe(snap):
+def describe(snap: dict) -> list[str]:
     """One line per program of a checkpoint, for people."""
     lines = []
     for p in snap["programs"]:
@@ -124,31 +124,31 @@ class History:
     def _read(path):
         return read_json(path, "checkpoint", "move it aside and run again")
 
-    def numbered(self):
+    def numbered(self) -> list[str]:
         if not os.path.isdir(self.directory):
             return []
         names = [n for n in os.listdir(self.directory) if n.endswith(".json") and n[:-5].isdigit()]
         return sorted(os.path.join(self.directory, n) for n in names)
 
-    def pending(self):
+    def pending(self) -> dict | None:
         return self._read(self.pending_path)
 
-    def push(self, snap):
+    def push(self, snap: dict) -> None:
         existing = self.numbered()
         number = int(os.path.basename(existing[-1])[:-5]) + 1 if existing else 1
         self._write(os.path.join(self.directory, "%06d.json" % number), snap)
         for old in self.numbered()[:-HISTORY_KEEP]:
             os.unlink(old)
 
-    def top(self):
+    def top(self) -> tuple[str | None, dict | None]:
         existing = self.numbered()
         return (existing[-1], self._read(existing[-1])) if existing else (None, None)
 
-    def armed(self):
+    def armed(self) -> dict | None:
         """The commit-confirmed arming of this host ({token, deadline, timeout, ...}), or None."""
         return read_json(self.armed_path, "confirm arming", "remove it to disarm")
 
-    def disarm(self):
+    def disarm(self) -> None:
         """Forget the arming, and stop its systemd timer (a watchdog process sees the arming gone by itself)."""
         armed = self.armed()
         if armed is None:
@@ -166,10 +166,10 @@ class History:
         if os.path.exists(self.expiry_note):
             os.unlink(self.expiry_note)
 
-    def boot(self):
+    def boot(self) -> dict | None:
         return read_json(self.boot_path, "boot datapath", "run site.yml again to write a new one")
 
-    def save_boot(self, snap) -> bool:
+    def save_boot(self, snap: dict) -> bool:
         """Make snap the datapath the host restores at boot; False when it already is."""
         current = self.boot()
         if current is not None and _same(current, snap):
@@ -184,11 +184,11 @@ class History:
         os.unlink(self.boot_path)
         return True
 
-    def drop_pending(self):
+    def drop_pending(self) -> None:
         if os.path.exists(self.pending_path):
             os.unlink(self.pending_path)
 
-    def settle_pending(self, now):
+    def settle_pending(self, now: dict) -> bool:
         """A pending checkpoint that differs from now is the state before an unfinished run: keep it."""
         pending = self.pending()
         unfinished = pending is not None and not _same(pending, now)
@@ -198,7 +198,7 @@ class History:
         return unfinished
 
 
-def refuse_if_armed(history, doing: str = "beginning another") -> None:
+def refuse_if_armed(history: History, doing: str = "beginning another") -> None:
     armed = history.armed()
     if armed is not None:
         left = max(0, int(armed["deadline"] - time.time()))
@@ -208,7 +208,7 @@ def refuse_if_armed(history, doing: str = "beginning another") -> None:
             % (armed["armed_at"], left, doing), code="armed")
 
 
-def begin(state_dir=DEFAULT_STATE_DIR, check_mode=False):
+def begin(state_dir: str = DEFAULT_STATE_DIR, check_mode: bool = False) -> dict:
     store = StateStore(state_dir)
     with store.lock():
         history = History(state_dir)
@@ -223,7 +223,7 @@ def begin(state_dir=DEFAULT_STATE_DIR, check_mode=False):
                 "recorded_unfinished_run": settled}
 
 
-def commit(state_dir=DEFAULT_STATE_DIR, check_mode=False):
+def commit(state_dir: str = DEFAULT_STATE_DIR, check_mode: bool = False) -> dict:
     store = StateStore(state_dir)
     with store.lock():
         history = History(state_dir)
@@ -240,7 +240,8 @@ def commit(state_dir=DEFAULT_STATE_DIR, check_mode=False):
                 "boot_datapath_updated": boot}
 
 
-def rollback(to="previous", bpffs_path=None, state_dir=DEFAULT_STATE_DIR, check_mode=False):
+def rollback(to: str = "previous", bpffs_path: str | None = None, state_dir: str = DEFAULT_STATE_DIR,
+             check_mode: bool = False) -> dict:
     """Bring the datapath back to the checkpoint before the last change (or to nothing); it becomes the boot one."""
     if to not in ("previous", "none"):
         raise DatapathError("rollback_to %r is not one of previous, none." % (to,))
@@ -291,7 +292,7 @@ def _rollback(to, bpffs_path, state_dir, check_mode):
 
 
 # the plan: pure over two checkpoints --------------------------------------------
-def plan_rollback(now, target) -> list[tuple]:
+def plan_rollback(now: dict, target: dict) -> list[tuple]:
     """[(action, program entry, detail)] that turn checkpoint `now` into `target`; action is remove, deploy or maps.
 
     Programs that stay or come back are deployed before the others are
@@ -319,7 +320,7 @@ def _moves(old: Record, new: Record) -> bool:
     return old.hook != new.hook or not hooks.hook_for(new.hook).same_place(old, new)
 
 
-def map_changes(p, current) -> list[str]:
+def map_changes(p: dict, current: dict | None) -> list[str]:
     out = []
     have = (current or {}).get("maps", {})
     for name, content in sorted(p["maps"].items()):
@@ -334,7 +335,7 @@ def map_changes(p, current) -> list[str]:
     return out
 
 
-def describe_step(step) -> str:
+def describe_step(step: tuple) -> str:
     action, p, detail = step
     key = _program_key(p)
     if action == "deploy":
@@ -346,7 +347,7 @@ def describe_step(step) -> str:
 
 
 # carrying it out ------------------------------------------------------------------
-def apply_step(step, bpffs_path, state_dir) -> None:
+def apply_step(step: tuple, bpffs_path: str, state_dir: str) -> None:
     action, p, _detail = step
     record = _record(p)
     hook_class = hooks.hook_for(record.hook)
@@ -363,7 +364,7 @@ def apply_step(step, bpffs_path, state_dir) -> None:
         write_maps(p)
 
 
-def write_maps(p) -> None:
+def write_maps(p: dict) -> None:
     """Make each recorded map hold the recorded keys; live values (hit counts) of kept keys stay."""
     mdir = os.path.join(_record(p).pin_path, "maps")
     for name, content in sorted(p["maps"].items()):

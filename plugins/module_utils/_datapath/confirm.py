@@ -29,7 +29,7 @@ POLL_SECONDS = 0.5
 STALE_SECONDS = 30  # an arming this long past its deadline lost its timer (a crash): the next begin expires it
 
 
-def check_timeout(value) -> int:
+def check_timeout(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_TIMEOUT:
         raise DatapathError("confirm_timeout %r must be a whole number of seconds from 1 to %d (a day); 120 suits "
                             "most fleets." % (value, MAX_TIMEOUT))
@@ -46,7 +46,7 @@ def aborted_total(state_dir: str) -> int:
     return total
 
 
-def begin(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAULT_BPFFS, timeout=None,
+def begin(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAULT_BPFFS, timeout: object = None,
           check_mode: bool = False, python: str | None = None) -> dict:
     """checkpoint.begin, then (with a timeout) arm the host's own rollback; all under the host lock."""
     if timeout is not None:

@@ -32,7 +32,7 @@ def _release():
     return os.uname().release
 
 
-def kernel_version(release=None):
+def kernel_version(release: str | None = None) -> tuple[int, int]:
     """(major, minor) of a release string such as 6.18.0-1-amd64."""
     parts = (release or _release()).split("-")[0].split(".")
     try:
@@ -41,7 +41,7 @@ def kernel_version(release=None):
         return (0, 0)
 
 
-def controller_address(pid=None):
+def controller_address(pid: int | None = None) -> str | None:
     """The address this process's SSH session comes from, found in SSH_CONNECTION up the process tree.
 
     sudo and Ansible's become drop SSH_CONNECTION from the environment of the
@@ -66,7 +66,7 @@ def controller_address(pid=None):
     return None
 
 
-def facts(bpffs_path=bpffs.DEFAULT_BPFFS):
+def facts(bpffs_path: str = bpffs.DEFAULT_BPFFS) -> dict:
     """{kernel, kernel_version, bpffs, btf, controller_address, interfaces: {name: {...}}}."""
     interfaces = {}
     for name, (index, kind) in sorted(xdp_netlink.link_kinds().items()):

@@ -17,7 +17,7 @@ STATS_MAP = "ws_stats"
 REASONS_MAP = "ws_reasons"
 
 
-def percpu_counters(path, names):
+def percpu_counters(path: str, names: tuple[str, ...] | list[str]) -> dict[str, dict[str, int]]:
     """{name: {'packets', 'bytes'}} summed over CPUs from a pinned per-CPU array of {packets, bytes}."""
     fd = libbpf.obj_get(path)
     try:
@@ -35,12 +35,12 @@ def percpu_counters(path, names):
         os.close(fd)
 
 
-def action_counters(path):
+def action_counters(path: str) -> dict[str, dict[str, int]]:
     """Packets and bytes per XDP action from a pinned ws_stats map."""
     return percpu_counters(path, XDP_ACTIONS)
 
 
-def reason_counters(path):
+def reason_counters(path: str) -> dict[str, dict[str, int]]:
     """Packets and bytes per drop reason from a pinned ws_reasons map."""
     return percpu_counters(path, [reasons.NAMES[i] for i in sorted(reasons.NAMES)])
 
@@ -56,7 +56,8 @@ def _program_entry(idir, name, entry, record):
     return program
 
 
-def interface_info(ifname, index, bpffs_path=bpffs.DEFAULT_BPFFS, store=None):
+def interface_info(ifname: str, index: int, bpffs_path: str = bpffs.DEFAULT_BPFFS,
+                   store: StateStore | None = None) -> dict:
     """One interface: what each hook runs there (XDP chain, TC filters), our programs with maps and counters."""
     out = {"ifindex": index, "programs": {}}
     pinned = bpffs.pinned_programs(bpffs_path, ifname) if bpffs.mounted_bpffs(bpffs_path) else {}
@@ -68,7 +69,8 @@ def interface_info(ifname, index, bpffs_path=bpffs.DEFAULT_BPFFS, store=None):
     return out
 
 
-def gather(interfaces=None, bpffs_path=bpffs.DEFAULT_BPFFS, state_dir=DEFAULT_STATE_DIR):
+def gather(interfaces: list[str] | None = None, bpffs_path: str = bpffs.DEFAULT_BPFFS,
+           state_dir: str = DEFAULT_STATE_DIR) -> dict[str, dict]:
     """{interface name: interface_info} for the named interfaces, or all of them."""
     known = xdp_netlink.interfaces()
     names = interfaces or sorted(known)

@@ -52,7 +52,7 @@ class Wanted:
         return len(self.keys)
 
 
-def normalize(key=None, value=None, entries=None):
+def normalize(key: object = None, value: object = None, entries: object = None) -> Wanted:
     """Wanted entries from one key, a list of {key, value}, a dict, or a plain list of keys."""
     if entries is None:
         return Wanted([] if key is None else [key], [] if key is None else [value])
@@ -78,7 +78,7 @@ def normalize(key=None, value=None, entries=None):
 
 
 def plan_sync(current: dict, wanted: dict, given_values: bool, blank: bytes, *, state: str = "present",
-              exclusive: bool = False, array: bool = False):
+              exclusive: bool = False, array: bool = False) -> tuple[dict, dict, dict]:
     """(add, update, remove) that make a map holding current ({key: value bytes}) hold wanted.
 
     Pure: wanted maps key bytes to value bytes (None where no value was
@@ -113,7 +113,7 @@ class EntryEncoder:
     def __init__(self, pinned, typing):
         self.map, self.typing = pinned, typing
 
-    def encode(self, wanted):
+    def encode(self, wanted: Wanted) -> tuple[dict, bool]:
         """({key bytes: value bytes or None}, whether any value was given); the first bad entry raises by position."""
         venc = self.encode_value
         given_values = wanted.values.count(None) != len(wanted.values)
@@ -151,7 +151,7 @@ class EntryEncoder:
                                     "not changed." % (position, key, first[raw_key][0]))
             first.setdefault(raw_key, (position, raw_value))
 
-    def encode_value(self, value):
+    def encode_value(self, value: object) -> bytes:
         m, vcodec = self.map, self.typing.value
         if m.type not in PERCPU:
             return vcodec.encode(value)
@@ -190,11 +190,11 @@ class Sync:
                                 % (self.map.path, self.map.max_entries, needed))
 
     @property
-    def changed(self):
+    def changed(self) -> bool:
         return bool(self.add or self.update or self.remove)
 
     # applying -------------------------------------------------------------
-    def apply(self):
+    def apply(self) -> None:
         """Delete, then write; on a kernel refusal put the old contents back and raise."""
         m = self.map
         try:
@@ -214,7 +214,7 @@ class Sync:
             raise DatapathError("the kernel refused the update of %s: %s%s; the map was put back as it was."
                                 % (m.path, os.strerror(exc.errno), limit)) from None
 
-    def restore(self):
+    def restore(self) -> None:
         """Put back what the map held when this sync was planned."""
         m = self.map
         now = m.dump()
@@ -225,21 +225,21 @@ class Sync:
         m.write([(k, v) for k, v in self.current.items() if now.get(k) != v])
 
     # showing ----------------------------------------------------------------
-    def key_text(self, raw):
+    def key_text(self, raw: bytes) -> str:
         return self.typing.key.text(raw)
 
-    def value_text(self, raw):
+    def value_text(self, raw: bytes) -> str:
         m, vcodec = self.map, self.typing.value
         if m.type not in PERCPU:
             return vcodec.text(raw[:m.value_size])
         return "[%s]" % ", ".join(vcodec.text(raw[i * m.stride:i * m.stride + m.value_size]) for i in range(m.ncpu))
 
-    def diff_lines(self, limit=None):
+    def diff_lines(self, limit: int | None = None) -> list[str]:
         """'+ key[: value]', '- key', '~ key: old -> new', in key order; only the first `limit` are rendered."""
         order = self.typing.key.sort_key
         blank = self._blank()
 
-        def first(keys):
+        def first(keys: dict) -> list[bytes]:
             if limit is not None and len(keys) > limit:
                 return heapq.nsmallest(limit, keys, key=order)
             return sorted(keys, key=order)
@@ -260,11 +260,11 @@ class Sync:
                     lines.append("~ %s: %s -> %s" % (self.key_text(key), self.value_text(old), self.value_text(new)))
         return lines
 
-    def diff(self):
+    def diff(self) -> str:
         return prepared(self.diff_lines(DIFF_LINES), len(self.add), len(self.remove), len(self.update))
 
 
-def prepared(lines, added, removed=0, changed=0):
+def prepared(lines: list[str], added: int, removed: int = 0, changed: int = 0) -> str:
     """Diff text: at most DIFF_LINES of the lines, then one line counting what was left out."""
     total = added + removed + changed
     if total > DIFF_LINES:
@@ -273,7 +273,7 @@ def prepared(lines, added, removed=0, changed=0):
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def decode_entries(pinned, typing, contents):
+def decode_entries(pinned: PinnedMap, typing: MapTypes, contents: dict[bytes, bytes]) -> list[dict]:
     """Entries as people write them; per-CPU values summed (and listed per CPU)."""
     out = []
     vcodec = typing.value
@@ -311,9 +311,10 @@ def _unpinned_preview(path, wanted, diff):
     return result
 
 
-def sync(path: str, *, key=None, value=None, entries=None, state: str = "present", exclusive: bool = False,
-         key_type: str | None = None, value_type: str | None = None, check_mode: bool = False,
-         return_entries: bool = False, diff: bool = True, state_dir: str | None = None) -> dict:
+def sync(path: str, *, key: object = None, value: object = None, entries: object = None, state: str = "present",
+         exclusive: bool = False, key_type: str | None = None, value_type: str | None = None,
+         check_mode: bool = False, return_entries: bool = False, diff: bool = True,
+         state_dir: str | None = None) -> dict:
     """The map operation behind xdp_map_entry; returns the result dict.
 
     With state_dir (the module always passes it) the sync holds the host lock

@@ -28,7 +28,7 @@ REASONS = (
 NAMES = {number: name for number, name, _text in REASONS}
 
 
-def header():
+def header() -> str:
     """The C header for the table."""
     lines = [
         "/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */",

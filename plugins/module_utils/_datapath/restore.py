@@ -27,7 +27,7 @@ from .kernel import bpffs
 from .record.store import DEFAULT_STATE_DIR, StateStore, read_json, write_json
 
 
-def wait_for_interfaces(names, seconds: float) -> list:
+def wait_for_interfaces(names: set[str] | list[str], seconds: float) -> list:
     """The names that still do not exist after waiting up to `seconds` for them."""
     deadline = time.monotonic() + seconds
     while True:
@@ -207,7 +207,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wirespeed.pyz", description="The wirespeed host tool.")
     parser.add_argument("command", choices=["restore", "watchdog", "expire"])
     parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from ..errors import DatapathError
@@ -126,23 +127,23 @@ class Hook:
         return True
 
     # the steps --------------------------------------------------------
-    def observe(self, store: StateStore):
+    def observe(self, store: StateStore) -> object:
         """What the kernel runs at this hook; an object with close(). Called under the host lock."""
         raise NotImplementedError
 
-    def load(self, seen, record: Record | None, check_mode: bool):
+    def load(self, seen: object, record: Record | None, check_mode: bool) -> object | None:
         """What the plan needs loaded: the requested program (running the verifier) unless a check without
         verify, and whatever the hook loads beside it; an object with close(), or None."""
         raise NotImplementedError
 
-    def plan(self, seen, loaded, record: Record | None, object_sha: str) -> Plan:
+    def plan(self, seen: object, loaded: object | None, record: Record | None, object_sha: str) -> Plan:
         raise NotImplementedError
 
-    def apply(self, seen, loaded, plan: Plan, store: StateStore) -> dict:
+    def apply(self, seen: object, loaded: object, plan: Plan, store: StateStore) -> dict:
         """Carry plan out; return result keys learnt on the way (prog_id, mode...)."""
         raise NotImplementedError
 
-    def record(self, loaded, plan: Plan, applied: dict, object_sha: str, store: StateStore) -> Record:
+    def record(self, loaded: object, plan: Plan, applied: dict, object_sha: str, store: StateStore) -> Record:
         req = self.req
         return Record(
             hook=self.NAME, interface=req.interface, name=req.name, object_sha256=object_sha,
@@ -154,14 +155,14 @@ class Hook:
     def recorded_attach(self, plan: Plan, applied: dict) -> dict:
         return dict(self.req.attach)
 
-    def plan_remove(self, seen, record: Record | None) -> Plan:
+    def plan_remove(self, seen: object, record: Record | None) -> Plan:
         raise NotImplementedError
 
-    def apply_remove(self, seen, plan: Plan, store: StateStore) -> None:
+    def apply_remove(self, seen: object, plan: Plan, store: StateStore) -> None:
         raise NotImplementedError
 
     # shared by the hooks ---------------------------------------------
-    def pinned_fd(self):
+    def pinned_fd(self) -> int | None:
         """An fd of the program pinned under this request's name, or None; refuses a name held by another kind."""
         fd = bpffs.get(os.path.join(self.req.pin_dir, "prog"))
         if fd is None:
@@ -185,10 +186,10 @@ class Undo:
     def __init__(self):
         self.steps = []
 
-    def add(self, fn, *args):
+    def add(self, fn: Callable, *args: object) -> None:
         self.steps.append((fn, args))
 
-    def run(self):
+    def run(self) -> None:
         for fn, args in reversed(self.steps):
             try:
                 fn(*args)

@@ -21,7 +21,8 @@ from ..kernel import bpffs, libbpf, tc_netlink, xdp_netlink
 from ..program.fingerprint import fingerprint, prog_id, prog_summary
 from ..program.loaded import LoadedProgram
 from ..record.record import Record
-from .base import Hook, Plan, Undo
+from ..record.store import StateStore
+from .base import Hook, Plan, Request, Undo
 
 DIRECTIONS = ("ingress", "egress")
 DEFAULT_HANDLE = 1
@@ -38,7 +39,8 @@ def filter_name(name: str) -> str:
     return "wirespeed:%s" % name
 
 
-def plan_filters(hook_filters: list[dict], own_id: int | None, name: str, priority: int, handle: int):
+def plan_filters(hook_filters: list[dict], own_id: int | None, name: str, priority: int,
+                 handle: int) -> tuple[dict | None, list[dict], list[dict]]:
     """(the filter to replace in place, ours elsewhere to delete, others at our priority) at one hook.
 
     Ours: the filter running our pinned program, or one named for this program whose pins were lost.
@@ -68,7 +70,7 @@ class Seen:
             self.close()
             raise
 
-    def close(self):
+    def close(self) -> None:
         if self.old_fd is not None:
             os.close(self.old_fd)
             self.old_fd = None
@@ -94,10 +96,10 @@ class TcHook(Hook):
                                "default_handle": DEFAULT_HANDLE}
 
     @classmethod
-    def attach_params(cls, params):
+    def attach_params(cls, params: dict) -> dict:
         return {"direction": params.get("direction"), "handle": params.get("handle", DEFAULT_HANDLE)}
 
-    def check_request(self, req):
+    def check_request(self, req: Request) -> None:
         direction = req.attach.get("direction")
         if direction not in DIRECTIONS:
             raise DatapathError("direction %r is not one of ingress, egress." % (direction,))
@@ -122,11 +124,11 @@ class TcHook(Hook):
     def same_place(old: Record, new: Record) -> bool:
         return old.attach.get("direction") == new.attach.get("direction")
 
-    def observe(self, store):
+    def observe(self, store: StateStore) -> Seen:
         return Seen(self, store)
 
     @staticmethod
-    def inspect(ifname, index, bpffs_path, pinned, out) -> dict:
+    def inspect(ifname: str, index: int, bpffs_path: str, pinned: dict[int, str], out: dict) -> dict:
         """Fill out["tc"] with every filter per direction; return {name: entry} of ours."""
         out["tc"] = {d: [] for d in DIRECTIONS}
         programs = {}
@@ -192,7 +194,7 @@ class TcHook(Hook):
                   "tag": (seen.old_fp or {}).get("tag") if not changed else (loaded.fp["tag"] if loaded else None)}
         return Plan(changed, before, after, steps, result)
 
-    def apply(self, seen: Seen, loaded: Loaded, plan: Plan, store) -> dict:
+    def apply(self, seen: Seen, loaded: Loaded, plan: Plan, store: StateStore) -> dict:
         req = self.req
         direction, handle = req.attach["direction"], req.attach["handle"]
         undo = Undo()
@@ -229,7 +231,7 @@ class TcHook(Hook):
         return Plan(changed, before, after, [("delete", f) for f in ours + foreign],
                     {"direction": req.attach["direction"], "was_attached": bool(ours)})
 
-    def apply_remove(self, seen: Seen, plan: Plan, store) -> None:
+    def apply_remove(self, seen: Seen, plan: Plan, store: StateStore) -> None:
         req = self.req
         for _step, f in plan.steps:
             tc_netlink.del_filter(seen.index, req.attach["direction"], f["pref"], f["handle"], f["kind"])

@@ -23,7 +23,8 @@ from ..program.bpf_object import BpfObject
 from ..program.fingerprint import fingerprint, prog_id, prog_summary, program_maps
 from ..program.loaded import LoadedProgram
 from ..record.record import Record
-from .base import Hook, Plan, Undo
+from ..record.store import StateStore
+from .base import Hook, Plan, Request, Undo
 
 MODES = ("auto", "native", "generic", "offload")
 ROOT_FUNCTION = "wirespeed_root"
@@ -137,7 +138,7 @@ class Seen:
             os.close(fd)
         return "program %r (id %d, %s mode)" % (name, self.foreign_id, self.xdp["mode"])
 
-    def close(self):
+    def close(self) -> None:
         if self.chain:
             self.chain.close()
         if self.old_fd is not None:
@@ -181,17 +182,17 @@ class Loaded:
             raise
 
     @property
-    def function(self):
+    def function(self) -> str | None:
         return self.program.function if self.program else None
 
     @property
-    def recreated(self):
+    def recreated(self) -> list[str]:
         return self.program.recreated if self.program else []
 
-    def map_paths(self, pin_dir):
+    def map_paths(self, pin_dir: str) -> dict[str, str]:
         return self.program.map_paths(pin_dir) if self.program else {}
 
-    def close(self):
+    def close(self) -> None:
         if self.program:
             self.program.close()
         if self.root:
@@ -205,10 +206,10 @@ class XdpHook(Hook):
     OPTIONS: ClassVar[dict] = {"modes": MODES, "default_priority": Hook.DEFAULT_PRIORITY}
 
     @classmethod
-    def attach_params(cls, params):
+    def attach_params(cls, params: dict) -> dict:
         return {"mode": params.get("mode") or "auto"}
 
-    def check_request(self, req):
+    def check_request(self, req: Request) -> None:
         req.attach.setdefault("mode", "auto")
         if req.attach["mode"] not in MODES:
             raise DatapathError("mode %r is not one of %s." % (req.attach["mode"], ", ".join(MODES)))
@@ -221,7 +222,7 @@ class XdpHook(Hook):
     def where(record: Record) -> str:
         return "xdp"
 
-    def observe(self, store):
+    def observe(self, store: StateStore) -> Seen:
         return Seen(self)
 
     # load -------------------------------------------------------------
@@ -346,7 +347,7 @@ class XdpHook(Hook):
         return Plan(changed, before, after, steps, result)
 
     # apply ------------------------------------------------------------
-    def apply(self, seen: Seen, loaded: Loaded, plan: Plan, store) -> dict:
+    def apply(self, seen: Seen, loaded: Loaded, plan: Plan, store: StateStore) -> dict:
         req = self.req
         chain = seen.chain or loaded.root
         undo = Undo()
@@ -404,7 +405,7 @@ class XdpHook(Hook):
         return mode
 
     @staticmethod
-    def inspect(ifname, index, bpffs_path, pinned, out) -> dict:
+    def inspect(ifname: str, index: int, bpffs_path: str, pinned: dict[int, str], out: dict) -> dict:
         """Fill out's xdp_mode, xdp_prog, managed and chain; return {name: entry} of our chained programs."""
         xdp = xdp_netlink.xdp_state(index)
         out.update(xdp_mode=xdp["mode"], xdp_prog=prog_summary(xdp["prog_id"]) if xdp["prog_id"] else None,
@@ -426,7 +427,7 @@ class XdpHook(Hook):
             chain.close()
         return programs
 
-    def recorded_attach(self, plan, applied):
+    def recorded_attach(self, plan: Plan, applied: dict) -> dict:
         return {"mode": applied["mode"]}
 
     # remove -----------------------------------------------------------
@@ -445,7 +446,7 @@ class XdpHook(Hook):
         after = {"attached": False, "priority": None, "chain": remaining, "foreign": None}
         return Plan(changed, before, after, steps, {"chain": remaining, "mode": None, "was_attached": own is not None})
 
-    def apply_remove(self, seen: Seen, plan: Plan, store) -> None:
+    def apply_remove(self, seen: Seen, plan: Plan, store: StateStore) -> None:
         req = self.req
         for step in plan.steps:
             if step[0] == "remove":

@@ -27,20 +27,20 @@ _MAP_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.]{0,63}$")
 _IFNAME = re.compile(r"^[^/\s:]{1,15}$")
 
 
-def check_name(name, what="name"):
+def check_name(name: str | None, what: str = "name") -> None:
     """A program's name becomes a bpffs directory: refuse what cannot be one (a '/', '..', a leading dot)."""
     if not _PROGRAM_NAME.match(name or ""):
         raise DatapathError("%s %r must start with a letter or digit and hold only letters, digits, '_' "
                             "and '-' (it becomes a bpffs directory)." % (what, name))
 
 
-def check_map_name(name):
+def check_map_name(name: str | None) -> None:
     if not _MAP_NAME.match(name or ""):
         raise DatapathError("map %r is not a BPF map name (letters, digits, '_' and '.', not starting with '.'); "
                             "use the name the program gives the map." % (name,))
 
 
-def check_interface_name(name):
+def check_interface_name(name: str | None) -> None:
     if not _IFNAME.match(name or "") or name in (".", ".."):
         raise DatapathError("interface %r is not an interface name (at most 15 characters, no '/', ':' or "
                             "spaces); check the interface option." % (name,))
@@ -64,7 +64,7 @@ def _mount_of(path):
     return best
 
 
-def check_pin_path(pin_path, bpffs_path):
+def check_pin_path(pin_path: str, bpffs_path: str) -> None:
     """A custom pin_path must lie under the bpffs option or on another mounted BPF filesystem."""
     real, root = os.path.realpath(pin_path), os.path.realpath(bpffs_path)
     if real.startswith(root + os.sep):
@@ -75,7 +75,7 @@ def check_pin_path(pin_path, bpffs_path):
                         % (pin_path, bpffs_path))
 
 
-def pin_paths(bpffs_path, interface, name, pin_path=None):
+def pin_paths(bpffs_path: str, interface: str, name: str, pin_path: str | None = None) -> tuple[str, str]:
     """(pin directory, index path) of a program; a custom pin_path is found again through a symlink at the index."""
     check_name(name)
     index_path = os.path.join(interface_dir(bpffs_path, interface), name)
@@ -87,7 +87,7 @@ def pin_paths(bpffs_path, interface, name, pin_path=None):
     return index_path, index_path
 
 
-def unpin(pin_path, index_path, bpffs_path):
+def unpin(pin_path: str, index_path: str, bpffs_path: str) -> None:
     """Remove a program's pins (and the index symlink of a custom pin_path)."""
     remove_tree(pin_path)
     if os.path.islink(index_path):
@@ -95,7 +95,7 @@ def unpin(pin_path, index_path, bpffs_path):
     prune(os.path.dirname(pin_path), bpffs_path)
 
 
-def mounted_bpffs(path):
+def mounted_bpffs(path: str) -> bool:
     """True when path is a mount point of type bpf."""
     path = os.path.realpath(path)
     try:
@@ -109,7 +109,7 @@ def mounted_bpffs(path):
     return False
 
 
-def ensure_bpffs(path=DEFAULT_BPFFS):
+def ensure_bpffs(path: str = DEFAULT_BPFFS) -> bool:
     """Mount bpffs at path when it is not mounted there yet."""
     if mounted_bpffs(path):
         return False
@@ -128,16 +128,16 @@ def ensure_bpffs(path=DEFAULT_BPFFS):
     return True
 
 
-def interface_dir(bpffs, ifname):
+def interface_dir(bpffs: str, ifname: str) -> str:
     check_interface_name(ifname)
     return os.path.join(bpffs, "wirespeed", ifname)
 
 
-def chain_dir(bpffs, ifname):
+def chain_dir(bpffs: str, ifname: str) -> str:
     return os.path.join(interface_dir(bpffs, ifname), CHAIN_DIR)
 
 
-def pinned_programs(bpffs_path, ifname):
+def pinned_programs(bpffs_path: str, ifname: str) -> dict[int, str]:
     """{prog id: name} of the programs wirespeed pinned for an interface."""
     idir = interface_dir(bpffs_path, ifname)
     out = {}
@@ -153,7 +153,7 @@ def pinned_programs(bpffs_path, ifname):
     return out
 
 
-def pin_replace(fd, path):
+def pin_replace(fd: int, path: str) -> None:
     """Pin fd at path, replacing what is there in one rename."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + "__staging"  # bpffs refuses dots in names
@@ -163,21 +163,21 @@ def pin_replace(fd, path):
     os.rename(tmp, path)
 
 
-def get(path):
+def get(path: str) -> int | None:
     """An fd for the pinned object at path, or None when nothing is pinned there."""
     if not os.path.exists(path):
         return None
     return libbpf.obj_get(path)
 
 
-def remove_tree(path):
+def remove_tree(path: str) -> None:
     if os.path.isdir(path):
         shutil.rmtree(path)
     elif os.path.exists(path):
         os.unlink(path)
 
 
-def prune(path, stop):
+def prune(path: str, stop: str) -> None:
     """Remove empty directories from path up to, not including, stop."""
     path = os.path.abspath(path)
     stop = os.path.abspath(stop)

@@ -49,11 +49,11 @@ class BtfType(ctypes.Structure):
                 ("size_or_type", ctypes.c_uint32)]
 
     @property
-    def kind(self):
+    def kind(self) -> int:
         return (self.info >> 24) & 0x1F
 
     @property
-    def vlen(self):
+    def vlen(self) -> int:
         return self.info & 0xFFFF
 
 
@@ -141,7 +141,7 @@ def _capture(level, fmt, args):
     return 0
 
 
-def lib():
+def lib() -> ctypes.CDLL:
     """Return the loaded libbpf, binding signatures on first use."""
     global _lib, _libc
     with _lock:
@@ -206,14 +206,14 @@ def lib():
         return _lib
 
 
-def take_messages():
+def take_messages() -> str:
     """Return and forget what libbpf printed since the last call."""
     out = "".join(_messages)
     del _messages[:]
     return out
 
 
-def check(ret, what):
+def check(ret: int, what: str) -> int:
     """Raise OSError for a negative libbpf return (libbpf 1.x: -errno)."""
     if ret < 0:
         err = -ret if ret != -1 else (ctypes.get_errno() or errno.EINVAL)
@@ -221,12 +221,12 @@ def check(ret, what):
     return ret
 
 
-def obj_get(path):
+def obj_get(path: str) -> int:
     fd = lib().bpf_obj_get(path.encode())
     return check(fd, "open pinned object %s" % path)
 
 
-def obj_pin(fd, path):
+def obj_pin(fd: int, path: str) -> None:
     check(lib().bpf_obj_pin(fd, path.encode()), "pin %s" % path)
 
 
@@ -237,7 +237,7 @@ def _info(fd, cls):
     return info
 
 
-def prog_info(fd):
+def prog_info(fd: int) -> dict:
     """Return a dict describing the program behind fd, map ids included."""
     info = _info(fd, ProgInfo)
     map_ids = (ctypes.c_uint32 * info.nr_map_ids)()
@@ -254,7 +254,7 @@ def prog_info(fd):
     }
 
 
-def map_info(fd):
+def map_info(fd: int) -> dict:
     info = _info(fd, MapInfo)
     return {
         "id": info.id, "type": info.type, "key_size": info.key_size,
@@ -265,15 +265,15 @@ def map_info(fd):
     }
 
 
-def prog_fd_by_id(prog_id):
+def prog_fd_by_id(prog_id: int) -> int:
     return check(lib().bpf_prog_get_fd_by_id(prog_id), "program id %d" % prog_id)
 
 
-def map_fd_by_id(map_id):
+def map_fd_by_id(map_id: int) -> int:
     return check(lib().bpf_map_get_fd_by_id(map_id), "map id %d" % map_id)
 
 
-def test_run(prog_fd, packet, repeat=1):
+def test_run(prog_fd: int, packet: bytes, repeat: int = 1) -> tuple[int, bytes, int]:
     """BPF_PROG_TEST_RUN: (return code, packet out, mean ns per run) of the program on `packet`."""
     data_in = ctypes.create_string_buffer(bytes(packet), len(packet))
     data_out = ctypes.create_string_buffer(len(packet) + 512)
@@ -284,11 +284,11 @@ def test_run(prog_fd, packet, repeat=1):
     return opts.retval, data_out.raw[:opts.data_size_out], opts.duration
 
 
-def map_update(fd, key, value, flags=0):
+def map_update(fd: int, key: bytes, value: bytes, flags: int = 0) -> None:
     check(lib().bpf_map_update_elem(fd, key, value, flags), "map update")
 
 
-def map_lookup(fd, key, value_size):
+def map_lookup(fd: int, key: bytes, value_size: int) -> bytes | None:
     """Return the value bytes for key, or None when the key is absent."""
     val = ctypes.create_string_buffer(value_size)
     ret = lib().bpf_map_lookup_elem(fd, key, val)
@@ -298,7 +298,7 @@ def map_lookup(fd, key, value_size):
     return val.raw
 
 
-def map_delete(fd, key):
+def map_delete(fd: int, key: bytes) -> bool:
     """Delete key; return False when it was not there."""
     ret = lib().bpf_map_delete_elem(fd, key)
     if ret < 0 and -ret == errno.ENOENT:

@@ -34,7 +34,7 @@ def _splitter(size, count):
     return struct.Struct("%ds" % size * count)
 
 
-def possible_cpus():
+def possible_cpus() -> int:
     with open("/sys/devices/system/cpu/possible") as fh:
         text = fh.read().strip()
     count = 0
@@ -69,17 +69,17 @@ class PinnedMap:
     def __exit__(self, *exc):
         self.close()
 
-    def close(self):
+    def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
 
     @property
-    def type_name(self):
+    def type_name(self) -> str:
         return TYPE_NAMES.get(self.type, "type %d" % self.type)
 
     # reading ------------------------------------------------------------
-    def dump(self):
+    def dump(self) -> dict[bytes, bytes]:
         """{key bytes: value bytes} of every element."""
         if self.type in BATCH:
             try:
@@ -130,11 +130,11 @@ class PinnedMap:
                 out[key] = value
 
     # writing ------------------------------------------------------------
-    def write(self, items):
+    def write(self, items: list[tuple[bytes, bytes]]) -> None:
         """Create or overwrite [(key bytes, value bytes)]."""
         self.write_packed([k for k, _v in items], b"".join(v for _k, v in items))
 
-    def write_packed(self, keys, values):
+    def write_packed(self, keys: list[bytes], values: bytes) -> None:
         """Create or overwrite keys (a list) with values (their bytes back to back)."""
         if not keys:
             return
@@ -151,7 +151,7 @@ class PinnedMap:
         for i, key in enumerate(keys):
             libbpf.map_update(self.fd, key, values[i * vs:(i + 1) * vs])
 
-    def delete(self, keys):
+    def delete(self, keys: list[bytes]) -> None:
         """Remove keys (arrays: reset them to zero)."""
         if not keys:
             return

@@ -37,12 +37,12 @@ def _teach_pyroute2():
 _teach_pyroute2()
 
 
-def clsact_present(index):
+def clsact_present(index: int) -> bool:
     with _ipr() as ipr:
         return any(q.get_attr("TCA_KIND") == "clsact" for q in ipr.get_qdiscs(index=index))
 
 
-def add_clsact(index, ifname):
+def add_clsact(index: int, ifname: str) -> None:
     try:
         with _ipr() as ipr:
             ipr.tc("add", "clsact", index)
@@ -51,12 +51,12 @@ def add_clsact(index, ifname):
                             "(`tc qdisc show dev %s`)." % (ifname, exc, ifname)) from exc
 
 
-def del_clsact(index):
+def del_clsact(index: int) -> None:
     with _ipr() as ipr:
         ipr.tc("del", "clsact", index)
 
 
-def filters(index, direction):
+def filters(index: int, direction: str) -> list[dict]:
     """Every filter at this hook: pref, handle, kind, and for bpf ones name, prog_id, tag, direct_action."""
     out = []
     with _ipr() as ipr:
@@ -91,6 +91,6 @@ def set_filter(index: int, direction: str, fd: int, *, pref: int, handle: int, n
         raise DatapathError("attaching the tc %s filter on %r failed: %s." % (direction, ifname, exc)) from exc
 
 
-def del_filter(index, direction, pref, handle, kind="bpf"):
+def del_filter(index: int, direction: str, pref: int, handle: int, kind: str = "bpf") -> None:
     with _ipr() as ipr:
         ipr.tc("del-filter", kind, index, handle, parent=PARENTS[direction], prio=pref, protocol=ETH_P_ALL)

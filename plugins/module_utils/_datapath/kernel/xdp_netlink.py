@@ -50,7 +50,7 @@ def _ipr():
     return IPRoute()
 
 
-def ifindex(name):
+def ifindex(name: str) -> int:
     """The index of interface name; a DatapathError naming it when it does not exist."""
     with _ipr() as ipr:
         found = ipr.link_lookup(ifname=name)
@@ -59,12 +59,12 @@ def ifindex(name):
     return found[0]
 
 
-def interfaces():
+def interfaces() -> dict[str, int]:
     """{name: ifindex} of every interface in this network namespace."""
     return {name: index for name, (index, _kind) in link_kinds().items()}
 
 
-def link_kinds():
+def link_kinds() -> dict[str, tuple[int, str | None]]:
     """{name: (ifindex, kind)}; kind is the rtnetlink link kind (veth, bridge, vlan...) or None for hardware."""
     with _ipr() as ipr:
         out = {}
@@ -77,7 +77,7 @@ def link_kinds():
         return out
 
 
-def xdp_state(index):
+def xdp_state(index: int) -> dict:
     """{'mode': native|generic|offload|None, 'prog_id': int|None} of the interface."""
     with _ipr() as ipr:
         link = ipr.get_links(index)[0]
@@ -104,7 +104,7 @@ def _set(index, fd, flags, expected_fd=None, ifname=None, mode=None):
         raise attach_error(exc, ifname or str(index), mode) from exc
 
 
-def attach_error(exc, ifname, mode):
+def attach_error(exc: NetlinkError, ifname: str, mode: str | None) -> DatapathError:
     code = exc.code
     text = str(exc.args[1]) if len(exc.args) > 1 else ""
     if code in (errno.EOPNOTSUPP, errno.EINVAL) and mode in ("native", "offload"):
@@ -116,7 +116,7 @@ def attach_error(exc, ifname, mode):
     return DatapathError("attaching XDP to interface %r failed: %s (errno %d)." % (ifname, text or exc, code))
 
 
-def attach(index, fd, mode, expected_fd=None, ifname=None):
+def attach(index: int, fd: int, mode: str, expected_fd: int | None = None, ifname: str | None = None) -> None:
     """Attach fd in mode. expected_fd None: only if nothing is attached; else atomically replace that one."""
     flags = MODE_FLAGS[mode]
     if expected_fd is None:
@@ -126,6 +126,6 @@ def attach(index, fd, mode, expected_fd=None, ifname=None):
     _set(index, fd, flags, expected_fd, ifname, mode)
 
 
-def detach(index, mode, expected_fd, ifname=None):
+def detach(index: int, mode: str, expected_fd: int | None, ifname: str | None = None) -> None:
     """Remove the program attached in mode, provided it is still expected_fd's program."""
     _set(index, -1, MODE_FLAGS[mode] | XDP_FLAGS_REPLACE, expected_fd, ifname, mode)

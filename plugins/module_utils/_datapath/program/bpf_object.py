@@ -44,7 +44,7 @@ class BpfObject:
     def __exit__(self, *exc):
         self.close()
 
-    def close(self):
+    def close(self) -> None:
         if self._obj:
             self._lib.bpf_object__close(self._obj)
             self._obj = None
@@ -56,12 +56,12 @@ class BpfObject:
             yield prog
             prog = self._lib.bpf_object__next_program(self._obj, prog)
 
-    def programs(self):
+    def programs(self) -> list[tuple[str, int]]:
         """[(function name, program type)] of every program in the object."""
         return [(self._lib.bpf_program__name(p).decode(), self._lib.bpf_program__type(p))
                 for p in self._programs()]
 
-    def select(self, name, prog_type):
+    def select(self, name: str | None, prog_type: int) -> str:
         """Choose the program to load (the only one of prog_type when name is None)."""
         type_name = PROG_TYPE_NAMES.get(prog_type, str(prog_type))
         progs = list(self._programs())
@@ -108,7 +108,7 @@ class BpfObject:
                 return m
         return None
 
-    def maps(self):
+    def maps(self) -> dict[str, dict]:
         """Definitions of the object's own (non-internal) maps, by name."""
         out = {}
         for m in self._maps():
@@ -121,14 +121,14 @@ class BpfObject:
                 self._lib.bpf_map__map_flags(m))
         return out
 
-    def reuse_map(self, name, fd):
+    def reuse_map(self, name: str, fd: int) -> None:
         libbpf.check(self._lib.bpf_map__reuse_fd(self._map(name), fd), "reuse map %s" % name)
 
-    def map_fd(self, name):
+    def map_fd(self, name: str) -> int:
         return self._lib.bpf_map__fd(self._map(name))
 
     # .rodata configuration -------------------------------------------
-    def rodata(self):
+    def rodata(self) -> tuple[int | None, int]:
         """(writable initial bytes of `.rodata` as a ctypes address, its size), or (None, 0) when there is none."""
         for m in self._maps():
             if self._lib.bpf_map__is_internal(m) and self._lib.bpf_map__name(m).decode().endswith(".rodata"):
@@ -137,18 +137,18 @@ class BpfObject:
                 return ptr, size.value
         return None, 0
 
-    def btf(self):
+    def btf(self) -> Btf:
         """The object's BTF, borrowed for as long as the object is open (a Btf with no handle when it has none)."""
         return Btf(handle=self._lib.bpf_object__btf(self._obj) or None)
 
     # loading ----------------------------------------------------------
-    def set_ifindex(self, ifindex):
+    def set_ifindex(self, ifindex: int) -> None:
         """Offload: bind the program and its maps to a device before load."""
         self._lib.bpf_program__set_ifindex(self.prog, ifindex)
         for m in self._maps():
             self._lib.bpf_map__set_ifindex(m, ifindex)
 
-    def load(self):
+    def load(self) -> int:
         libbpf.take_messages()
         ret = self._lib.bpf_object__load(self._obj)
         messages = libbpf.take_messages()
@@ -158,10 +158,10 @@ class BpfObject:
         return self.prog_fd
 
     @property
-    def prog_fd(self):
+    def prog_fd(self) -> int:
         return self._lib.bpf_program__fd(self.prog)
 
 
-def map_definition(map_type, key_size, value_size, max_entries, flags):
+def map_definition(map_type: int, key_size: int, value_size: int, max_entries: int, flags: int) -> dict:
     return {"type": map_type, "key_size": key_size, "value_size": value_size,
             "max_entries": max_entries, "flags": flags}

@@ -23,19 +23,19 @@ CFLAGS = ["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"]
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def default_cache_dir():
+def default_cache_dir() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "wirespeed", "objects")
 
 
-def find_clang(clang="clang"):
+def find_clang(clang: str = "clang") -> str | None:
     """Return the path of the compiler, or None when it is not installed."""
     if os.sep in clang:
         return clang if os.access(clang, os.X_OK) else None
     return shutil.which(clang)
 
 
-def multiarch_include():
+def multiarch_include() -> list[str]:
     """Debian keeps asm/types.h under /usr/include/<multiarch>."""
     arch = sysconfig.get_config_var("MULTIARCH")
     if not arch:
@@ -44,7 +44,7 @@ def multiarch_include():
     return [path] if os.path.isdir(path) else []
 
 
-def define_flags(defines):
+def define_flags(defines: dict | None) -> list[str]:
     """Turn a dict into sorted -D flags; names must be C identifiers."""
     flags = []
     for name in sorted(defines or {}):
@@ -61,7 +61,7 @@ def define_flags(defines):
     return flags
 
 
-def sha256_file(path):
+def sha256_file(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -81,14 +81,16 @@ def _run(cmd, what, src):
     return proc.stdout
 
 
-def object_for(src, object_path, include_dirs=(), defines=None, clang="clang"):
+def object_for(src: str | None, object_path: str | None, include_dirs: tuple[str, ...] | list[str] = (),
+               defines: dict | None = None, clang: str = "clang") -> str | None:
     """The object to load on this host: object_path, or src compiled here when src is given."""
     if src:
         return compile_source(src, include_dirs, defines, clang=clang)["path"]
     return object_path
 
 
-def compile_source(src, include_dirs=(), defines=None, cache_dir=None, clang="clang"):
+def compile_source(src: str, include_dirs: tuple[str, ...] | list[str] = (), defines: dict | None = None,
+                   cache_dir: str | None = None, clang: str = "clang") -> dict:
     """Compile src; return {'path', 'sha256', 'cached'} of the object in the cache."""
     if not os.path.isfile(src):
         raise DatapathError("source file %s does not exist; check the src option." % src)

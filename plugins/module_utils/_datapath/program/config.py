@@ -8,11 +8,12 @@ import ctypes
 
 from ..errors import DatapathError
 from ..types.btf import Unsupported
+from .bpf_object import BpfObject
 
 RESERVED_PREFIX = "ws_chain"  # globals the engine sets itself (the chain slot)
 
 
-def settable(obj) -> dict:
+def settable(obj: BpfObject) -> dict:
     """{name: (offset, Codec)} of the `const volatile` globals of an open BpfObject."""
     ptr, _size = obj.rodata()
     if ptr is None:
@@ -21,7 +22,7 @@ def settable(obj) -> dict:
         return btf.section_vars(".rodata")
 
 
-def write_config(obj, config: dict, internal: dict | None = None) -> None:
+def write_config(obj: BpfObject, config: dict, internal: dict | None = None) -> None:
     """Write config (the operator's values) and internal (the engine's) into obj's `.rodata` before load."""
     config = dict(config or {})
     internal = dict(internal or {})

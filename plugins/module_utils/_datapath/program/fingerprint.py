@@ -11,18 +11,18 @@ from ..kernel import libbpf
 from .bpf_object import map_definition
 
 
-def fingerprint(fd):
+def fingerprint(fd: int) -> dict:
     """What makes two loaded programs the same datapath: instructions, live .rodata, maps."""
     info = libbpf.prog_info(fd)
     return {"tag": info["tag"], "name": info["name"], "rodata": read_rodata(fd).hex(),
             "maps": sorted(i for i, _def in program_maps(fd).values())}
 
 
-def prog_id(fd):
+def prog_id(fd: int) -> int:
     return libbpf.prog_info(fd)["id"]
 
 
-def prog_summary(prog_id_):
+def prog_summary(prog_id_: int) -> dict:
     """{id, name, tag} of a loaded program, by id."""
     fd = libbpf.prog_fd_by_id(prog_id_)
     try:
@@ -32,7 +32,7 @@ def prog_summary(prog_id_):
     return {"id": prog_id_, "name": info["name"], "tag": info["tag"]}
 
 
-def read_rodata(prog_fd):
+def read_rodata(prog_fd: int) -> bytes:
     """The live `.rodata` bytes of a loaded program (b'' when it has none)."""
     for map_id in libbpf.prog_info(prog_fd)["map_ids"]:
         fd = libbpf.map_fd_by_id(map_id)
@@ -46,7 +46,7 @@ def read_rodata(prog_fd):
     return b""
 
 
-def program_maps(prog_fd):
+def program_maps(prog_fd: int) -> dict[str, tuple[int, dict]]:
     """{kernel map name: (map id, definition)} of a loaded program, internal maps excluded."""
     out = {}
     for map_id in libbpf.prog_info(prog_fd)["map_ids"]:

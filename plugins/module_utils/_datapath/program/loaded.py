@@ -54,10 +54,10 @@ class LoadedProgram:
             self.obj.close()
             raise
 
-    def close(self):
+    def close(self) -> None:
         self.obj.close()
 
-    def pin(self, pin_path, index_path):
+    def pin(self, pin_path: str, index_path: str) -> None:
         """Pin the program and its maps; drop pins of maps this version no longer has."""
         bpffs.pin_replace(self.fd, os.path.join(pin_path, "prog"))
         if os.path.abspath(pin_path) != os.path.abspath(index_path) and not os.path.islink(index_path):
@@ -71,5 +71,5 @@ class LoadedProgram:
             if name not in self.map_names:
                 os.unlink(os.path.join(mdir, name))
 
-    def map_paths(self, pin_path):
+    def map_paths(self, pin_path: str) -> dict[str, str]:
         return {n: os.path.join(pin_path, "maps", n) for n in self.map_names}

@@ -9,7 +9,7 @@ import os
 from ..errors import DatapathError
 
 
-def verifier_log(messages):
+def verifier_log(messages: str) -> list[str]:
     """The verifier's own lines out of libbpf's output, or []."""
     if "-- BEGIN PROG LOAD LOG --" not in messages:
         return []
@@ -17,7 +17,7 @@ def verifier_log(messages):
     return [line for line in body.splitlines() if line.strip()]
 
 
-def load_error(path, prog_name, err, messages):
+def load_error(path: str, prog_name: str, err: int, messages: str) -> DatapathError:
     log = verifier_log(messages)
     if log:
         tail = log[-20:]

@@ -27,7 +27,7 @@ FORMAT = 2  # 1: records were flat dicts (migrated on read by Record.from_dict)
 _HELD = {}  # state directories whose lock this process holds, and how deep
 
 
-def write_json(path, data, **dump_args):
+def write_json(path: str, data: object, **dump_args: object) -> None:
     """Replace path with data as JSON: write a temporary file, fsync, rename, fsync the directory."""
     directory = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path), suffix=".tmp")
@@ -47,7 +47,7 @@ def write_json(path, data, **dump_args):
             os.unlink(tmp)
 
 
-def read_json(path, what, remedy):
+def read_json(path: str, what: str, remedy: str) -> object:
     """The JSON in path, or None when there is no such file; a DatapathError naming it when it is not JSON."""
     try:
         with open(path) as fh:
@@ -73,7 +73,7 @@ class StateStore:
                                 % (self.directory, exc.strerror)) from exc
 
     @contextlib.contextmanager
-    def lock(self):
+    def lock(self) -> Iterator[None]:
         """Serialize wirespeed runs on this host: deploys, removals, map syncs, checkpoints, rollbacks.
 
         Reentrant within one process, so a rollback can hold it across the deploys it makes.

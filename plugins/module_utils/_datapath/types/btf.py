@@ -43,14 +43,14 @@ class Unsupported(Codec):
         self.size = size
         self.name = ctype
 
-    def describe(self):
+    def describe(self) -> str:
         return "a value of C type %s, which cannot be set; use an integer, bool, enum, integer array or char array" \
             % self.name
 
-    def encode(self, value):
+    def encode(self, value: object) -> bytes:
         raise ValueError(self.describe())
 
-    def decode(self, raw):
+    def decode(self, raw: bytes) -> str:
         return bytes(raw).hex()
 
 

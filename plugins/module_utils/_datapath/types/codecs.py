@@ -28,21 +28,21 @@ class Codec:
     name = "hex"
     size = 0
 
-    def encode(self, value):
+    def encode(self, value: object) -> bytes:
         raise NotImplementedError
 
-    def decode(self, raw):
+    def decode(self, raw: bytes) -> object:
         raise NotImplementedError
 
-    def text(self, raw):
+    def text(self, raw: bytes) -> str:
         return str(self.decode(raw))
 
     sort_key = None  # listings sort by the raw bytes: numeric order for addresses in network order
 
-    def encode_many(self, values):
+    def encode_many(self, values: list) -> list[bytes]:
         return list(map(self.encode, values))
 
-    def describe(self):
+    def describe(self) -> str:
         """What encode() takes, as a phrase for error messages ("an integer from 0 to 65535 (__u16)")."""
         return "a %s value" % self.name
 
@@ -55,17 +55,17 @@ class IntCodec(Codec):
         self.name = name or ("%s%d" % ("s" if signed else "u", size * 8))
         self.enum = enum or {}
 
-    def bounds(self):
+    def bounds(self) -> tuple[int, int]:
         bits = self.size * 8
         return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if self.signed else (0, (1 << bits) - 1)
 
-    def describe(self):
+    def describe(self) -> str:
         text = "an integer from %d to %d (%s)" % (self.bounds() + (self.name,))
         if self.enum:
             text += " or one of %s" % ", ".join(sorted(self.enum))
         return text
 
-    def encode(self, value):
+    def encode(self, value: object) -> bytes:
         if isinstance(value, bool):
             if self.size != 1:  # a one-byte field is where C keeps a flag; a wider one wants a number
                 raise ValueError("%s needs an integer, got %r" % (self.name, value))
@@ -85,10 +85,10 @@ class IntCodec(Codec):
         except OverflowError:
             raise ValueError("%d does not fit %s (%d to %d)" % ((value, self.name) + self.bounds())) from None
 
-    def decode(self, raw):
+    def decode(self, raw: bytes) -> int:
         return int.from_bytes(raw, self.order, signed=self.signed)
 
-    def sort_key(self, raw):
+    def sort_key(self, raw: bytes) -> tuple[int]:
         return (int.from_bytes(raw, self.order, signed=self.signed),)
 
 
@@ -96,17 +96,17 @@ class BoolCodec(IntCodec):
     def __init__(self, size=1):
         super().__init__(size, name="bool")
 
-    def describe(self):
+    def describe(self) -> str:
         return "true or false (bool)"
 
-    def encode(self, value):
+    def encode(self, value: object) -> bytes:
         if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
             value = value.lower() in ("true", "yes", "1")
         if value not in (0, 1) or isinstance(value, float):
             raise ValueError("bool needs true or false, got %r" % (value,))
         return int(value).to_bytes(self.size, "little")
 
-    def decode(self, raw):
+    def decode(self, raw: bytes) -> bool:
         return bool(int.from_bytes(raw, "little"))
 
 
@@ -119,16 +119,16 @@ class AddressCodec(Codec):
         self.name = "ipv%d" % version
         self.family = socket.AF_INET if version == 4 else socket.AF_INET6
 
-    def describe(self):
+    def describe(self) -> str:
         return "an IPv%d address" % self.version
 
-    def encode_many(self, values):
+    def encode_many(self, values: list) -> list[bytes]:
         try:  # a feed of 100k addresses: one C-level pass when all are well-formed
             return list(map(socket.inet_pton, itertools.repeat(self.family, len(values)), values))
         except (OSError, TypeError, ValueError):
             return list(map(self.encode, values))
 
-    def encode(self, value):
+    def encode(self, value: object) -> bytes:
         try:
             return socket.inet_pton(self.family, value)  # the fast, strict path
         except (OSError, TypeError, ValueError):
@@ -141,7 +141,7 @@ class AddressCodec(Codec):
             raise ValueError("an IPv%d address does not fit this IPv%d field" % (addr.version, self.version))
         return addr.packed
 
-    def decode(self, raw):
+    def decode(self, raw: bytes) -> str:
         return socket.inet_ntop(self.family, bytes(raw))
 
 
@@ -154,10 +154,10 @@ class CidrCodec(Codec):
         self.size = size or 4 + self.addr_size
         self.name = "ipv%d_cidr" % version
 
-    def describe(self):
+    def describe(self) -> str:
         return "an IPv%d network in CIDR form" % self.version
 
-    def encode(self, value):
+    def encode(self, value: object) -> bytes:
         text = str(value).strip()
         try:
             net = ipaddress.ip_network(text, strict=True)
@@ -171,10 +171,10 @@ class CidrCodec(Codec):
         raw = LPM_KEY_PREFIX.pack(net.prefixlen) + net.network_address.packed
         return raw.ljust(self.size, b"\0")
 
-    def sort_key(self, raw):
+    def sort_key(self, raw: bytes) -> bytes:
         return bytes(raw[4:4 + self.addr_size]) + bytes(raw[:4][::-1])
 
-    def decode(self, raw):
+    def decode(self, raw: bytes) -> str:
         plen = LPM_KEY_PREFIX.unpack_from(raw)[0]
         addr = ipaddress.ip_address(bytes(raw[4:4 + self.addr_size]))
         return "%s/%d" % (addr, plen)
@@ -186,7 +186,7 @@ class PortCodec(IntCodec):
     def __init__(self):
         super().__init__(2, big_endian=True, name="port")
 
-    def encode(self, value):
+    def encode(self, value: object) -> bytes:
         if isinstance(value, str) and "/" in value:
             value = value.split("/", 1)[0]
         return super().encode(value)
@@ -196,12 +196,12 @@ class ProtoCodec(IntCodec):
     def __init__(self, size=1):
         super().__init__(size, name="proto", enum=PROTOCOLS)
 
-    def encode(self, value):
+    def encode(self, value: object) -> bytes:
         if isinstance(value, str) and value.lower() in PROTOCOLS:
             value = PROTOCOLS[value.lower()]
         return super().encode(value)
 
-    def decode(self, raw):
+    def decode(self, raw: bytes) -> str | int:
         num = super().decode(raw)
         return PROTOCOL_NAMES.get(num, num)
 
@@ -217,10 +217,10 @@ class PortRuleCodec(Codec):
     size = 8
     _proto = ProtoCodec()
 
-    def describe(self):
+    def describe(self) -> str:
         return "a port rule like tcp/8080 or icmp"
 
-    def encode(self, value):
+    def encode(self, value: object) -> bytes:
         if isinstance(value, dict):
             unknown = sorted(set(value) - {"prefixlen", "proto", "pad", "port"})
             if unknown or "proto" not in value:
@@ -242,12 +242,12 @@ class PortRuleCodec(Codec):
             raise ValueError("%r: prefixlen must be %d for %s" % (value, prefixlen, what))
         return LPM_KEY_PREFIX.pack(prefixlen) + raw_proto + b"\0" + number.to_bytes(2, "big")
 
-    def decode(self, raw):
+    def decode(self, raw: bytes) -> str:
         proto = self._proto.decode(raw[4:5])
         port = int.from_bytes(raw[6:8], "big")
         return "%s/%d" % (proto, port) if LPM_KEY_PREFIX.unpack_from(raw)[0] > 8 else str(proto)
 
-    def sort_key(self, raw):
+    def sort_key(self, raw: bytes) -> tuple[int, int]:
         return (raw[4], int.from_bytes(raw[6:8], "big"))
 
 
@@ -255,10 +255,10 @@ class MacCodec(Codec):
     name = "mac"
     size = 6
 
-    def describe(self):
+    def describe(self) -> str:
         return "a MAC address like aa:bb:cc:dd:ee:ff"
 
-    def encode(self, value):
+    def encode(self, value: object) -> bytes:
         parts = str(value).replace("-", ":").split(":")
         try:
             raw = bytes(int(p, 16) for p in parts)
@@ -268,7 +268,7 @@ class MacCodec(Codec):
             raise ValueError("%r is not a MAC address like aa:bb:cc:dd:ee:ff" % (value,))
         return raw
 
-    def decode(self, raw):
+    def decode(self, raw: bytes) -> str:
         return ":".join("%02x" % b for b in raw)
 
 
@@ -278,7 +278,7 @@ class IfindexCodec(IntCodec):
     def __init__(self, size=4):
         super().__init__(size, name="ifindex")
 
-    def encode(self, value):
+    def encode(self, value: object) -> bytes:
         if isinstance(value, str) and not value.strip().isdigit():
             try:
                 value = socket.if_nametoindex(value.strip())
@@ -286,7 +286,7 @@ class IfindexCodec(IntCodec):
                 raise ValueError("interface %r does not exist on this host" % value) from None
         return super().encode(value)
 
-    def decode(self, raw):
+    def decode(self, raw: bytes) -> str | int:
         index = super().decode(raw)
         try:
             return socket.if_indextoname(index)
@@ -299,10 +299,10 @@ class HexCodec(Codec):
         self.size = size
         self.name = "hex"
 
-    def describe(self):
+    def describe(self) -> str:
         return "%d bytes as hex or a list of byte values" % self.size
 
-    def encode(self, value):
+    def encode(self, value: object) -> bytes:
         if isinstance(value, (list, tuple)):
             try:
                 raw = bytes(value)
@@ -320,7 +320,7 @@ class HexCodec(Codec):
             raise ValueError("%d bytes given where %d are needed" % (len(raw), self.size))
         return raw
 
-    def decode(self, raw):
+    def decode(self, raw: bytes) -> str:
         return bytes(raw).hex()
 
 
@@ -332,10 +332,10 @@ class StructCodec(Codec):
         self.fields = fields  # [(name, offset, codec)]
         self.name = name
 
-    def describe(self):
+    def describe(self) -> str:
         return "a dict of the fields of %s (%s)" % (self.name, ", ".join(f[0] for f in self.fields))
 
-    def encode(self, value):
+    def encode(self, value: object) -> bytes:
         if not isinstance(value, dict):
             raise ValueError("%s needs a dict of its fields (%s), got %r"
                              % (self.name, ", ".join(f[0] for f in self.fields), value))
@@ -356,10 +356,10 @@ class StructCodec(Codec):
                 raise ValueError("field %r: %s" % (fname, exc)) from None
         return bytes(raw)
 
-    def decode(self, raw):
+    def decode(self, raw: bytes) -> dict:
         return {f: c.decode(raw[o:o + c.size]) for f, o, c in self.fields}
 
-    def text(self, raw):
+    def text(self, raw: bytes) -> str:
         return "{%s}" % ", ".join("%s: %s" % (f, c.text(raw[o:o + c.size])) for f, o, c in self.fields)
 
 
@@ -370,10 +370,10 @@ class CharArrayCodec(Codec):
         self.size = size
         self.name = "char[%d]" % size
 
-    def describe(self):
+    def describe(self) -> str:
         return "a string of at most %d bytes (%s)" % (self.size - 1, self.name)
 
-    def encode(self, value):
+    def encode(self, value: object) -> bytes:
         if not isinstance(value, str):
             raise ValueError("%s needs a string, got %r" % (self.name, value))
         raw = value.encode()
@@ -382,7 +382,7 @@ class CharArrayCodec(Codec):
                              % (value, len(raw), self.name, self.size - 1))
         return raw.ljust(self.size, b"\0")
 
-    def decode(self, raw):
+    def decode(self, raw: bytes) -> str:
         return bytes(raw).split(b"\0", 1)[0].decode(errors="replace")
 
 
@@ -395,25 +395,25 @@ class ArrayCodec(Codec):
         self.size = item.size * count
         self.name = "%s[%d]" % (item.name, count)
 
-    def describe(self):
+    def describe(self) -> str:
         if isinstance(self.item, IntCodec) and not self.item.enum:
             what = "integers from %d to %d" % self.item.bounds()
         else:
             what = "items, each %s" % self.item.describe()
         return "a list of at most %d %s (%s); the entries left out are 0" % (self.count, what, self.name)
 
-    def encode(self, value):
+    def encode(self, value: object) -> bytes:
         if not isinstance(value, (list, tuple)):
             raise ValueError("%s needs a list, got %r" % (self.name, value))
         if len(value) > self.count:
             raise ValueError("%d items do not fit %s" % (len(value), self.name))
         return b"".join(self.item.encode(v) for v in value).ljust(self.size, b"\0")
 
-    def decode(self, raw):
+    def decode(self, raw: bytes) -> list:
         return [self.item.decode(raw[i * self.item.size:(i + 1) * self.item.size]) for i in range(self.count)]
 
 
-def is_padding(field):
+def is_padding(field: str) -> bool:
     return field.startswith(("pad", "_", "reserved", "unused"))
 
 
@@ -430,7 +430,7 @@ NAMED = {
 TYPE_NAMES = sorted([*NAMED, "hex"])
 
 
-def named(type_name, size):
+def named(type_name: str, size: int) -> Codec:
     """The codec for an explicit type name; `hex` takes the map's size."""
     if type_name == "hex":
         return HexCodec(size)
@@ -442,7 +442,7 @@ def named(type_name, size):
     return codec
 
 
-def guess(values, size, lpm):
+def guess(values: list, size: int, lpm: bool) -> Codec | None:
     """A codec for an untyped (or plain-integer) field, from the form of what the operator wrote."""
     texts = [v for v in values if isinstance(v, str)]
     if texts and len(texts) == len(values):

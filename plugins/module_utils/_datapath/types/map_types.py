@@ -53,6 +53,6 @@ class MapTypes:
         return codecs.HexCodec(size)
 
 
-def devmap_value():
+def devmap_value() -> codecs.StructCodec:
     fields = [("ifindex", 0, codecs.IfindexCodec(4)), ("prog_fd", 4, codecs.IntCodec(4))]
     return codecs.StructCodec(8, fields, "struct bpf_devmap_val")
