@@ -45,7 +45,7 @@ def _program_key(p):
     return "%s/%s" % (p["interface"], p["name"])
 
 
-def _record(p) -> Record:
+def record_of(p: dict) -> Record:
     """The Record of a checkpoint's program entry, whatever version wrote it."""
     return Record.from_dict(p["record"], p["interface"], p["name"])
 
@@ -69,7 +69,7 @@ def digest(programs: list[dict]) -> str:
     """What makes two checkpoints the same datapath: program identities and map contents (keys only for sets)."""
     h = hashlib.sha256()
     for p in programs:
-        h.update(json.dumps([_program_key(p), _record(p).identity()], sort_keys=True).encode())
+        h.update(json.dumps([_program_key(p), record_of(p).identity()], sort_keys=True).encode())
         for name, content in sorted(p["maps"].items()):
             if content["type"] in KEYS_ONLY:
                 entries = [k for k, _v in content["entries"]]
@@ -79,7 +79,7 @@ def digest(programs: list[dict]) -> str:
     return h.hexdigest()
 
 
-def _same(a, b) -> bool:
+def same(a: dict, b: dict) -> bool:
     """Two checkpoints hold the same datapath (digests recomputed, so any format compares)."""
     return digest(a["programs"]) == digest(b["programs"])
 
@@ -98,7 +98,7 @@ def describe(snap: dict) -> list[str]:
     """One line per program of a checkpoint, for people."""
     lines = []
     for p in snap["programs"]:
-        r = _record(p)
+        r = record_of(p)
         entries = sum(len(m["entries"]) for m in p["maps"].values())
         lines.append("%s %s: %s priority %s, object %s, %d map entries"
                      % (p["interface"], hooks.hook_for(r.hook).where(r), p["name"], r.priority,
@@ -172,7 +172,7 @@ class History:
     def save_boot(self, snap: dict) -> bool:
         """Make snap the datapath the host restores at boot; False when it already is."""
         current = self.boot()
-        if current is not None and _same(current, snap):
+        if current is not None and same(current, snap):
             return False
         os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
         write_json(self.boot_path, snap)
@@ -191,7 +191,7 @@ class History:
     def settle_pending(self, now: dict) -> bool:
         """A pending checkpoint that differs from now is the state before an unfinished run: keep it."""
         pending = self.pending()
-        unfinished = pending is not None and not _same(pending, now)
+        unfinished = pending is not None and not same(pending, now)
         if unfinished:
             self.push(pending)
         self.drop_pending()
@@ -230,7 +230,7 @@ def commit(state_dir: str = DEFAULT_STATE_DIR, check_mode: bool = False) -> dict
         refuse_if_armed(history, "committing")  # an armed change ends with confirm or abort
         now = take(state_dir)
         pending = history.pending()
-        recorded = pending is not None and not _same(pending, now)
+        recorded = pending is not None and not same(pending, now)
         boot = False
         if not check_mode:
             history.settle_pending(now)
@@ -259,7 +259,7 @@ def _rollback(to, bpffs_path, state_dir, check_mode):
         target = {"programs": [], "digest": digest([])}
     else:
         pending = history.pending()
-        if pending is not None and not _same(pending, now):
+        if pending is not None and not same(pending, now):
             source, target = "pending", pending
         else:
             path, target = history.top()
@@ -302,11 +302,11 @@ def plan_rollback(now: dict, target: dict) -> list[tuple]:
     """
     current = {_program_key(p): p for p in now["programs"]}
     wanted = {_program_key(p): p for p in target["programs"]}
-    moves = [k for k in current if k in wanted and _moves(_record(current[k]), _record(wanted[k]))]
+    moves = [k for k in current if k in wanted and _moves(record_of(current[k]), record_of(wanted[k]))]
     steps = [("remove", current[k], None) for k in moves]
     for key, p in wanted.items():
         old = current.get(key) if key not in moves else None
-        if old is None or _record(old).identity() != _record(p).identity():
+        if old is None or record_of(old).identity() != record_of(p).identity():
             steps.append(("deploy", p, None))
         changes = map_changes(p, old)
         if changes:
@@ -339,7 +339,7 @@ def describe_step(step: tuple) -> str:
     action, p, detail = step
     key = _program_key(p)
     if action == "deploy":
-        r = _record(p)
+        r = record_of(p)
         return "deploy %s (object %s, priority %s)" % (key, r.object_sha256[:12], r.priority)
     if action == "maps":
         return "maps of %s: %s" % (key, ", ".join(detail))
@@ -349,7 +349,7 @@ def describe_step(step: tuple) -> str:
 # carrying it out ------------------------------------------------------------------
 def apply_step(step: tuple, bpffs_path: str, state_dir: str) -> None:
     action, p, _detail = step
-    record = _record(p)
+    record = record_of(p)
     hook_class = hooks.hook_for(record.hook)
     if action == "remove":
         hooks.remove(hook_class.from_record(record, bpffs_path, state_dir))
@@ -366,7 +366,7 @@ def apply_step(step: tuple, bpffs_path: str, state_dir: str) -> None:
 
 def write_maps(p: dict) -> None:
     """Make each recorded map hold the recorded keys; live values (hit counts) of kept keys stay."""
-    mdir = os.path.join(_record(p).pin_path, "maps")
+    mdir = os.path.join(record_of(p).pin_path, "maps")
     for name, content in sorted(p["maps"].items()):
         with maps.PinnedMap(os.path.join(mdir, name)) as m:
             if (m.key_size, m.value_size) != (content["key_size"], content["value_size"]):

@@ -128,7 +128,7 @@ def expire(state_dir: str, bpffs_path: str, token: str, reason: str | None = Non
         actions, failure = [], None
         try:
             pending = history.pending()
-            if pending is not None and not checkpoint._same(pending, checkpoint.take(state_dir)):
+            if pending is not None and not checkpoint.same(pending, checkpoint.take(state_dir)):
                 actions = checkpoint.rollback("previous", bpffs_path, state_dir)["actions"]
         except DatapathError as exc:
             failure = exc

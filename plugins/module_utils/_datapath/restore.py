@@ -87,11 +87,11 @@ def _restore(history, store, report, bpffs_path, state_dir, wait) -> None:
 
 
 def _chain_order(p) -> tuple:
-    return p["interface"], checkpoint._record(p).priority or 0, p["name"]
+    return p["interface"], checkpoint.record_of(p).priority or 0, p["name"]
 
 
 def _restore_one(p, missing, bpffs_path, state_dir) -> dict:
-    record = checkpoint._record(p)
+    record = checkpoint.record_of(p)
     entry = {"interface": p["interface"], "name": p["name"], "hook": record.hook, "priority": record.priority}
     if p["interface"] in missing:
         return dict(entry, result="skipped", reason="interface %s did not appear" % p["interface"])

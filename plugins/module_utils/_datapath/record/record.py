@@ -63,7 +63,9 @@ class Record:
 
     def identity(self) -> dict:
         """The parts that make two deployments the same datapath (not ids, times or stored paths)."""
-        return dict(self.view(), pin_path=self.pin_path, src=None)
+        out = dict(self.view(), pin_path=self.pin_path)
+        del out["src"]  # where the source lived on the controller does not change what runs
+        return out
 
     def view(self) -> dict:
         """What a task returns as `previous`: the deployed version in the operator's terms."""
