@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: datapath_checkpoint
 short_description: Checkpoint a host's wirespeed datapath around a change, and roll back to it
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - A checkpoint is every program this collection runs on the host (stored object, config, priority, XDP
     mode or TC hook) and the contents of its maps. Counters are not part of it (per-CPU and LRU maps are
@@ -44,6 +44,16 @@ author:
 requirements:
   - libbpf 1.x and pyroute2 on the managed host
 attributes:
+  action_group:
+    support: full
+    membership:
+      - wirespeed.datapath.datapath
+  action:
+    support: none
+  async:
+    support: full
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
   diff_mode:
@@ -62,7 +72,7 @@ options:
         C(step=confirm) must arrive, or the host rolls the change back by itself. 120 suits most fleets.
       - Needs Python on the host to run the host tool it installs at C(<state_dir>/lib/wirespeed.pyz).
     type: int
-    version_added: 0.2.0
+    version_added: 0.1.0
   rollback_to:
     description: With C(step=rollback), go back to the datapath before the last change, or to none at all.
     type: str
@@ -70,6 +80,8 @@ options:
     default: previous
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
+  - ansible.builtin.action_common_attributes.flow
   - wirespeed.datapath.program.paths
 """
 
@@ -106,6 +118,28 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+checkpoint:
+  description: With begin and commit, the digest of the datapath as it is (programs, objects, config and maps).
+  returned: step is begin or commit
+  type: str
+  sample: 3f2a9c01b2de44d1
+recorded_unfinished_run:
+  description: With begin (not in check mode), whether an earlier run that never committed was kept as a checkpoint.
+  returned: step is begin, not in check mode
+  type: bool
+confirm_timeout:
+  description: With begin, the O(confirm_timeout) the change was armed with.
+  returned: step is begin and confirm_timeout is set
+  type: int
+deadline:
+  description: With begin and O(confirm_timeout), when the host rolls the change back unless confirmed (UTC).
+  returned: step is begin and confirm_timeout is set, not in check mode
+  type: str
+  sample: "2026-01-31T12:00:00Z"
+check_mode:
+  description: With rollback, whether the task ran in check mode (so C(actions) are what it would do).
+  returned: step is rollback and there was something to roll back to
+  type: bool
 programs:
   description: With begin and commit, one line per program of the datapath as it is.
   returned: step is begin or commit
@@ -155,6 +189,21 @@ actions:
   type: list
   elements: str
   sample: ["deploy eth0/firewall (object 3f2a9c01b2de, priority 10)", "maps of eth0/firewall: deny_v4 +0 -1"]
+detail:
+  description: Compiler output, the tail of the verifier log or the kernel's words, when the task failed on one of them.
+  returned: failure, when there is such output
+  type: str
+detail_lines:
+  description: The same as RV(detail), one line per list item, for reading in the task output.
+  returned: failure, when there is such output
+  type: list
+  elements: str
+error_code:
+  description:
+    - A stable name of the failure for playbooks to branch on, such as C(clang_missing).
+  returned: failure, for failures that have a name
+  type: str
+  sample: clang_missing
 """
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import PATHS_ARGUMENT_SPEC, DatapathModule

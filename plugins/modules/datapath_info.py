@@ -22,6 +22,16 @@ author:
 requirements:
   - libbpf 1.x and pyroute2 on the managed host
 attributes:
+  action_group:
+    support: full
+    membership:
+      - wirespeed.datapath.datapath
+  action:
+    support: none
+  async:
+    support: full
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
   diff_mode:
@@ -44,9 +54,11 @@ options:
         host's facts, which is all a preflight needs.
     type: bool
     default: true
-    version_added: 0.2.0
+    version_added: 0.1.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.actiongroups
+  - ansible.builtin.action_common_attributes.flow
   - wirespeed.datapath.program.paths
 """
 
@@ -130,6 +142,21 @@ host:
     kernel: 6.18.0-1-amd64
     controller_address: 198.18.7.1
     interfaces: {eth0: {ifindex: 2, kind: veth, driver: null, xdp_native: true, xdp_offload: false}}
+detail:
+  description: Compiler output, the tail of the verifier log or the kernel's words, when the task failed on one of them.
+  returned: failure, when there is such output
+  type: str
+detail_lines:
+  description: The same as RV(detail), one line per list item, for reading in the task output.
+  returned: failure, when there is such output
+  type: list
+  elements: str
+error_code:
+  description:
+    - A stable name of the failure for playbooks to branch on, such as C(clang_missing).
+  returned: failure, for failures that have a name
+  type: str
+  sample: clang_missing
 """
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import PATHS_ARGUMENT_SPEC, DatapathModule
