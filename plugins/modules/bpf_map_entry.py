@@ -30,16 +30,6 @@ author:
 requirements:
   - libbpf 1.x on the managed host
 attributes:
-  action_group:
-    support: full
-    membership:
-      - wirespeed.datapath.datapath
-  action:
-    support: none
-  async:
-    support: full
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
   diff_mode:
@@ -132,8 +122,8 @@ options:
         default: present
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.actiongroups
-  - ansible.builtin.action_common_attributes.flow
+  - wirespeed.datapath.attributes
+  - wirespeed.datapath.attributes.module
   - wirespeed.datapath.program.paths
 seealso:
   - module: wirespeed.datapath.xdp_program

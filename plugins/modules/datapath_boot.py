@@ -26,16 +26,6 @@ author:
 requirements:
   - Python 3 on the managed host (the interpreter Ansible uses runs the restore at boot)
 attributes:
-  action_group:
-    support: full
-    membership:
-      - wirespeed.datapath.datapath
-  action:
-    support: none
-  async:
-    support: full
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
   diff_mode:
@@ -58,8 +48,8 @@ options:
     default: 30
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.actiongroups
-  - ansible.builtin.action_common_attributes.flow
+  - wirespeed.datapath.attributes
+  - wirespeed.datapath.attributes.module
   - wirespeed.datapath.program.paths
 """
 

@@ -22,16 +22,6 @@ author:
 requirements:
   - libbpf 1.x and pyroute2 on the managed host
 attributes:
-  action_group:
-    support: full
-    membership:
-      - wirespeed.datapath.datapath
-  action:
-    support: none
-  async:
-    support: full
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
   diff_mode:
@@ -57,8 +47,8 @@ options:
     version_added: 0.1.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.actiongroups
-  - ansible.builtin.action_common_attributes.flow
+  - wirespeed.datapath.attributes
+  - wirespeed.datapath.attributes.module
   - wirespeed.datapath.program.paths
 """
 

@@ -30,17 +30,6 @@ requirements:
   - Linux with BPF, the clsact qdisc and cls_bpf
   - libbpf 1.x and the Python library pyroute2 on the managed host
 attributes:
-  action_group:
-    support: full
-    membership:
-      - wirespeed.datapath.datapath
-  action:
-    support: full
-    details: Compiles O(src) on the controller when clang is there, and ships the objects to the host.
-  async:
-    support: full
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
   diff_mode:
@@ -80,8 +69,8 @@ options:
     default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.actiongroups
-  - ansible.builtin.action_common_attributes.flow
+  - wirespeed.datapath.attributes
+  - wirespeed.datapath.attributes.action
   - wirespeed.datapath.program
   - wirespeed.datapath.program.paths
 seealso:

@@ -33,17 +33,6 @@ requirements:
   - libbpf 1.x (C(libbpf1)) and the Python library pyroute2 on the managed host
   - clang on the controller or on the host when O(src) is used
 attributes:
-  action_group:
-    support: full
-    membership:
-      - wirespeed.datapath.datapath
-  action:
-    support: full
-    details: Compiles O(src) on the controller when clang is there, and ships the objects to the host.
-  async:
-    support: full
-  bypass_host_loop:
-    support: none
   check_mode:
     support: full
     details: Check mode loads the program to run the verifier (unless O(verify=false)), then unloads it.
@@ -99,8 +88,8 @@ notes:
   - Requires root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN for bpffs).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.actiongroups
-  - ansible.builtin.action_common_attributes.flow
+  - wirespeed.datapath.attributes
+  - wirespeed.datapath.attributes.action
   - wirespeed.datapath.program
   - wirespeed.datapath.program.paths
 seealso:

@@ -54,9 +54,9 @@ def test_introspected_bindep_keeps_the_compiler_for_the_final_image(builder, tmp
         for _platforms, profiles in entries[package]:
             assert not profiles, "%s is tagged %s, so the final image would not get it" % (package, profiles)
     for package in RUNTIME:
-        platforms = set().union(*(p for p, _ in entries[package]))
+        platforms = set().union(*(found for found, _profiles in entries[package]))
         assert {"platform:rpm", "platform:dpkg"} <= platforms, (package, platforms)
-    assert all(profiles == {"test"} for _, profiles in entries["tcpdump"])  # the tests' packages stay out
+    assert all(profiles == {"test"} for _platforms, profiles in entries["tcpdump"])  # the tests' packages stay out
 
 
 def test_created_context_installs_bindep_packages_in_the_final_stage(builder, tmp_path):

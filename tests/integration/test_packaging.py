@@ -14,7 +14,7 @@ import tarfile
 import pytest
 import yaml
 from conftest import REPO
-from docs_check import problems
+from docs_check import ansible_doc, problems
 from labplay import LabNet, playbook, running_lab
 
 BIN = os.path.dirname(sys.executable)
@@ -23,6 +23,10 @@ INSTALLED_BOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playb
 PLANTED = [".pytest_cache/v/cache/nodeids", ".ruff_cache/0.6/1", "bench/out/veth.json", "build/collections/x",
            "plugins/filter/__pycache__/report.cpython-311.pyc", "tests/output/junit.xml", ".venv/bin/python",
            "files/bpf/firewall.bpf.o", "tests/integration/.pytest_cache/x"]
+# Keys Ansible itself puts into a result (not the module's to document).
+ANSIBLE_KEYS = {"changed", "failed", "msg", "diff", "invocation", "ansible_job_id", "started", "finished",
+                "results_file", "stdout", "stderr", "stdout_lines", "stderr_lines", "warnings", "deprecations",
+                "skipped", "false_condition", "skip_reason", "_ansible_no_log", "ansible_facts"}
 FORBIDDEN = [".pytest_cache", ".ruff_cache", "bench", "build", ".venv", "__pycache__", "tests/output", ".ci",
              "Makefile", "ruff.toml", "requirements-dev.txt", ".git", "*.o", "*.pyc"]
 
@@ -103,6 +107,17 @@ def lab(tmp_path_factory):
         yield fleet
 
 
+def _all_keys_documented(collections, results):
+    """Every key of each module's result is in that module's RETURN (ansible-doc of the installed copy)."""
+    rc, out, err = ansible_doc(collections, "--json", *("wirespeed.datapath." + m for m in results))
+    assert rc == 0, err
+    docs = json.loads(out)
+    for module, result in results.items():
+        documented = set(docs["wirespeed.datapath." + module]["return"] or {})
+        extra = {k for k in result if not k.startswith("_ansible")} - ANSIBLE_KEYS - documented
+        assert not extra, "%s returns %s, which its RETURN does not document" % (module, sorted(extra))
+
+
 def test_playbook_from_the_installed_copy(lab, installed):
     collections, root = installed
     host = lab.hosts[0]
@@ -117,6 +132,9 @@ def test_playbook_from_the_installed_copy(lab, installed):
         deployed = tasks["Deploy the blocklist in the background"][host["name"]]
         assert deployed["changed"] and deployed["ansible_job_id"] and deployed["finished"], deployed
         assert tasks["Fill it through the old module name"][host["name"]]["added"] == 1
+        _all_keys_documented(collections, {
+            "xdp_program": deployed,
+            "bpf_map_entry": tasks["Fill it through the old module name"][host["name"]]})
         assert LabNet(lab, host).udp(7000, 20) == 0  # the peer is listed: dropped
         again = playbook(lab, INSTALLED_BOOK, **args)
         assert again["rc"] == 0 and again["stats"][host["name"]]["changed"] == 0, again
