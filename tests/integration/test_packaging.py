@@ -26,7 +26,9 @@ PLANTED = [".pytest_cache/v/cache/nodeids", ".ruff_cache/0.6/1", "bench/out/veth
 # Keys Ansible itself puts into a result (not the module's to document).
 ANSIBLE_KEYS = {"changed", "failed", "msg", "diff", "invocation", "ansible_job_id", "started", "finished",
                 "results_file", "stdout", "stderr", "stdout_lines", "stderr_lines", "warnings", "deprecations",
-                "skipped", "false_condition", "skip_reason", "_ansible_no_log", "ansible_facts"}
+                "skipped", "false_condition", "skip_reason", "_ansible_no_log", "ansible_facts",
+                # AnsibleModule.exit_json adds the stat of a result's existing "path" (bpf_map_entry's pin)
+                "uid", "gid", "owner", "group", "mode", "state", "size", "secontext"}
 FORBIDDEN = [".pytest_cache", ".ruff_cache", "bench", "build", ".venv", "__pycache__", "tests/output", ".ci",
              "Makefile", "ruff.toml", "requirements-dev.txt", ".git", "*.o", "*.pyc"]
 
