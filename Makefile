@@ -51,7 +51,8 @@ collection:
 
 deps: apt venv collection
 
-LINT_PATHS := roles playbooks tests/molecule tests/integration/playbooks/xdp.yml tests/integration/playbooks/role.yml
+LINT_PATHS := roles playbooks tests/molecule tests/integration/playbooks/xdp.yml tests/integration/playbooks/role.yml \
+	tests/integration/playbooks/host.yml tests/integration/playbooks/installed.yml
 
 lint: deps
 	$(VENV)/bin/ruff check plugins tests
