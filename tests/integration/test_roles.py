@@ -86,6 +86,23 @@ CASES = {
                               r"mirror_ports has 17 ports; give at most 16"),
     "mirror target missing": (dict(role_under_test="mirror", mirror_interfaces=["eth0"], mirror_target="ids9"),
                               r"mirror_interfaces or mirror_target names ids9, which does not exist on lab1"),
+    "rate in bytes per second": (dict(role_under_test="egress_ratelimit", egress_ratelimit_interfaces=["eth0"],
+                                      egress_ratelimit_rules=[{"destination": "192.0.2.0/24", "rate": "10mbps"}]),
+                                 r"egress_ratelimit_rules rule 1 rate is '10mbps', which is not a rate"),
+    "negative rate": (dict(role_under_test="egress_ratelimit", egress_ratelimit_interfaces=["eth0"],
+                           egress_ratelimit_rules=[{"destination": "192.0.2.0/24", "rate": "1mbit"},
+                                                   {"destination": "2001:db8::/32", "rate": -1}]),
+                      r"egress_ratelimit_rules rule 2 rate is -1, which is not a rate"),
+    "zero rate": (dict(role_under_test="egress_ratelimit", egress_ratelimit_interfaces=["eth0"],
+                       egress_ratelimit_default_rate=0),
+                  r"egress_ratelimit_default_rate is 0, which is no rate at all"),
+    "burst under one frame": (dict(role_under_test="egress_ratelimit", egress_ratelimit_interfaces=["eth0"],
+                                   egress_ratelimit_rules=[{"destination": "192.0.2.0/24", "rate": "1mbit",
+                                                            "burst": 1000}]),
+                              r"egress_ratelimit_rules rule 1 burst is 1000, which is less than one full frame"),
+    "bad rate destination": (dict(role_under_test="egress_ratelimit", egress_ratelimit_interfaces=["eth0"],
+                                  egress_ratelimit_rules=[{"destination": "192.0.2.1/24", "rate": "1mbit"}]),
+                             r"egress_ratelimit_rules rule 1 destination is '192.0.2.1/24', which has host bits set"),
 }
 
 

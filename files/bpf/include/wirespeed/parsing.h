@@ -171,6 +171,7 @@ struct ws_packet {
 		__be32 v4;
 		__u8 v6[16];
 	} saddr, daddr;
+	void *l3;		/* the IPv4 or IPv6 header */
 	void *l4;
 };
 
@@ -233,6 +234,7 @@ static __always_inline int ws_parse_packet(struct ws_cursor *c,
 		proto = ws_parse_ipv4(c, &ip);
 		if (proto < 0)
 			return WS_PKT_MALFORMED;
+		pkt->l3 = ip;
 		pkt->saddr.v4 = ip->saddr;
 		pkt->daddr.v4 = ip->daddr;
 		/* MF set or offset != 0 */
@@ -246,6 +248,7 @@ static __always_inline int ws_parse_packet(struct ws_cursor *c,
 		proto = ws_parse_ipv6(c, &ip6);
 		if (proto < 0)
 			return WS_PKT_MALFORMED;
+		pkt->l3 = ip6;
 		__builtin_memcpy(pkt->saddr.v6, &ip6->saddr, 16);
 		__builtin_memcpy(pkt->daddr.v6, &ip6->daddr, 16);
 		proto = ws_ipv6_ext_walk(c, pkt, proto);
