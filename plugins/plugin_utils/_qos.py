@@ -99,8 +99,14 @@ def port_range(value, where):
     """(low, high) from 5060 or "16384-32767"."""
     text = str(value).strip()
     low, sep, high = text.partition("-")
-    first = port(low, where) if sep else port(value, where)
-    last = port(high, where) if sep else first
+    if not sep:
+        first = last = port(value, where)
+    else:
+        try:
+            first, last = port(low, where), port(high, where)
+        except AddressError:
+            raise AddressError("%s is %r, which is not a port range; write it as low-high, each 1 to 65535."
+                               % (where, value)) from None
     if last < first:
         raise AddressError("%s is %r, a reversed range; write it low-high, as %d-%d." % (where, value, last, first))
     return first, last

@@ -25,7 +25,8 @@ def test_ansible_doc_renders(module, words):
         assert word in proc.stdout
 
 
-ROLES = ["firewall", "ssh_limiter", "wireguard_filter", "mirror", "egress_ratelimit", "preflight", "persistence"]
+ROLES = ["firewall", "ssh_limiter", "wireguard_filter", "mirror", "egress_ratelimit", "dscp_marking", "conn_limiter",
+         "preflight", "persistence"]
 
 
 def _yaml(path):

@@ -103,6 +103,23 @@ CASES = {
     "bad rate destination": (dict(role_under_test="egress_ratelimit", egress_ratelimit_interfaces=["eth0"],
                                   egress_ratelimit_rules=[{"destination": "192.0.2.1/24", "rate": "1mbit"}]),
                              r"egress_ratelimit_rules rule 1 destination is '192.0.2.1/24', which has host bits set"),
+    "unknown DSCP name": (dict(role_under_test="dscp_marking", dscp_marking_interfaces=["eth0"],
+                               dscp_marking_rules=[{"proto": "udp", "port": 5060, "dscp": "AF51"}]),
+                          r"dscp_marking_rules rule 1 dscp is 'AF51', which is not a DSCP"),
+    "DSCP over 63": (dict(role_under_test="dscp_marking", dscp_marking_interfaces=["eth0"],
+                          dscp_marking_rules=[{"proto": "udp", "port": 5060, "dscp": 64}]),
+                     r"dscp_marking_rules rule 1 dscp is 64, which is not a DSCP"),
+    "reversed port range": (dict(role_under_test="dscp_marking", dscp_marking_interfaces=["eth0"],
+                                 dscp_marking_rules=[{"proto": "udp", "port": "2000-1000", "dscp": "EF"}]),
+                            r"dscp_marking_rules rule 1 port is '2000-1000', a reversed range"),
+    "port range out of range": (dict(role_under_test="dscp_marking", dscp_marking_interfaces=["eth0"],
+                                     dscp_marking_rules=[{"proto": "tcp", "port": "1000-70000", "dscp": "EF"}]),
+                                r"dscp_marking_rules rule 1 port is '1000-70000', which is not a port range"),
+    "overlapping DSCP rules": (dict(role_under_test="dscp_marking", dscp_marking_interfaces=["eth0"],
+                                    dscp_marking_rules=[{"proto": "udp", "port": "5000-5100", "dscp": "EF"},
+                                                        {"proto": "udp", "port": 5060, "dscp": "CS3"}]),
+                               r"dscp_marking_rules rule 2 \(udp port 5060, DSCP 24\) overlaps rule 1, "
+                               r"which sets DSCP 46"),
 }
 
 
