@@ -48,7 +48,7 @@ struct erl_rule {
 
 struct erl_key {
 	__u32 id;
-	__u8 addr[16];
+	struct ws_src addr;	/* zeros for a budget per rule */
 };
 
 struct {
@@ -89,19 +89,6 @@ static __always_inline struct erl_rule *find_rule(struct ws_packet *pkt)
 	}
 }
 
-/* The bucket's word for `key`, made (full) when it is not there yet. */
-static __always_inline __u64 *bucket_of(struct erl_key *key)
-{
-	__u64 *tat = bpf_map_lookup_elem(&buckets, key);
-	__u64 full = 0;
-
-	if (tat)
-		return tat;
-	/* BPF_NOEXIST: a CPU that lost the race uses the winner's */
-	bpf_map_update_elem(&buckets, key, &full, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&buckets, key);
-}
-
 SEC("tc")
 int egress_ratelimit(struct __sk_buff *skb)
 {
@@ -127,16 +114,9 @@ int egress_ratelimit(struct __sk_buff *skb)
 	}
 	if (!rate)
 		return ws_pass_skb(skb);
-	if (!per) {
-		if (pkt.family == 4) {
-			key.addr[10] = 0xff;
-			key.addr[11] = 0xff;
-			__builtin_memcpy(&key.addr[12], &pkt.daddr.v4, 4);
-		} else {
-			__builtin_memcpy(key.addr, pkt.daddr.v6, 16);
-		}
-	}
-	tat = bucket_of(&key);
+	if (!per)
+		ws_addr_key(&key.addr, &pkt, 1);
+	tat = ws_bucket_of(&buckets, &key);
 	if (!tat)
 		return ws_pass_skb(skb);
 	if (ws_bucket_take(tat, ws_now_fine(),

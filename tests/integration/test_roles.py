@@ -120,6 +120,15 @@ CASES = {
                                                         {"proto": "udp", "port": 5060, "dscp": "CS3"}]),
                                r"dscp_marking_rules rule 2 \(udp port 5060, DSCP 24\) overlaps rule 1, "
                                r"which sets DSCP 46"),
+    "connection limit 0": (dict(role_under_test="conn_limiter", conn_limiter_interfaces=["eth0"],
+                                conn_limiter_max_new_per_second=0),
+                           r"conn_limiter_max_new_per_second is 0; give a whole number from 1 to 1000000000"),
+    "negative connection burst": (dict(role_under_test="conn_limiter", conn_limiter_interfaces=["eth0"],
+                                       conn_limiter_burst=-1),
+                                  r"conn_limiter_burst is -1; give a whole number from 0 to 4294967295"),
+    "bad connection allow entry": (dict(role_under_test="conn_limiter", conn_limiter_interfaces=["eth0"],
+                                        conn_limiter_allow=["10.0.0.300"]),
+                                   r"conn_limiter_allow item 1 is '10.0.0.300', which is not an IPv4 or IPv6"),
 }
 
 

@@ -20,7 +20,7 @@
 #ifndef WIRESPEED_BUCKET_H
 #define WIRESPEED_BUCKET_H
 
-#include <linux/types.h>
+#include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
 #define WS_BUCKET_TRIES 4
@@ -43,6 +43,22 @@ static __always_inline int ws_bucket_take(__u64 *tat, __u64 now, __u64 cost,
 			return 1;
 	}
 	return 0;
+}
+
+/*
+ * The bucket word of `key` in `map` (an LRU hash of __u64), made full when it
+ * is not there yet; NULL only when the map cannot take it.
+ */
+static __always_inline __u64 *ws_bucket_of(void *map, void *key)
+{
+	__u64 *tat = bpf_map_lookup_elem(map, key);
+	__u64 full = 0;
+
+	if (tat)
+		return tat;
+	/* BPF_NOEXIST: a CPU that lost the race uses the winner's */
+	bpf_map_update_elem(map, key, &full, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, key);
 }
 
 #endif /* WIRESPEED_BUCKET_H */

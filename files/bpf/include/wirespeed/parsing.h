@@ -281,4 +281,37 @@ static __always_inline int ws_parse_packet(struct ws_cursor *c,
 	return WS_PKT_OK;
 }
 
+/* ---- a packet's address as one 16-byte key (IPv4 as ::ffff:a.b.c.d) ---- */
+
+/* An address as a map key, whichever the family (ratelimit.h, the TC limiters). */
+struct ws_src {
+	__u8 addr[16];
+};
+
+static __always_inline void ws_src_from_v4(struct ws_src *src, __be32 addr)
+{
+	__builtin_memset(src, 0, sizeof(*src));
+	src->addr[10] = 0xff;
+	src->addr[11] = 0xff;
+	__builtin_memcpy(&src->addr[12], &addr, 4);
+}
+
+/* The packet's source (dst 0) or destination (dst 1) as a 16-byte key. */
+static __always_inline void ws_addr_key(struct ws_src *key,
+					struct ws_packet *pkt, int dst)
+{
+	if (pkt->family == 4)
+		ws_src_from_v4(key, dst ? pkt->daddr.v4 : pkt->saddr.v4);
+	else
+		__builtin_memcpy(key->addr, dst ? pkt->daddr.v6 : pkt->saddr.v6,
+				 16);
+}
+
+/* The packet's source as a key of ws_rl_state: IPv4 mapped into IPv6. */
+static __always_inline void ws_src_from_packet(struct ws_src *src,
+					       struct ws_packet *pkt)
+{
+	ws_addr_key(src, pkt, 0);
+}
+
 #endif /* WIRESPEED_PARSING_H */

@@ -31,10 +31,6 @@
 #define WS_RL_LIMITED	1	/* this event passed the limit */
 #define WS_RL_BANNED	2	/* the source is serving a ban */
 
-struct ws_src {
-	__u8 addr[16];
-};
-
 struct ws_rl_state {
 	__u64 window_start;	/* ns, ws_now() clock */
 	__u64 banned_until;	/* ns; 0: not banned */
@@ -48,24 +44,6 @@ struct {
 	__type(key, struct ws_src);
 	__type(value, struct ws_rl_state);
 } ws_rl_state SEC(".maps");
-
-static __always_inline void ws_src_from_v4(struct ws_src *src, __be32 addr)
-{
-	__builtin_memset(src, 0, sizeof(*src));
-	src->addr[10] = 0xff;
-	src->addr[11] = 0xff;
-	__builtin_memcpy(&src->addr[12], &addr, 4);
-}
-
-/* The packet's source as a key of ws_rl_state: IPv4 mapped into IPv6. */
-static __always_inline void ws_src_from_packet(struct ws_src *src,
-					       struct ws_packet *pkt)
-{
-	if (pkt->family == 4)
-		ws_src_from_v4(src, pkt->saddr.v4);
-	else
-		__builtin_memcpy(src->addr, pkt->saddr.v6, 16);
-}
 
 /*
  * Count one event of src against `limit` per `window_ns`; past the limit the
