@@ -39,6 +39,7 @@ from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kerne
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program import compile as bpfcc  # noqa: E402
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.bpf_object import BpfObject  # noqa: E402
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.config import write_config  # noqa: E402
+from ansible_collections.wirespeed.datapath.plugins.plugin_utils import _qos  # noqa: E402
 
 INCLUDE = os.path.join(REPO, "files", "bpf", "include")
 TARGET_NS = 60.0
@@ -95,8 +96,6 @@ def mirror_rows(root, args):
 
 def tc_rows(root, args):
     """The three TC traffic programs, loaded and not attached (nothing but the bench's packets reaches them)."""
-    from ansible_collections.wirespeed.datapath.plugins.plugin_utils import _qos  # noqa: PLC0415
-
     rows = []
     erl = Loaded(os.path.join(REPO, "files", "bpf", "egress_ratelimit.bpf.c"), os.path.join(root, "erl"), {},
                  libbpf.PROG_TYPE_SCHED_CLS)
