@@ -25,6 +25,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "build", "collections"))
@@ -94,6 +95,22 @@ def mirror_rows(root, args):
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
+def both_cpus(loaded, packet, args):
+    """ns/packet while two CPUs run the program on the same packet at once (the bucket's CAS contended)."""
+    cpus, results = sorted(os.sched_getaffinity(0))[:2], []
+
+    def run(cpu):
+        os.sched_setaffinity(0, {cpu})  # this thread only
+        results.append(loaded.ns(packet, args.runs, args.repeat))
+
+    threads = [threading.Thread(target=run, args=(cpu,)) for cpu in cpus]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return max(results)
+
+
 def tc_rows(root, args):
     """The three TC traffic programs, loaded and not attached (nothing but the bench's packets reaches them)."""
     rows = []
@@ -105,6 +122,8 @@ def tc_rows(root, args):
     rows.append(("egress_ratelimit: destination in no rule", erl.ns(outside, args.runs, args.repeat)))
     rows.append(("egress_ratelimit: charged to a bucket (passes)", erl.ns(frame("198.18.0.9"), args.runs,
                                                                           args.repeat)))
+    if len(os.sched_getaffinity(0)) >= 2:
+        rows.append(("egress_ratelimit: one bucket, both CPUs charging it", both_cpus(erl, frame("198.18.0.9"), args)))
     dscp = Loaded(os.path.join(REPO, "files", "bpf", "dscp_marking.bpf.c"), os.path.join(root, "dscp"), {},
                   libbpf.PROG_TYPE_SCHED_CLS)
     rules = _qos.dscp_rules([{"proto": "udp", "port": 5060, "dscp": "EF"},

@@ -18,7 +18,8 @@ import packets
 import pytest
 from conftest import BPF
 from netlab import netns, run
-from scapy.layers.inet import TCP, UDP
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Ether
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import info, mapsync
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import libbpf
@@ -257,3 +258,37 @@ def test_differential_against_a_model(dut, objects):
         prog.close()
     assert mismatches == [], mismatches[:5]
     assert verdicts[TC_ACT_STOLEN] > 1000 and verdicts[TC_ACT_UNSPEC] > 3000, verdicts
+
+
+def test_two_cpus_charging_one_bucket_never_overrun_it(dut, objects):
+    """Both CPUs run the program 100000 times each on one destination, at once, on a frozen clock: exactly the
+    packets the bucket holds pass (a plain read-modify-write would let through more)."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs")
+    prog = packets.Unattached(objects["build"](SRC), os.path.join(dut.pin_root, "erl_cpus"))
+    frame = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="192.0.2.1", dst="203.0.113.9")
+                  / UDP(sport=1, dport=2) / (b"c" * 58))  # 100 bytes: at 8 Gbit/s one costs 100 ns
+    rule = {"rate": 8 * 10 ** 9, "burst": 5 * 10 ** 6, "per": 0, "id": 1}  # 5 ms deep: 50000 such packets
+    mapsync.sync(prog.maps["rules_v4"], entries=[{"key": "203.0.113.0/24", "value": rule}])
+    mapsync.sync(prog.maps["ws_clock"], entries={0: {"offset_ns": 0, "frozen_ns": 10 ** 12}})
+    cpus, errors = sorted(os.sched_getaffinity(0))[:2], []
+
+    def hammer(cpu):
+        try:
+            os.sched_setaffinity(0, {cpu})  # this thread only
+            libbpf.test_run(prog.fd, frame, 100000)
+        except OSError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer, args=(cpu,)) for cpu in cpus]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        passed = info.action_counters(prog.maps["ws_stats"])
+        dropped = info.reason_counters(prog.maps["ws_reasons"])["rate_limited"]["packets"]
+    finally:
+        prog.close()
+    assert errors == []
+    assert passed["pass"]["packets"] == 50000 and dropped == 150000, (passed, dropped)
