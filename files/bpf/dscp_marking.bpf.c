@@ -29,6 +29,7 @@
  */
 #include <stddef.h>
 #include <linux/pkt_cls.h>
+#include "wirespeed/lpm.h"
 #include "wirespeed/parsing.h"
 #include "wirespeed/stats.h"
 
@@ -44,13 +45,7 @@ struct dscp_key {
 	__be16 port;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 4096);
-	__type(key, struct dscp_key);
-	__type(value, __u32);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} rules SEC(".maps");
+WS_LPM_MAP_OF(rules, struct dscp_key, __u32, 4096);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -58,14 +53,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } dscp_stats SEC(".maps");
-
-static __always_inline void count(__u32 what)
-{
-	__u64 *n = bpf_map_lookup_elem(&dscp_stats, &what);
-
-	if (n)
-		*n += 1;	/* per-CPU: no other CPU writes it */
-}
 
 /* The DSCP for the packet's ports, or -1 when no rule matches. */
 static __always_inline int wanted_dscp(struct ws_packet *pkt)
@@ -129,10 +116,10 @@ int dscp_marking(struct __sk_buff *skb)
 		return ws_pass_skb(skb);
 	if (bpf_skb_store_bytes(skb, off, &new_word, sizeof(new_word), 0))
 		return ws_pass_skb(skb);
-	count(DSCP_REWRITTEN);
+	ws_bump(&dscp_stats, DSCP_REWRITTEN);
 	return ws_pass_skb(skb);
 kept:
-	count(DSCP_KEPT);
+	ws_bump(&dscp_stats, DSCP_KEPT);
 	return ws_pass_skb(skb);
 }
 

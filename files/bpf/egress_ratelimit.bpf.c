@@ -51,21 +51,8 @@ struct erl_key {
 	struct ws_src addr;	/* zeros for a budget per rule */
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 1024);
-	__type(key, struct ws_lpm_v4);
-	__type(value, struct erl_rule);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} rules_v4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 1024);
-	__type(key, struct ws_lpm_v6);
-	__type(value, struct erl_rule);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} rules_v6 SEC(".maps");
+WS_LPM_MAP_OF(rules_v4, struct ws_lpm_v4, struct erl_rule, 1024);
+WS_LPM_MAP_OF(rules_v6, struct ws_lpm_v6, struct erl_rule, 1024);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

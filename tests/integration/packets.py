@@ -3,6 +3,7 @@
 """Random frames (well-formed, malformed, truncated) and a Python model of parsing.h's ws_parse_packet(),
 for the differential tests of the TC programs."""
 
+import os
 import struct
 
 from scapy.layers.inet import IP
@@ -117,8 +118,6 @@ class Unattached:
     interface reaches it, only the packets a test runs through BPF_PROG_TEST_RUN."""
 
     def __init__(self, obj_path, pin_dir, config=None):
-        import os
-
         from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import libbpf
         from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.bpf_object import BpfObject
         from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.config import write_config
@@ -142,3 +141,26 @@ class Unattached:
 
     def close(self):
         self.obj.close()
+
+
+def differential(prog, rng, count, make_frame, verdict, step):
+    """Run `count` frames of make_frame(rng) through prog on its frozen clock (ws_clock), moved on by step(rng)
+    before each; the kernel's verdict must be verdict(frame, now) and the frame must come out unchanged.
+    Returns (mismatches, {verdict: how many})."""
+    from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import libbpf
+
+    now, mismatches, verdicts = 10 ** 12, [], {}
+    clock = libbpf.obj_get(prog.maps["ws_clock"])
+    try:
+        for i in range(count):
+            now += step(rng)
+            libbpf.map_update(clock, struct.pack("I", 0), struct.pack("QQ", 0, now))
+            frame = make_frame(rng)
+            want = verdict(frame, now)
+            got, out = prog.run(frame)
+            verdicts[want] = verdicts.get(want, 0) + 1
+            if got != want or out != frame:
+                mismatches.append((i, frame.hex(), got, want))
+    finally:
+        os.close(clock)
+    return mismatches, verdicts

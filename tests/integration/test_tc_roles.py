@@ -4,13 +4,15 @@
 the status table with their counters and drop reasons, and rollback.yml taking them away."""
 
 import os
-import socket
-import time
+import sys
 
 import pytest
 import yaml
+from conftest import REPO
 from labplay import PLAYBOOKS, LabNet, playbook, running_lab
-from netlab import netns
+
+sys.path.insert(0, os.path.join(REPO, "tests", "lab"))
+import traffic  # tests/lab: the traffic of the molecule scenarios
 
 SITE = os.path.join(PLAYBOOKS, "site.yml")
 ROLLBACK = os.path.join(PLAYBOOKS, "rollback.yml")
@@ -30,21 +32,8 @@ def group_vars(lab, data):
 
 
 def new_udp_flows(lab, host, port, flows):
-    """Send one datagram from each of `flows` new sockets of the peer at once; return how many arrived."""
-    net = LabNet(lab, host)
-    rx = net.receiver(port)
-    socks = []
-    try:
-        with netns(lab.peer["ns"]):
-            socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _i in range(flows)]
-        for s in socks:
-            s.sendto(b"f", (host["ip"], port))
-        time.sleep(0.3)
-        return net.drain(rx)
-    finally:
-        rx.close()
-        for s in socks:
-            s.close()
+    """One datagram from each of `flows` new sockets of the peer at once; how many arrived."""
+    return traffic.newflows(lab, host, port, flows)["arrived"]
 
 
 def filters(lab, host):
