@@ -88,7 +88,7 @@ bench: deps
 	$(PY) bench/map_sync.py --rounds 7 $(BENCH_ARGS)
 	$(PY) bench/programs.py
 	$(PY) bench/veth_mpps.py
-	$(PY) bench/fleet.py --hosts 5,10
+	$(PY) bench/fleet.py --hosts 5,10,20
 
 lab-up: deps
 	$(PY) tests/lab/lab.py up 3

@@ -30,8 +30,9 @@ description:
   - C(step=confirm) refuses, and rolls back at once, when XDP_ABORTED counters rose since begin. With
     nothing armed it reports C(changed=false).
   - C(step=abort) takes the change waiting for its confirm back at once (for example when an operator's health
-    probe failed); when the host already rolled it back by itself it reports that, and it never goes further back
-    than the change that was armed.
+    probe failed); when the host already rolled it back by itself it reports that. For a run begun without
+    O(confirm_timeout) it takes back what changed since that begin (a staged rollout's failed batch). It never goes
+    further back than the run's begin.
   - B(Boot datapath.) A successful C(step=commit) without a pending confirm, a C(step=confirm) and a
     C(step=rollback) make the datapath as it then is the one the host restores at boot
     (C(<state_dir>/boot.json); see the C(wirespeed.datapath.persistence) role). A run that failed half-way,
@@ -68,6 +69,22 @@ options:
     type: str
     choices: [previous, none]
     default: previous
+  intent:
+    description:
+      - With C(step=begin), C(step=commit) or C(step=confirm), a digest of everything the run asks of this host
+        (C(site.yml) computes it from the roles' variables, their files and the collection's code).
+      - C(step=commit) and C(step=confirm) remember it with a fingerprint of the datapath the run left (program
+        ids and attachments, map contents, the controller's address). C(step=begin) with the same intent reports
+        C(converged=true) when the datapath still matches that fingerprint exactly, and then writes nothing and
+        arms nothing; the run has nothing to do on this host. Any drift (a program replaced or detached, a map
+        entry changed, an interface re-created) or any other intent makes it C(false).
+    type: str
+    version_added: 0.2.0
+  reason:
+    description:
+      - With C(step=abort), why the change is taken back, kept in the message (for example the failed health check).
+    type: str
+    version_added: 0.2.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - wirespeed.datapath.program.paths
@@ -127,12 +144,17 @@ timer:
   description: With begin and O(confirm_timeout), C(systemd) (a transient timer) or C(process) (a watchdog).
   returned: step is begin and confirm_timeout is set, not in check mode
   type: str
+converged:
+  description:
+    - With begin and an O(intent), whether the datapath is still exactly as the last run of that intent left it.
+  returned: step is begin
+  type: bool
 confirmed:
   description: With confirm, whether a waiting change was confirmed.
   returned: step is confirm
   type: bool
 rolled_back:
-  description: With abort, whether the armed change was rolled back (now, or earlier by the host itself).
+  description: With abort, whether the run's change was rolled back (now, or earlier by the host itself).
   returned: step is abort
   type: bool
 restored:
@@ -166,6 +188,8 @@ ARGUMENT_SPEC = dict(
     step=dict(type="str", required=True, choices=["begin", "commit", "confirm", "abort", "rollback"]),
     rollback_to=dict(type="str", choices=["previous", "none"], default="previous"),
     confirm_timeout=dict(type="int"),
+    reason=dict(type="str"),
+    intent=dict(type="str"),
 )
 
 
@@ -175,13 +199,15 @@ def run(params, check_mode, diff_mode):
                             % params["step"])
     if params["step"] == "begin":
         return confirm.begin(params["state_dir"], bpffs_path=params["bpffs"], timeout=params["confirm_timeout"],
-                             check_mode=check_mode)
+                             check_mode=check_mode, intent=params["intent"])
     if params["step"] == "commit":
-        return checkpoint.commit(params["state_dir"], check_mode)
+        return checkpoint.commit(params["state_dir"], check_mode, intent=params["intent"], bpffs_path=params["bpffs"])
     if params["step"] == "confirm":
-        return confirm.confirm(params["state_dir"], bpffs_path=params["bpffs"], check_mode=check_mode)
+        return confirm.confirm(params["state_dir"], bpffs_path=params["bpffs"], check_mode=check_mode,
+                               intent=params["intent"])
     if params["step"] == "abort":
-        return confirm.abort(params["state_dir"], bpffs_path=params["bpffs"], check_mode=check_mode)
+        return confirm.abort(params["state_dir"], bpffs_path=params["bpffs"], reason=params["reason"],
+                             check_mode=check_mode)
     return checkpoint.rollback(params["rollback_to"], params["bpffs"], params["state_dir"], check_mode)
 
 

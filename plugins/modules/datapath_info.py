@@ -45,6 +45,14 @@ options:
     type: bool
     default: true
     version_added: 0.2.0
+  health:
+    description:
+      - Also report the host's counters under C(health) - XDP_ABORTED and drops, in total and by reason, summed
+        over every program the host runs, with the time they were read. Two readings give a drop rate; the
+        staged rollout of C(site.yml) compares the rate before a change with the rate after it.
+    type: bool
+    default: false
+    version_added: 0.2.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - wirespeed.datapath.program.paths
@@ -98,6 +106,27 @@ datapath:
       managed: true
       xdp_prog: {id: 41, name: wirespeed_root, tag: 0aaaaecf59886388}
       chain: [{name: drop-port, slot: 0, priority: 50, position: 0, prog: {id: 44, name: drop_port_prog}}]
+health:
+  description: The host's counters at one moment; only with O(health=true).
+  returned: when health is true
+  type: dict
+  contains:
+    at:
+      description: When they were read, in seconds since the epoch.
+      type: float
+    aborted:
+      description: XDP_ABORTED packets of every program of the host.
+      type: int
+    dropped:
+      description: Packets dropped by every program of the host.
+      type: int
+    reasons:
+      description: Packets dropped, by C(<interface>/<program>) C(<reason>), where programs count reasons.
+      type: dict
+    programs:
+      description: How many programs were read.
+      type: int
+  sample: {at: 1796212800.5, aborted: 0, dropped: 1500, reasons: {"eth0/firewall: denied": 1500}, programs: 2}
 host:
   description: What the host offers the datapath; only with I(host=true).
   returned: when host is true
@@ -140,6 +169,7 @@ ARGUMENT_SPEC = dict(
     interfaces=dict(type="list", elements="str"),
     host=dict(type="bool", default=False),
     datapath=dict(type="bool", default=True),
+    health=dict(type="bool", default=False),
 )
 
 
@@ -149,6 +179,8 @@ def run(params, check_mode, diff_mode):
         result["datapath"] = info.gather(params["interfaces"], params["bpffs"], params["state_dir"])
     if params["host"]:
         result["host"] = host.facts(params["bpffs"])
+    if params["health"]:
+        result["health"] = info.sample(params["state_dir"])
     return result
 
 

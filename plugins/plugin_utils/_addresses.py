@@ -15,6 +15,19 @@ class AddressError(ValueError):
     """One sentence naming the bad entry and where it came from."""
 
 
+def kind_of(value):
+    """What a value is, in the operator's words (Ansible hands strings over as its own tagged subclasses)."""
+    if isinstance(value, str):
+        return "the text %r (write it as a YAML list, or as a JSON list with -e '{...}')" % str(value)[:80]
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "the number %s" % value
+    return "a %s" % type(value).__name__
+
+
 def parse(text, where):
     """An ip_network from an address or CIDR; AddressError naming `where` otherwise."""
     if not isinstance(text, str):
@@ -38,7 +51,7 @@ def check_list(entries, variable):
     if entries is None:
         return []
     if not isinstance(entries, (list, tuple)):
-        raise AddressError("%s must be a list of addresses or CIDRs, not %s." % (variable, type(entries).__name__))
+        raise AddressError("%s must be a list of addresses or CIDRs, not %s." % (variable, kind_of(entries)))
     return [parse(e, "%s item %d" % (variable, i + 1)) for i, e in enumerate(entries)]
 
 
@@ -143,5 +156,5 @@ def port_rules(rules, variable):
 def ports(values, variable):
     """Port numbers of a list; errors name the variable and item."""
     if not isinstance(values, (list, tuple)):
-        raise AddressError("%s must be a list of ports, not %s." % (variable, type(values).__name__))
+        raise AddressError("%s must be a list of ports, not %s." % (variable, kind_of(values)))
     return [port(v, "%s item %d" % (variable, i + 1)) for i, v in enumerate(values)]

@@ -94,6 +94,16 @@ def take(state_dir: str = DEFAULT_STATE_DIR) -> dict:
             "programs": programs, "digest": digest(programs)}
 
 
+def fingerprint(snap: dict, bpffs_path: str = bpffs.DEFAULT_BPFFS) -> str:
+    """The datapath as the kernel runs it now: the checkpoint's digest (programs, map contents), what is attached
+    where on those interfaces (program ids, chain order, interface indexes) and the address the controller
+    connects from (the management guard's), so that any drift or reload changes it."""
+    from . import host, info  # info asks every hook; host reads the SSH session
+    ifnames = [p["interface"] for p in snap["programs"]]
+    live = [snap["digest"], info.attachments(ifnames, bpffs_path), host.controller_address()]
+    return hashlib.sha256(json.dumps(live, sort_keys=True).encode()).hexdigest()
+
+
 def describe(snap: dict) -> list[str]:
     """One line per program of a checkpoint, for people."""
     lines = []
@@ -115,6 +125,7 @@ class History:
         self.pending_path = os.path.join(self.directory, "pending.json")
         self.armed_path = os.path.join(self.directory, "armed.json")  # a change waiting for its confirm
         self.boot_path = os.path.join(state_dir, "boot.json")  # the datapath the host restores at boot
+        self.converged_path = os.path.join(state_dir, "converged.json")  # the intent the datapath was last left at
 
     def _write(self, path, snap):
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
@@ -184,6 +195,23 @@ class History:
         os.unlink(self.boot_path)
         return True
 
+    def converged(self, intent: str | None, now: dict, bpffs_path: str) -> bool:
+        """Whether the datapath is still exactly as a run of this same intent left it (nothing to do)."""
+        if not intent:
+            return False
+        last = read_json(self.converged_path, "converged record", "remove it")
+        return bool(last) and last.get("intent") == intent and last.get("fingerprint") == fingerprint(now, bpffs_path)
+
+    def mark_converged(self, intent: str | None, now: dict, bpffs_path: str) -> None:
+        """Remember that a whole run of `intent` ended with the datapath as it is now; without intent, forget."""
+        if not intent:
+            if os.path.exists(self.converged_path):
+                os.unlink(self.converged_path)
+            return
+        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+        write_json(self.converged_path, {"intent": intent, "fingerprint": fingerprint(now, bpffs_path),
+                                         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
     def drop_pending(self) -> None:
         if os.path.exists(self.pending_path):
             os.unlink(self.pending_path)
@@ -208,22 +236,29 @@ def refuse_if_armed(history: History, doing: str = "beginning another") -> None:
             % (armed["armed_at"], left, doing), code="armed")
 
 
-def begin(state_dir: str = DEFAULT_STATE_DIR, check_mode: bool = False) -> dict:
+def begin(state_dir: str = DEFAULT_STATE_DIR, check_mode: bool = False, *, intent: str | None = None,
+          bpffs_path: str = bpffs.DEFAULT_BPFFS) -> dict:
+    """Checkpoint the datapath before a run's changes. With the run's intent (a digest of everything the
+    controller asks for), a datapath still exactly as the last run of that intent left it is reported
+    converged, and nothing is written: the run has nothing to do."""
     store = StateStore(state_dir)
     with store.lock():
         history = History(state_dir)
         refuse_if_armed(history)
         now = take(state_dir)
+        if history.converged(intent, now, bpffs_path):
+            return {"changed": False, "converged": True, "checkpoint": now["digest"], "programs": describe(now)}
         if check_mode:
-            return {"changed": False, "checkpoint": now["digest"], "programs": describe(now)}
+            return {"changed": False, "converged": False, "checkpoint": now["digest"], "programs": describe(now)}
         history.clear_expiry_note()  # a new run: the last one's rollback has been reported or is moot
         settled = history.settle_pending(now)
         history._write(history.pending_path, now)
-        return {"changed": False, "checkpoint": now["digest"], "programs": describe(now),
+        return {"changed": False, "converged": False, "checkpoint": now["digest"], "programs": describe(now),
                 "recorded_unfinished_run": settled}
 
 
-def commit(state_dir: str = DEFAULT_STATE_DIR, check_mode: bool = False) -> dict:
+def commit(state_dir: str = DEFAULT_STATE_DIR, check_mode: bool = False, *, intent: str | None = None,
+           bpffs_path: str = bpffs.DEFAULT_BPFFS) -> dict:
     store = StateStore(state_dir)
     with store.lock():
         history = History(state_dir)
@@ -236,6 +271,7 @@ def commit(state_dir: str = DEFAULT_STATE_DIR, check_mode: bool = False) -> dict
             history.settle_pending(now)
             if history.armed() is None:  # a run without confirm_timeout counts as confirmed when it ends
                 boot = history.save_boot(now)
+            history.mark_converged(intent, now, bpffs_path)
         return {"changed": False, "recorded": recorded, "checkpoint": now["digest"], "programs": describe(now),
                 "boot_datapath_updated": boot}
 

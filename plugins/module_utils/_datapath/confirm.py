@@ -38,30 +38,26 @@ def check_timeout(value: object) -> int:
 
 def aborted_total(state_dir: str) -> int:
     """XDP_ABORTED packets counted so far by every program this host runs."""
-    total = 0
-    for _ifname, _name, record in StateStore(state_dir).records():
-        stats = os.path.join(record.pin_path or "", "maps", info.STATS_MAP)
-        if record.pin_path and os.path.exists(stats):
-            total += info.action_counters(stats)["aborted"]["packets"]
-    return total
+    return info.sample(state_dir)["aborted"]
 
 
 def begin(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAULT_BPFFS, timeout: object = None,
-          check_mode: bool = False, python: str | None = None) -> dict:
-    """checkpoint.begin, then (with a timeout) arm the host's own rollback; all under the host lock."""
+          check_mode: bool = False, python: str | None = None, intent: str | None = None) -> dict:
+    """checkpoint.begin, then (with a timeout) arm the host's own rollback; all under the host lock. A run whose
+    intent the datapath is already converged to arms nothing: it will change nothing."""
     if timeout is not None:
         timeout = check_timeout(timeout)
     with StateStore(state_dir).lock():  # first: refuses a state directory that cannot be written, by name
-        return _begin(state_dir, bpffs_path, timeout, check_mode, python)
+        return _begin(state_dir, bpffs_path, timeout, check_mode, python, intent)
 
 
-def _begin(state_dir, bpffs_path, timeout, check_mode, python) -> dict:
+def _begin(state_dir, bpffs_path, timeout, check_mode, python, intent) -> dict:
     history = checkpoint.History(state_dir)
     armed = history.armed()
     if armed is not None and time.time() > armed["deadline"] + STALE_SECONDS and not check_mode:
         expire(state_dir, bpffs_path, armed["token"], "its timer did not fire; the next begin found it expired")
-    result = checkpoint.begin(state_dir, check_mode)
-    if timeout is None:
+    result = checkpoint.begin(state_dir, check_mode, intent=intent, bpffs_path=bpffs_path)
+    if timeout is None or result["converged"]:
         return result
     result.update(confirm_timeout=timeout, armed=not check_mode)
     if check_mode:
@@ -145,7 +141,7 @@ def expire(state_dir: str, bpffs_path: str, token: str, reason: str | None = Non
 
 
 def confirm(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAULT_BPFFS,
-            check_mode: bool = False) -> dict:
+            check_mode: bool = False, intent: str | None = None) -> dict:
     """Keep the change begun with a timeout: disarm, keep its checkpoint, make it the boot datapath."""
     history = checkpoint.History(state_dir)
     with StateStore(state_dir).lock():
@@ -176,13 +172,15 @@ def confirm(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAU
         history.disarm()
         history.settle_pending(now)
         boot = history.save_boot(now)
+        history.mark_converged(intent, now, bpffs_path)
         return {"changed": False, "confirmed": True, "boot_datapath_updated": boot,
                 "programs": checkpoint.describe(now)}
 
 
 def abort(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAULT_BPFFS, reason: str | None = None,
           check_mode: bool = False) -> dict:
-    """Take back the change waiting for its confirm now; when the host already did, say so. Never goes further."""
+    """Take back the change waiting for its confirm now; when the host already did, say so. A run begun without a
+    timeout has its change since begin taken back. Never goes further back than the run's begin."""
     history = checkpoint.History(state_dir)
     with StateStore(state_dir).lock():
         armed = history.armed()
@@ -201,4 +199,12 @@ def abort(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAULT
             return {"changed": False, "rolled_back": True, "actions": done["actions"],
                     "msg": "the host rolled the change begun at %s back by itself at %s because %s."
                            % (done["armed_at"], done["rolled_back_at"], done["reason"])}
-        return {"changed": False, "rolled_back": False, "msg": "nothing on this host was waiting for a confirm."}
+        pending = history.pending()
+        if pending is not None and not checkpoint.same(pending, checkpoint.take(state_dir)):
+            # a run begun without a timeout: take back what it changed since its begin, and no further
+            done = checkpoint.rollback("previous", bpffs_path, state_dir, check_mode)
+            return {"changed": done["changed"], "rolled_back": True, "actions": done["actions"],
+                    "msg": "the change begun at %s was rolled back (%s)." % (pending.get("taken_at", "?"),
+                                                                             reason or "the controller abandoned it")}
+        return {"changed": False, "rolled_back": False, "msg": "nothing on this host was waiting for a confirm, and "
+                "the datapath is as the last run found it at its begin."}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 
 from . import hooks, reasons
 from .kernel import bpffs, libbpf, xdp_netlink
@@ -69,6 +70,28 @@ def interface_info(ifname: str, index: int, bpffs_path: str = bpffs.DEFAULT_BPFF
     return out
 
 
+def attachments(ifnames, bpffs_path: str = bpffs.DEFAULT_BPFFS) -> dict:
+    """What is attached where on the named interfaces, without counters: {interface: {ifindex, xdp_mode, xdp_prog,
+    chain: [[name, slot, prog id]], tc: {direction: [[pref, handle, prog id]]}}}, None for a missing interface."""
+    known = xdp_netlink.interfaces()
+    out = {}
+    for ifname in sorted(set(ifnames)):
+        index = known.get(ifname)
+        if index is None:
+            out[ifname] = None
+            continue
+        pinned = bpffs.pinned_programs(bpffs_path, ifname) if bpffs.mounted_bpffs(bpffs_path) else {}
+        seen = {}
+        for hook in hooks.HOOKS.values():
+            hook.inspect(ifname, index, bpffs_path, pinned, seen)
+        out[ifname] = {
+            "ifindex": index, "xdp_mode": seen.get("xdp_mode"), "xdp_prog": (seen.get("xdp_prog") or {}).get("id"),
+            "chain": [[e["name"], e["slot"], (e["prog"] or {}).get("id")] for e in seen.get("chain") or []],
+            "tc": {d: [[f.get("pref"), f.get("handle"), f.get("prog_id")] for f in fs]
+                   for d, fs in sorted((seen.get("tc") or {}).items())}}
+    return out
+
+
 def gather(interfaces: list[str] | None = None, bpffs_path: str = bpffs.DEFAULT_BPFFS,
            state_dir: str = DEFAULT_STATE_DIR) -> dict[str, dict]:
     """{interface name: interface_info} for the named interfaces, or all of them."""
@@ -81,4 +104,25 @@ def gather(interfaces: list[str] | None = None, bpffs_path: str = bpffs.DEFAULT_
         if index is None:
             index = xdp_netlink.ifindex(name)  # raises the one-sentence error
         out[name] = interface_info(name, index, bpffs_path, store)
+    return out
+
+
+def sample(state_dir: str = DEFAULT_STATE_DIR) -> dict:
+    """The host's counters at one moment, for health gates: XDP_ABORTED and drops (in total and by reason)
+    summed over every program this host runs, with the time they were read (seconds since the epoch)."""
+    out = {"at": time.time(), "aborted": 0, "dropped": 0, "reasons": {}, "programs": 0}
+    for ifname, name, record in StateStore(state_dir).records():
+        mdir = os.path.join(record.pin_path or "", "maps")
+        if not record.pin_path or not os.path.isdir(mdir):
+            continue
+        out["programs"] += 1
+        if os.path.exists(os.path.join(mdir, STATS_MAP)):
+            counters = action_counters(os.path.join(mdir, STATS_MAP))
+            out["aborted"] += counters["aborted"]["packets"]
+            out["dropped"] += counters["drop"]["packets"]
+        if os.path.exists(os.path.join(mdir, REASONS_MAP)):
+            for reason, counted in reason_counters(os.path.join(mdir, REASONS_MAP)).items():
+                if counted["packets"]:
+                    key = "%s/%s: %s" % (ifname, name, reason)
+                    out["reasons"][key] = out["reasons"].get(key, 0) + counted["packets"]
     return out
