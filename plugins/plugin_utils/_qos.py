@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import re
 
-from ansible_collections.wirespeed.datapath.plugins.plugin_utils._addresses import AddressError, parse, port, protocol
+from ansible_collections.wirespeed.datapath.plugins.plugin_utils._addresses import (
+    AddressError,
+    kind_of,
+    parse,
+    port,
+    protocol,
+)
 
 DEFAULT_BURST = 256 * 1024
 FRAME = 1514  # one full Ethernet frame at MTU 1500: the smallest burst that lets a packet through
@@ -55,7 +61,7 @@ def egress_rules(rules, variable):
     """rules_v4 and rules_v6 entries ({key: CIDR, value: {rate, burst, per, id}}) of egress_ratelimit."""
     if not isinstance(rules, (list, tuple)):
         raise AddressError("%s must be a list of {destination, rate} rules, not %s."
-                           % (variable, type(rules).__name__))
+                           % (variable, kind_of(rules)))
     out, seen = {"v4": [], "v6": []}, {}
     for i, rule in enumerate(rules):
         where = "%s rule %d" % (variable, i + 1)
@@ -132,7 +138,7 @@ def dscp_rules(rules, variable):
     with different DSCP values for the same protocol, direction and port are refused."""
     if not isinstance(rules, (list, tuple)):
         raise AddressError("%s must be a list of {proto, port, dscp} rules, not %s."
-                           % (variable, type(rules).__name__))
+                           % (variable, kind_of(rules)))
     out, kept = {"egress": [], "ingress": []}, []
     for i, rule in enumerate(rules):
         where = "%s rule %d" % (variable, i + 1)

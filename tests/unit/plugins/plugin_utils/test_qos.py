@@ -100,3 +100,10 @@ def test_conn_settings():
                         ((1, 1, 0), "c_udp_timeout is 0"), (("x", 1, 1), "c_max_new_per_second is 'x'")):
         with pytest.raises(AddressError, match=re.escape(words)):
             _qos.conn_settings(*args, "c")
+
+
+def test_rules_given_as_text_say_so():
+    with pytest.raises(AddressError, match=re.escape("r must be a list of {proto, port, dscp} rules, not the text")):
+        _qos.dscp_rules("udp 5060 EF", "r")
+    with pytest.raises(AddressError, match=re.escape("r must be a list of {destination, rate} rules, not a mapping")):
+        _qos.egress_rules({"destination": "192.0.2.0/24"}, "r")
