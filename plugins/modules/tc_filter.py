@@ -79,17 +79,15 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Mark SIP signalling as EF on the way out
+- name: Mark traffic on the way out (the DSCP rules live in the program's map; see the dscp_marking role)
   wirespeed.datapath.tc_filter:
     interface: eth0
     direction: egress
     name: dscp-sip
-    src: "{{ role_path }}/files/dscp_mark.bpf.c"
+    src: "{{ role_path }}/files/dscp_marking.bpf.c"
     priority: 10
     config:
-      match_proto: 17
-      match_port: 5060
-      dscp: 46
+      trust: true
 
 - name: Remove it
   wirespeed.datapath.tc_filter:

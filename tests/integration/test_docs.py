@@ -54,7 +54,8 @@ def test_the_alias_reaches_bpf_map_entry():
     assert doc["wirespeed.datapath.xdp_map_entry"]["doc"]["module"] == "bpf_map_entry", doc
 
 
-ROLES = ["firewall", "ssh_limiter", "wireguard_filter", "mirror", "preflight", "persistence", "host"]
+ROLES = ["firewall", "ssh_limiter", "wireguard_filter", "mirror", "egress_ratelimit", "dscp_marking", "conn_limiter",
+         "preflight", "persistence", "host"]
 
 
 def _yaml(path):
