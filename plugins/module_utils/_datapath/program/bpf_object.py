@@ -162,6 +162,11 @@ class BpfObject:
         return self._lib.bpf_program__fd(self.prog)
 
 
+BPF_F_RDONLY_PROG = 1 << 7
+KERNEL_FLAGS = {14: BPF_F_RDONLY_PROG, 25: BPF_F_RDONLY_PROG}  # devmaps: the kernel adds it to every one it makes
+
+
 def map_definition(map_type: int, key_size: int, value_size: int, max_entries: int, flags: int) -> dict:
+    """What decides whether a pinned map can serve a new version of a program (flags as the kernel keeps them)."""
     return {"type": map_type, "key_size": key_size, "value_size": value_size,
-            "max_entries": max_entries, "flags": flags}
+            "max_entries": max_entries, "flags": flags | KERNEL_FLAGS.get(map_type, 0)}
