@@ -227,6 +227,7 @@ def deploy(hook: Hook, check_mode: bool = False) -> dict:
                     result["previous"] = previous.view() if previous else None
                 if not plan.changed or check_mode:
                     return result
+                store.reserve(req.object_path, object_sha)  # the record must fit before the kernel changes
                 applied = hook.apply(seen, loaded, plan, store)
                 result.update(applied)
                 store.record(req.interface, req.name, hook.record(loaded, plan, applied, object_sha, store))
@@ -253,6 +254,7 @@ def remove(hook: Hook, check_mode: bool = False) -> dict:
                           maps={}, prog_id=None, tag=None, previous=record.view() if record else None)
             if not plan.changed or check_mode:
                 return result
+            store.reserve()
             hook.apply_remove(seen, plan, store)
             if record is not None or was_attached:
                 store.record(req.interface, req.name, None)

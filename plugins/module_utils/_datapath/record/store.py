@@ -58,6 +58,9 @@ def read_json(path: str, what: str, remedy: str) -> object:
         raise DatapathError("the %s %s is not valid JSON (%s); %s." % (what, path, exc, remedy)) from exc
 
 
+RESERVE_BYTES = 64 * 1024  # room a change's record may add to state.json
+
+
 class StateStore:
     """state.json under a state directory; every change is one atomic replace, made under lock()."""
 
@@ -66,7 +69,8 @@ class StateStore:
         self.path = os.path.join(directory, "state.json")
 
     def _ensure_dir(self):
-        try:
+        try:  # root's alone: makedirs gives the mode to the last folder only
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
             os.makedirs(os.path.join(self.directory, "objects"), mode=0o700, exist_ok=True)
         except OSError as exc:
             raise DatapathError("the state directory %s cannot be created (%s); set state_dir to a writable path."
@@ -113,13 +117,35 @@ class StateStore:
         self._ensure_dir()
         write_json(self.path, dict(data, format=FORMAT), indent=1, sort_keys=True)
 
+    def reserve(self, object_path: str | None = None, sha256: str | None = None) -> None:
+        """Make sure what a change will record fits, before the kernel changes: keep the object (content-addressed,
+        harmless if the change goes no further) and write a probe as large as state.json will grow to."""
+        try:
+            if object_path:
+                self.keep_object(object_path, sha256)
+            size = (os.path.getsize(self.path) if os.path.exists(self.path) else 0) + RESERVE_BYTES
+            fd, probe = tempfile.mkstemp(dir=self.directory, prefix=".reserve.")
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(b"\0" * size)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            finally:
+                os.unlink(probe)
+        except OSError as exc:
+            raise DatapathError("the state directory %s cannot take this change's record (%s); free space there or "
+                                "set state_dir to another directory; nothing was changed." % (self.directory,
+                                                                                              exc.strerror)) from None
+
     def keep_object(self, path: str, sha256: str) -> str:
         """Copy an object into the content-addressed store; return its stored path."""
         self._ensure_dir()
         target = os.path.join(self.directory, "objects", sha256 + ".o")
         if not os.path.exists(target):
             tmp = target + ".tmp"
-            shutil.copyfile(path, tmp)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # root's alone
+            with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
+                shutil.copyfileobj(src, dst)
             os.replace(tmp, target)
         return target
 
