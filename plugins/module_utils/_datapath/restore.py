@@ -146,10 +146,23 @@ def _unit_escape(text: str) -> str:
     return text.replace("%", "%%").replace("$", "$$")
 
 
+def check_unit_dir(unit_dir: str) -> None:
+    """unit_dir is a directory, or can become one (its nearest existing parent is a directory)."""
+    path = os.path.abspath(unit_dir)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        where = "is a file" if path == os.path.abspath(unit_dir) else "cannot be made where %s is a file" % path
+        raise DatapathError("unit_dir %s %s; set unit_dir to the systemd unit directory, such as "
+                            "/etc/systemd/system." % (unit_dir, where))
+
+
 def install(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAULT_BPFFS,
             unit_dir: str = "/etc/systemd/system", python: str | None = None, wait: float = 30.0,
             check_mode: bool = False) -> dict:
-    """Install the host tool and the enabled restore unit; {changed, tool, unit, enabled}."""
+    """Install the host tool and the enabled restore unit; {changed, tool, unit, enabled}. A unit directory that
+    cannot be one is refused before anything is written."""
+    check_unit_dir(unit_dir)
     installed = tool.install(state_dir, entry=__name__, check_mode=check_mode, python=python)
     unit = os.path.join(unit_dir, UNIT_NAME)
     link = os.path.join(unit_dir, WANTED_BY + ".wants", UNIT_NAME)
