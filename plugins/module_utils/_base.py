@@ -70,7 +70,9 @@ class DatapathModule:
                 extra["error_code"] = exc.code
             self.module.fail_json(msg=exc.message, **extra)
         except OSError as exc:
-            self.module.fail_json(msg="a kernel operation failed: %s; see the exception for where." % exc,
+            where = " (%s)" % exc.filename if getattr(exc, "filename", None) else ""
+            self.module.fail_json(msg="an operation on the host failed%s: %s; see the exception for where."
+                                  % (where, exc.strerror or exc),
                                   exception=traceback.format_exc())
         if not self.module._diff:
             result.pop("diff", None)

@@ -148,12 +148,12 @@ def test_devmap_by_interface_name(zoo):
 def test_malformed_address(zoo):
     zoo("hash_v4", entries=["10.0.0.1"])
     msg = zoo.fails("hash_v4", entries=["10.0.0.2", "10.0.0.300"], key_type="ipv4")
-    assert msg == "entry 2 (key '10.0.0.300'): '10.0.0.300' is not an IP address; the map was not changed."
+    assert msg == "entry 2: '10.0.0.300' is not an IP address; the map was not changed."
 
 
 def test_cidr_with_host_bits(zoo):
     msg = zoo.fails("lpm4", entries=["10.0.0.0/8", "192.0.2.1/24"])
-    assert msg.startswith("entry 2 (key '192.0.2.1/24'): 192.0.2.1/24 has host bits set (the network is 192.0.2.0/24)")
+    assert msg.startswith("entry 2: 192.0.2.1/24 has host bits set (the network is 192.0.2.0/24)")
 
 
 def test_ipv6_into_ipv4_key(zoo):
@@ -163,7 +163,7 @@ def test_ipv6_into_ipv4_key(zoo):
 
 def test_value_too_big_for_its_type(zoo):
     msg = zoo.fails("limits", entries={0: {"rate": 1, "burst": 2 ** 40, "enabled": 1}})
-    assert msg.startswith("entry 1 (key 0): value") and "field 'burst': 1099511627776 does not fit __u32" in msg
+    assert msg.startswith("entry 1 (key 0): its value: field 'burst': 1099511627776 does not fit __u32"), msg
 
 
 def test_key_size_mismatch(zoo):
@@ -196,7 +196,7 @@ def test_map_full(zoo):
 
 def test_unknown_interface_for_a_devmap(zoo):
     msg = zoo.fails("ports", entries={0: "nosuch0"})
-    assert "entry 1 (key 0): value 'nosuch0': interface 'nosuch0' does not exist on this host" in msg
+    assert "entry 1 (key 0): its value: interface 'nosuch0' does not exist on this host" in msg
 
 
 def test_per_cpu_list_of_the_wrong_length(zoo):

@@ -135,12 +135,14 @@ class EntryEncoder:
             try:
                 self.typing.key.encode(key)
             except ValueError as exc:
+                if str(key) in str(exc):  # the codec's sentence names the key already
+                    label = "entry %d" % position
                 raise DatapathError("%s: %s; the map was not changed." % (label, exc)) from None
             if value is not None:
                 try:
                     self.encode_value(value)
                 except ValueError as exc:
-                    raise DatapathError("%s: value %r: %s; the map was not changed." % (label, value, exc)) from None
+                    raise DatapathError("%s: its value: %s; the map was not changed." % (label, exc)) from None
 
     @staticmethod
     def _check_repeats(wanted, keys, values):
@@ -364,6 +366,11 @@ def sync_all(specs: list, *, interface: str, name: str, bpffs_path: str = bpffs.
     specs: [{map, entries, key_type, value_type, exclusive, state}]. Returns {changed, maps: {map: result},
     diff: [one per map]}.
     """
+    seen = set()
+    for spec in specs:
+        if spec.get("map") in seen:
+            raise DatapathError("maps names map %s twice; give each map once, with all its entries." % spec["map"])
+        seen.add(spec.get("map"))
     paths = [(spec, map_path(interface=interface, name=name, map_name=spec.get("map"), bpffs_path=bpffs_path))
              for spec in specs]
     with StateStore(state_dir).lock() if state_dir else contextlib.nullcontext():
