@@ -31,8 +31,8 @@ def kind_of(value):
 def parse(text, where):
     """An ip_network from an address or CIDR; AddressError naming `where` otherwise."""
     if not isinstance(text, str):
-        raise AddressError("%s is %r, which is not an address or CIDR string; quote it as '203.0.113.7' or "
-                           "'192.0.2.0/24'." % (where, text))
+        raise AddressError("%s is %s, which is not an address or CIDR string; quote it as '203.0.113.7' or "
+                           "'192.0.2.0/24'." % (where, _quote(text)))
     text = text.strip()
     try:
         return ipaddress.ip_network(text, strict=True)
@@ -40,8 +40,8 @@ def parse(text, where):
         try:
             loose = ipaddress.ip_network(text, strict=False)
         except ValueError:
-            raise AddressError("%s is %r, which is not an IPv4 or IPv6 address or CIDR; fix or remove it."
-                               % (where, text)) from exc
+            raise AddressError("%s is %s, which is not an IPv4 or IPv6 address or CIDR; fix or remove it."
+                               % (where, _quote(text))) from exc
         raise AddressError("%s is %r, which has host bits set; write the network as %s."
                            % (where, text, loose)) from exc
 
@@ -55,21 +55,43 @@ def check_list(entries, variable):
     return [parse(e, "%s item %d" % (variable, i + 1)) for i, e in enumerate(entries)]
 
 
+MAX_LINE = 4096  # bytes: an address or CIDR with a comment fits many times over; a longer line is not a feed's
+
+
+def _quote(value, limit=60):
+    """repr() of a value, shortened: a hostile entry is named, not copied whole into the message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "...' (%d characters)" % len(str(value))
+
+
 def read_file(path):
-    """The networks of a feed file: one per line; blank lines and # comments ignored; errors name file and line."""
+    """The networks of a feed file: one per line; blank lines and # comments ignored; errors name file and line.
+    Read line by line with a bounded line length, so a hostile file costs memory for its entries only."""
+    out = []
     try:
-        with open(path) as fh:
-            lines = fh.readlines()
+        with open(path, "rb") as fh:
+            number = 0
+            while True:
+                raw = fh.readline(MAX_LINE + 1)
+                if not raw:
+                    break
+                number += 1
+                where = "%s line %d" % (path, number)
+                if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+                    raise AddressError("%s is longer than %d bytes, which no address or CIDR is; fix or remove it."
+                                       % (where, MAX_LINE))
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise AddressError("%s is not UTF-8 text (byte %d); fix or remove it." % (where, exc.start + 1)) \
+                        from None
+                if "\0" in line:
+                    raise AddressError("%s holds a NUL byte; fix or remove it." % where)
+                text = line.split("#", 1)[0].strip()
+                if text:
+                    out.append(parse(text, where))
     except OSError as exc:
         raise AddressError("the address file %s cannot be read (%s); check the path." % (path, exc.strerror)) from exc
-    except UnicodeDecodeError as exc:
-        raise AddressError("the address file %s is not text (%s); give a file of one address per line."
-                           % (path, exc.reason)) from exc
-    out = []
-    for number, line in enumerate(lines, 1):
-        text = line.split("#", 1)[0].strip()
-        if text:
-            out.append(parse(text, "%s line %d" % (path, number)))
     return out
 
 

@@ -49,3 +49,32 @@ def test_conflicts_name_the_entry_and_the_address_it_would_cut_off():
     assert a.conflicts(deny, ["198.18.4.1"]) == ["198.18.0.0/15 covers 198.18.4.1"]
     assert a.conflicts(deny, ["10.0.0.0/8", "2001:db8:5::/48"]) == ["2001:db8::/32 covers 2001:db8:5::/48"]
     assert a.conflicts(deny, ["198.19.0.0/16"]) == ["198.18.0.0/15 covers 198.19.0.0/16"]
+
+
+def test_a_hostile_feed_line_is_named_without_reading_it_whole(tmp_path):
+    import tracemalloc
+
+    feed = tmp_path / "feed.txt"
+    with open(feed, "wb") as fh:
+        fh.write(b"192.0.2.1\n")
+        fh.write(b"9" * (64 << 20))  # one 64 MiB line, no newline
+    tracemalloc.start()
+    try:
+        with pytest.raises(a.AddressError, match=r"feed.txt line 2 is longer than 4096 bytes"):
+            a.read_file(str(feed))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, "reading the feed took %d bytes" % peak
+
+
+@pytest.mark.parametrize("content,expected", [
+    (b"192.0.2.1\n\xff203.0.113.9\n", r"feed.txt line 2 is not UTF-8 text \(byte 1\)"),
+    (b"192.0.2.1\n203.0.113.\x009\n", r"feed.txt line 2 holds a NUL byte"),
+    (b"192.0.2.1\n" + b"x" * 3000 + b"\n", r"feed.txt line 2 is 'xxxx.*\.\.\.' \(3000 characters\), which is not"),
+])
+def test_hostile_feed_content_is_named_by_line(tmp_path, content, expected):
+    feed = tmp_path / "feed.txt"
+    feed.write_bytes(content)
+    with pytest.raises(a.AddressError, match=expected):
+        a.read_file(str(feed))
