@@ -77,7 +77,7 @@ molecule: deps
 	done
 
 test: lint sanity
-	$(PY) -m pytest -p no:cacheprovider -rs tests/unit tests/integration
+	$(PY) -m pytest -p no:cacheprovider -rs tests/unit tests/integration tests/reliability
 	$(MAKE) --no-print-directory molecule
 
 demo: deps

@@ -73,8 +73,9 @@ options:
     default: previous
   intent:
     description:
-      - With C(step=compare), C(step=begin), C(step=commit) or C(step=confirm), a digest of everything the run asks of this host
-        (C(site.yml) computes it from the roles' variables, their files and the collection's code).
+      - With C(step=compare), C(step=begin), C(step=commit) or C(step=confirm), a digest of everything the run
+        asks of this host (C(site.yml) computes it from the roles' variables, their files and the collection's
+        code).
       - C(step=commit) and C(step=confirm) remember it with a fingerprint of the datapath the run left (program
         ids and attachments, map contents, the controller's address). C(step=begin) with the same intent reports
         C(converged=true) when the datapath still matches that fingerprint exactly, and then writes nothing and

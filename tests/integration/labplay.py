@@ -5,6 +5,7 @@
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -18,7 +19,7 @@ BIN = os.path.dirname(sys.executable)
 CALLBACKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
 PLAYBOOKS = os.path.join(REPO, "playbooks")
 
-__all__ = ["Lab", "LabNet", "playbook", "running_lab"]
+__all__ = ["Lab", "LabNet", "assert_once", "failure", "playbook", "running_lab"]
 
 
 def playbook(lab, book, check=False, diff=False, limit=None, collections=None, **extra):
@@ -62,3 +63,18 @@ def running_lab(tmp_path_factory, name, hosts):
 def LabNet(lab, host):
     """Traffic from the lab's peer namespace to a lab host."""
     return Net.existing(host["ns"], host["ip"], lab.peer["ns"], lab.peer["ip"])
+
+
+def failure(tasks):
+    """The message of the one failed task."""
+    messages = [r.get("msg") for name, hosts in tasks.items() if name not in ("stats", "rc")
+                for r in hosts.values() if isinstance(r, dict) and r.get("failed")]
+    assert len(messages) == 1, messages
+    return messages[0] if isinstance(messages[0], str) else " ".join(messages[0])
+
+
+def assert_once(pattern, message):
+    """The message matches the pattern exactly once, and says nothing twice in a row ("X: X: ...")."""
+    assert len(re.findall(pattern, message)) == 1, message
+    doubled = re.search(r"(\S.{15,}?)(?:: |\n)\1", message)
+    assert doubled is None, "said twice: %r in %s" % (doubled.group(1), message)

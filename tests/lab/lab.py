@@ -98,7 +98,9 @@ class Lab:
             raise SystemExit("a lab is already up in %s; run `lab.py down` first" % self.dir)
         os.makedirs(self.dir, exist_ok=True)
         suffix = "%04x" % random.randrange(1 << 16)
-        net = random.randrange(0, 256)
+        addresses = subprocess.run(["ip", "-br", "addr"], capture_output=True, text=True, check=False).stdout
+        used = set(re.findall(r"198\.18\.(\d+)\.", addresses))
+        net = random.choice([n for n in range(256) if str(n) not in used])  # another lab's subnet would shadow ours
         prefix = "wsl%s" % suffix
         self.meta = {
             "prefix": prefix, "bridge": prefix + "br", "subnet": "198.18.%d" % net,
