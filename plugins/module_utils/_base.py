@@ -74,6 +74,8 @@ class DatapathModule:
                                   exception=traceback.format_exc())
         if not self.module._diff:
             result.pop("diff", None)
+        for warning in result.pop("warnings", None) or []:
+            self.module.warn(warning)
         self.module.exit_json(**result)
 
 

@@ -85,7 +85,14 @@ class ProgInfo(ctypes.Structure):
         ("netns_dev", ctypes.c_uint64), ("netns_ino", ctypes.c_uint64),
         ("nr_jited_ksyms", ctypes.c_uint32), ("nr_jited_func_lens", ctypes.c_uint32),
         ("jited_ksyms", ctypes.c_uint64), ("jited_func_lens", ctypes.c_uint64),
-        ("btf_id", ctypes.c_uint32),
+        ("btf_id", ctypes.c_uint32), ("func_info_rec_size", ctypes.c_uint32),
+        ("func_info", ctypes.c_uint64), ("nr_func_info", ctypes.c_uint32),
+        ("nr_line_info", ctypes.c_uint32), ("line_info", ctypes.c_uint64),
+        ("jited_line_info", ctypes.c_uint64), ("nr_jited_line_info", ctypes.c_uint32),
+        ("line_info_rec_size", ctypes.c_uint32), ("jited_line_info_rec_size", ctypes.c_uint32),
+        ("nr_prog_tags", ctypes.c_uint32), ("prog_tags", ctypes.c_uint64),
+        ("run_time_ns", ctypes.c_uint64), ("run_cnt", ctypes.c_uint64),
+        ("recursion_misses", ctypes.c_uint64), ("verified_insns", ctypes.c_uint32),
     ]
 
 
@@ -251,6 +258,8 @@ def prog_info(fd: int) -> dict:
         "id": info.id, "type": info.type, "tag": bytes(info.tag).hex(),
         "name": info.name.decode(errors="replace"), "map_ids": list(map_ids),
         "load_time": info.load_time,
+        "xlated_insns": info.xlated_prog_len // 8, "jited_bytes": info.jited_prog_len,
+        "verified_insns": info.verified_insns, "run_time_ns": info.run_time_ns, "run_cnt": info.run_cnt,
     }
 
 
