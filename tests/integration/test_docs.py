@@ -25,7 +25,7 @@ def test_ansible_doc_renders(module, words):
         assert word in proc.stdout
 
 
-ROLES = ["firewall", "ssh_limiter", "wireguard_filter", "mirror", "preflight", "persistence"]
+ROLES = ["firewall", "ssh_limiter", "wireguard_filter", "mirror", "preflight", "persistence", "metrics"]
 
 
 def _yaml(path):

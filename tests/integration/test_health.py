@@ -17,6 +17,7 @@ from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath impor
 STATUS = os.path.join(PLAYBOOKS, "status.yml")
 XDP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "xdp.yml")
 ABORT_SRC = os.path.join(TEST_BPF, "abort_port.bpf.c")
+ROLE = "wirespeed.datapath.metrics : "  # how a role's task names are reported
 
 
 @contextlib.contextmanager
@@ -129,3 +130,33 @@ def test_status_shows_an_aborting_program_as_unhealthy_and_fails_when_asked(lab)
                                                                                   % sick["name"])
     healthy, _rows = status(lab, wirespeed_fail_on_unhealthy=True, wirespeed_hosts=well["name"])
     assert healthy["rc"] == 0, healthy["stats"]
+
+
+def test_status_with_a_metrics_dir_exports_the_counters_through_the_metrics_role(lab):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    host = lab.hosts[1]
+    assert playbook(lab, XDP, target=host["name"], prog_name="ab", prog_src=ABORT_SRC,
+                    prog_config={"abort_port": 7003})["rc"] == 0
+    textfile, units = os.path.join(lab.dir, "textfile"), os.path.join(lab.dir, "units")
+    os.makedirs(units, exist_ok=True)
+    refused = playbook(lab, STATUS, wirespeed_hosts=host["name"], wirespeed_metrics_dir=textfile,
+                       metrics_unit_dir=units)
+    assert refused["rc"] != 0
+    assert refused[ROLE + "Check the textfile directory"][host["name"]]["msg"].startswith(
+        "metrics_dir %s is not there on this host; set metrics_dir (wirespeed_metrics_dir in status.yml)" % textfile)
+    assert os.listdir(units) == []  # nothing changed
+    os.makedirs(textfile)
+    out = playbook(lab, STATUS, wirespeed_hosts=host["name"], wirespeed_metrics_dir=textfile, metrics_unit_dir=units)
+    assert out["rc"] == 0, out["stats"]
+    written = out[ROLE + "Write the metrics and install their timer"][host["name"]]
+    assert written["changed"] and written["path"] == os.path.join(textfile, "wirespeed.prom")
+    assert sorted(os.listdir(units)) == ["timers.target.wants", "wirespeed-metrics.service", "wirespeed-metrics.timer"]
+    with open(written["path"]) as fh:
+        families = {f.name: f for f in text_string_to_metric_families(fh.read())}
+    passed = [s for s in families["wirespeed_packets"].samples
+              if s.labels["program"] == "ab" and s.labels["action"] == "pass"]
+    assert len(passed) == 1 and passed[0].labels["interface"] == "eth0" and passed[0].labels["reason"] == ""
+    again = playbook(lab, STATUS, wirespeed_hosts=host["name"], wirespeed_metrics_dir=textfile,
+                     metrics_unit_dir=units)
+    assert again["rc"] == 0 and again["stats"][host["name"]]["changed"] == 0

@@ -115,7 +115,7 @@ WANTED_BY = "multi-user.target"
 def unit_text(*, python: str, tool_file: str, state_dir: str, bpffs_path: str, wait: float) -> str:
     """The systemd unit that restores the boot datapath before the network comes up."""
     argv = [python, tool_file, "restore", "--state-dir", state_dir, "--bpffs", bpffs_path, "--wait", "%g" % wait]
-    command = _unit_escape(" ".join(shlex.quote(a) for a in argv))
+    command = unit_escape(" ".join(shlex.quote(a) for a in argv))
     return "\n".join([
         "# Written by wirespeed.datapath (role persistence); changes here are overwritten.",
         "[Unit]",
@@ -126,8 +126,8 @@ def unit_text(*, python: str, tool_file: str, state_dir: str, bpffs_path: str, w
         "Wants=network-pre.target",
         "Before=network-pre.target shutdown.target",
         "Conflicts=shutdown.target",
-        "ConditionPathExists=|%s" % _unit_escape(os.path.join(state_dir, "boot.json")),
-        "ConditionPathExists=|%s" % _unit_escape(os.path.join(state_dir, "checkpoints", "armed.json")),
+        "ConditionPathExists=|%s" % unit_escape(os.path.join(state_dir, "boot.json")),
+        "ConditionPathExists=|%s" % unit_escape(os.path.join(state_dir, "checkpoints", "armed.json")),
         "",
         "[Service]",
         "Type=oneshot",
@@ -141,7 +141,7 @@ def unit_text(*, python: str, tool_file: str, state_dir: str, bpffs_path: str, w
     ])
 
 
-def _unit_escape(text: str) -> str:
+def unit_escape(text: str) -> str:
     """systemd expands % specifiers and $ variables even inside quotes: keep them literal."""
     return text.replace("%", "%%").replace("$", "$$")
 
@@ -174,7 +174,7 @@ def install(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAU
         except OSError as exc:
             raise DatapathError("the restore unit cannot be written to %s (%s); set unit_dir to the systemd unit "
                                 "directory." % (unit_dir, exc.strerror)) from exc
-        _daemon_reload()
+        daemon_reload()
     return {"changed": changed, "tool": installed["path"], "unit": unit, "enabled": True}
 
 
@@ -187,7 +187,7 @@ def uninstall(state_dir: str = DEFAULT_STATE_DIR, *, unit_dir: str = "/etc/syste
     if present and not check_mode:
         for path in present:
             os.unlink(path)
-        _daemon_reload()
+        daemon_reload()
     return {"changed": bool(present), "removed": present, "enabled": False}
 
 
@@ -198,7 +198,7 @@ def write_text(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _daemon_reload() -> None:
+def daemon_reload() -> None:
     if os.path.isdir("/run/systemd/system"):  # systemd runs: tell it; elsewhere the files are all there is
         subprocess.run(["systemctl", "daemon-reload"], capture_output=True, check=False)
 
@@ -209,14 +209,22 @@ def _now() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wirespeed.pyz", description="The wirespeed host tool.")
-    parser.add_argument("command", choices=["restore", "watchdog", "expire"])
+    parser.add_argument("command", choices=["restore", "watchdog", "expire", "metrics"])
     parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
     parser.add_argument("--bpffs", default=bpffs.DEFAULT_BPFFS)
     parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for interfaces (restore)")
     parser.add_argument("--token", help="the arming to watch or expire")
+    parser.add_argument("--dir", help="node_exporter's textfile directory (metrics)")
+    parser.add_argument("--generic-ok", action="append", default=[], help="an interface meant to run generic XDP")
     args = parser.parse_args(argv)
     try:
-        if args.command == "restore":
+        if args.command == "metrics":
+            from . import metrics  # only this command needs it; metrics uses this module's unit helpers
+
+            text = metrics.collect(args.state_dir, args.bpffs, args.generic_ok)
+            report = {"ok": True, "path": metrics.write(args.dir or metrics.DEFAULT_DIR, text, "--dir"),
+                      "samples": sum(1 for line in text.splitlines() if not line.startswith("#"))}
+        elif args.command == "restore":
             report = restore(args.state_dir, bpffs_path=args.bpffs, wait=args.wait)
         elif args.command == "watchdog":
             report = confirm.watchdog(args.state_dir, args.bpffs, args.token)
