@@ -58,6 +58,14 @@ options:
     type: bool
     default: false
     version_added: 0.2.0
+  top_denied:
+    description:
+      - Also report, per program, the this many entries of its deny maps (hash or LPM maps named C(deny*) whose
+        8-byte values count the packets each entry dropped, as the firewall keeps them) that dropped the most,
+        under C(top_denied). C(0) skips reading them.
+    type: int
+    default: 0
+    version_added: 0.1.0
   generic_ok:
     description:
       - Interfaces where XDP in generic mode is meant, so it is not reported under C(problems) even though
@@ -125,6 +133,8 @@ datapath:
       description:
         - Program name to its hook, position or pref, pinned maps, counters by action, drops by reason, record
           and C(health).
+        - With O(top_denied), C(top_denied) lists the deny entries that dropped the most, each with C(map),
+          C(entry) (as people write it, C(203.0.113.7) or C(tcp/8080)) and C(packets).
         - C(health) holds C(aborted) (XDP_ABORTED packets from the program's C(ws_stats), null without one),
           C(xlated_insns), C(jited_bytes), C(verified_insns), C(bpf_stats) (whether the kernel counts runs),
           C(run_cnt) and C(avg_ns) (nanoseconds per run; both null while kernel BPF stats are off).
@@ -219,6 +229,7 @@ host:
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import PATHS_ARGUMENT_SPEC, DatapathModule
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import host, info
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
 
 ARGUMENT_SPEC = dict(
     PATHS_ARGUMENT_SPEC,
@@ -227,13 +238,17 @@ ARGUMENT_SPEC = dict(
     datapath=dict(type="bool", default=True),
     health=dict(type="bool", default=False),
     generic_ok=dict(type="list", elements="str", default=[]),
+    top_denied=dict(type="int", default=0),
 )
 
 
 def run(params, check_mode, diff_mode):
     result = {"changed": False}
     if params["datapath"]:
-        result["datapath"] = info.gather(params["interfaces"], params["bpffs"], params["state_dir"])
+        if not 0 <= params["top_denied"] <= 1000:
+            raise DatapathError("top_denied %d must be from 0 to 1000." % params["top_denied"])
+        result["datapath"] = info.gather(params["interfaces"], params["bpffs"], params["state_dir"],
+                                         params["top_denied"])
         result["problems"] = info.problems(result["datapath"], info.native_support(), params["generic_ok"])
         result["healthy"] = not result["problems"]
     if params["host"]:

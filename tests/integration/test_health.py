@@ -5,7 +5,10 @@ on, and status.yml on a lab host running a program that aborts - unhealthy in th
 wirespeed_fail_on_unhealthy."""
 
 import contextlib
+import json
 import os
+import re
+import subprocess
 
 import pytest
 from conftest import TEST_BPF
@@ -16,6 +19,7 @@ from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath impor
 
 STATUS = os.path.join(PLAYBOOKS, "status.yml")
 XDP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "xdp.yml")
+ROLE_BOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "role.yml")
 ABORT_SRC = os.path.join(TEST_BPF, "abort_port.bpf.c")
 ROLE = "wirespeed.datapath.metrics : "  # how a role's task names are reported
 
@@ -160,3 +164,38 @@ def test_status_with_a_metrics_dir_exports_the_counters_through_the_metrics_role
     again = playbook(lab, STATUS, wirespeed_hosts=host["name"], wirespeed_metrics_dir=textfile,
                      metrics_unit_dir=units)
     assert again["rc"] == 0 and again["stats"][host["name"]]["changed"] == 0
+
+
+def chromium(*args):
+    """Headless Chromium from Debian (root needs --no-sandbox); bounded in time."""
+    return subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *args],
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_status_writes_a_report_that_a_browser_renders_with_the_drops_charted(lab, tmp_path):
+    sick, well = lab.hosts
+    applied = playbook(lab, ROLE_BOOK, role_under_test="firewall", firewall_interfaces=["eth0"],
+                       firewall_port_rules=[{"proto": "udp", "port": 7001}], limit=well["name"])
+    assert applied["rc"] == 0, applied["stats"]
+    assert LabNet(lab, well).udp(7001, 7) == 0  # dropped by the port rule: reason deny_port, entry udp/7001
+    report_dir = tmp_path / "report"
+    out = playbook(lab, STATUS, wirespeed_report_dir=str(report_dir))
+    assert out["rc"] == 0
+    data = json.loads((report_dir / "status.json").read_text())
+    hosts = {h["name"]: h for h in data["hosts"]}
+    assert hosts[sick["name"]]["status"] == "unhealthy" and hosts[well["name"]]["status"] == "healthy"
+    assert hosts[well["name"]]["drops_by_reason"]["deny_port"] >= 7
+    assert hosts[well["name"]]["top_denied"][0]["entry"] == "udp/7001"
+    assert hosts[well["name"]]["top_denied"][0]["packets"] >= 7
+
+    dom = chromium("--dump-dom", (report_dir / "index.html").as_uri())
+    assert dom.returncode == 0 and "</html>" in dom.stdout, dom.stderr[-2000:]
+    section = dom.stdout.split('id="host-%s"' % well["name"])[1].split("</section>")[0]
+    bars = re.findall(r'<g class="bar" data-label="([^"]+)" data-value="(\d+)"', section)
+    assert ("deny_port", str(hosts[well["name"]]["drops_by_reason"]["deny_port"])) in bars
+    assert any(label.startswith("udp/7001") and int(value) >= 7 for label, value in bars)
+    assert 'class="badge unhealthy"' in dom.stdout.split('id="host-%s"' % sick["name"])[1].split("</section>")[0]
+    shot = tmp_path / "report.png"  # outside the repository
+    assert chromium("--window-size=1280,1600", "--screenshot=%s" % shot, (report_dir / "index.html").as_uri()
+                    ).returncode == 0
+    assert shot.stat().st_size > 10000

@@ -10,13 +10,15 @@ import time
 
 from . import hooks, host, reasons
 from .kernel import bpffs, libbpf, xdp_netlink
-from .kernel.maps import possible_cpus
+from .kernel.maps import HASH, LPM_TRIE, LRU_HASH, LRU_PERCPU_HASH, PERCPU, PERCPU_HASH, PinnedMap, possible_cpus
 from .record.store import DEFAULT_STATE_DIR, StateStore
+from .types.map_types import MapTypes
 
 XDP_ACTIONS = ("aborted", "drop", "pass", "tx", "redirect")
 STATS_MAP = "ws_stats"
 REASONS_MAP = "ws_reasons"
 BPF_STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
+DENY_PREFIX = "deny"  # maps whose 8-byte values count the packets each entry dropped (files/bpf/firewall.bpf.c)
 
 
 def percpu_counters(path: str, names: tuple[str, ...] | list[str]) -> dict[str, dict[str, int]]:
@@ -78,7 +80,27 @@ def program_health(prog_id: int | None, counters: dict | None, stats_on: bool, t
     return out
 
 
-def _program_entry(idir, name, entry, record, stats_on=False):
+def top_denied(maps: dict[str, str], count: int) -> list[dict]:
+    """The `count` entries of a program's deny maps (hash or LPM maps named deny*, 8-byte hit counters) that
+    dropped the most packets: [{map, entry (as people write it), packets}], most first, entries with 0 left out."""
+    hits = []
+    for map_name, path in sorted(maps.items()):
+        if not map_name.startswith(DENY_PREFIX):
+            continue
+        with PinnedMap(path) as pinned:
+            if pinned.type not in (HASH, PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH, LPM_TRIE) or pinned.value_size != 8:
+                continue
+            cpus = pinned.ncpu if pinned.type in PERCPU else 1
+            counted = [(sum(struct.unpack_from("Q", raw, c * pinned.stride)[0] for c in range(cpus)), key)
+                       for key, raw in pinned.dump().items()]
+            best = sorted((c for c in counted if c[0]), reverse=True)[:count]
+            if best:
+                key_codec = MapTypes(pinned).key
+                hits += [{"map": map_name, "entry": key_codec.decode(key), "packets": n} for n, key in best]
+    return sorted(hits, key=lambda h: -h["packets"])[:count]
+
+
+def _program_entry(idir, name, entry, record, stats_on=False, top=0):
     mdir = os.path.join(idir, name, "maps")
     maps = {m: os.path.join(mdir, m) for m in sorted(os.listdir(mdir))} if os.path.isdir(mdir) else {}
     program = dict(entry, maps=maps, counters=None, record=record.to_dict() if record else None)
@@ -88,11 +110,13 @@ def _program_entry(idir, name, entry, record, stats_on=False):
         program["drop_reasons"] = reason_counters(maps[REASONS_MAP])
     program["health"] = program_health((entry.get("prog") or {}).get("id"), program["counters"], stats_on,
                                        timed=entry.get("hook") != "xdp")
+    if top:
+        program["top_denied"] = top_denied(maps, top)
     return program
 
 
 def interface_info(ifname: str, index: int, bpffs_path: str = bpffs.DEFAULT_BPFFS,
-                   store: StateStore | None = None, stats_on: bool | None = None) -> dict:
+                   store: StateStore | None = None, stats_on: bool | None = None, top: int = 0) -> dict:
     """One interface: what each hook runs there (XDP chain, TC filters), our programs with maps, counters and
     health."""
     out = {"ifindex": index, "programs": {}}
@@ -102,7 +126,7 @@ def interface_info(ifname: str, index: int, bpffs_path: str = bpffs.DEFAULT_BPFF
     for hook in hooks.HOOKS.values():
         for name, entry in hook.inspect(ifname, index, bpffs_path, pinned, out).items():
             record = store.current(ifname, name) if store else None
-            out["programs"][name] = _program_entry(idir, name, entry, record, stats_on)
+            out["programs"][name] = _program_entry(idir, name, entry, record, stats_on, top)
     if out.get("xdp_prog"):  # the attached XDP program (our chain's root: every packet through the whole chain)
         out["xdp_health"] = program_health(out["xdp_prog"]["id"], None, stats_on)
     return out
@@ -131,8 +155,9 @@ def attachments(ifnames, bpffs_path: str = bpffs.DEFAULT_BPFFS) -> dict:
 
 
 def gather(interfaces: list[str] | None = None, bpffs_path: str = bpffs.DEFAULT_BPFFS,
-           state_dir: str = DEFAULT_STATE_DIR) -> dict[str, dict]:
-    """{interface name: interface_info} for the named interfaces, or all of them."""
+           state_dir: str = DEFAULT_STATE_DIR, top: int = 0) -> dict[str, dict]:
+    """{interface name: interface_info} for the named interfaces, or all of them; with top, each program's `top`
+    deny entries that dropped the most."""
     known = xdp_netlink.interfaces()
     names = interfaces or sorted(known)
     store = StateStore(state_dir)
@@ -142,7 +167,7 @@ def gather(interfaces: list[str] | None = None, bpffs_path: str = bpffs.DEFAULT_
         index = known.get(name)
         if index is None:
             index = xdp_netlink.ifindex(name)  # raises the one-sentence error
-        out[name] = interface_info(name, index, bpffs_path, store, stats_on)
+        out[name] = interface_info(name, index, bpffs_path, store, stats_on, top)
     return out
 
 
