@@ -123,6 +123,7 @@ class TestRunOpts(ctypes.Structure):
 
 
 _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+RINGBUF_SAMPLE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 
 _lib = None
 _libc = None
@@ -208,6 +209,10 @@ def lib() -> ctypes.CDLL:
         _sig(handle, "bpf_map_lookup_batch", i, i, p, p, p, p, u32p, p)
         _sig(handle, "bpf_map_update_batch", i, i, p, p, u32p, p)
         _sig(handle, "bpf_map_delete_batch", i, i, p, u32p, p)
+        _sig(handle, "ring_buffer__new", p, i, RINGBUF_SAMPLE_FN, p, p)
+        _sig(handle, "ring_buffer__poll", i, p, i)
+        _sig(handle, "ring_buffer__consume", i, p)
+        _sig(handle, "ring_buffer__free", None, p)
         handle.libbpf_set_print(_capture)
         _lib = handle
         return _lib
@@ -314,3 +319,30 @@ def map_delete(fd: int, key: bytes) -> bool:
         return False
     check(ret, "map delete")
     return True
+
+
+class RingBuffer:
+    """libbpf's ring buffer reader over a BPF_MAP_TYPE_RINGBUF map: poll() hands each record's bytes to on_record."""
+
+    def __init__(self, map_fd: int, on_record):
+        def _sample(_ctx, data, size):
+            on_record(ctypes.string_at(data, size))
+            return 0
+
+        self._callback = RINGBUF_SAMPLE_FN(_sample)  # kept alive as long as the reader
+        self._rb = lib().ring_buffer__new(map_fd, self._callback, None, None)
+        if not self._rb:
+            err = ctypes.get_errno() or errno.EINVAL
+            raise OSError(err, "ring buffer: %s" % os.strerror(err))
+
+    def poll(self, timeout_ms: int) -> int:
+        """Wait up to timeout_ms for records; consume what is there; return how many."""
+        return check(lib().ring_buffer__poll(self._rb, timeout_ms), "ring buffer poll")
+
+    def consume(self) -> int:
+        return check(lib().ring_buffer__consume(self._rb), "ring buffer consume")
+
+    def close(self) -> None:
+        if self._rb:
+            lib().ring_buffer__free(self._rb)
+            self._rb = None
