@@ -25,7 +25,8 @@ def test_ansible_doc_renders(module, words):
         assert word in proc.stdout
 
 
-ROLES = ["firewall", "ssh_limiter", "wireguard_filter", "mirror", "preflight", "persistence", "metrics"]
+ROLES = ["firewall", "ssh_limiter", "wireguard_filter", "mirror", "preflight", "persistence", "metrics",
+         "flow_export"]
 
 
 def _yaml(path):

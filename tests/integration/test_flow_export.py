@@ -106,8 +106,88 @@ def test_bad_output_settings_are_refused(tmp_path, max_bytes):
 
 def test_rotation_by_size_keeps_the_backups(tmp_path):
     out = flows.JsonLines(str(tmp_path / "f.jsonl"), max_bytes=4096, backups=2)
-    for _ in range(6):
-        out.write([{"pad": "x" * 1000}] * 3)
+    for batch in range(6):
+        out.write([{"batch": batch, "pad": "x" * 1000}] * 3)
     assert out.rotations >= 3
     assert sorted(os.listdir(tmp_path)) == ["f.jsonl.1", "f.jsonl.2"] or \
         sorted(os.listdir(tmp_path)) == ["f.jsonl", "f.jsonl.1", "f.jsonl.2"]
+
+
+# the role and its agent on a lab host ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    from labplay import running_lab
+
+    with running_lab(tmp_path_factory, "flows", 1) as fleet:
+        yield fleet
+
+
+def role(lab, **extra):
+    from labplay import playbook
+
+    book = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "role.yml")
+    return playbook(lab, book, role_under_test="flow_export", flow_export_interfaces=["eth0"], **extra)
+
+
+def start_agent(lab, host, unit):
+    """The unit's ExecStart as a detached process on the lab host (systemd is not PID 1 here); its PID."""
+    with open(unit) as fh:
+        exec_start = next(line for line in fh.read().splitlines() if line.startswith("ExecStart="))
+    started = lab.ssh(host, "setsid %s > %s.log 2>&1 < /dev/null & echo $!"
+                      % (exec_start[len("ExecStart="):], unit))
+    assert started.returncode == 0, started.stderr
+    return int(started.stdout.split()[-1])
+
+
+def stop_agent(lab, host, pid):
+    """SIGTERM to the agent we started, by its PID; wait (bounded) until it has written the flows and exited."""
+    assert lab.ssh(host, "kill -TERM %d && for i in $(seq 50); do kill -0 %d 2>/dev/null || exit 0; sleep 0.2; "
+                         "done; exit 1" % (pid, pid)).returncode == 0
+
+
+def test_the_role_installs_an_agent_that_exports_the_flows_and_restarts_without_losing_any(lab):
+    import subprocess
+
+    from labplay import LabNet
+
+    host = lab.hosts[0]
+    out_dir, units = os.path.join(lab.dir, "flows"), os.path.join(lab.dir, "units")
+    os.makedirs(out_dir)
+    os.makedirs(units)
+    settings = dict(flow_export_output=os.path.join(out_dir, "flows.jsonl"), flow_export_unit_dir=units,
+                    flow_export_idle_timeout=300, flow_export_active_timeout=600)
+    for bad, sentence in [({"flow_export_table_size": 1000}, "flow_export_table_size is 1000; give a power of two"),
+                          ({"flow_export_sample_rate": 0}, "flow_export_sample_rate is 0; give 1"),
+                          ({"flow_export_output": "/nonexistent/dir/f.jsonl"}, "is not in a writable directory")]:
+        refused = role(lab, **dict(settings, **bad))
+        assert refused["rc"] != 0 and sentence in json.dumps(refused), bad
+        pinned = lab.ssh(host, "ls /sys/fs/bpf/wirespeed/eth0 2>/dev/null").stdout
+        assert os.listdir(units) == [] and "flow_export" not in pinned
+    first = role(lab, **settings)
+    assert first["rc"] == 0 and first["stats"][host["name"]]["changed"] >= 2
+    again = role(lab, **settings)
+    assert again["rc"] == 0 and again["stats"][host["name"]]["changed"] == 0
+    unit = os.path.join(units, "wirespeed-flow-export-eth0.service")
+    verify = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, text=True, check=False)
+    assert verify.returncode == 0, verify.stderr
+
+    net = LabNet(lab, host)
+    pid = start_agent(lab, host, unit)
+    assert net.udp(7000, 6) == 6
+    stop_agent(lab, host, pid)
+    pid = start_agent(lab, host, unit)  # a restart: the table is pinned, the agent keeps nothing
+    assert net.udp(7000, 4) == 4 and net.udp(7002, 2) == 2
+    stop_agent(lab, host, pid)
+    assert os.path.exists(settings["flow_export_output"]), lab.ssh(host, "cat %s.log" % unit).stdout
+    records = lines(settings["flow_export_output"])
+    to = {}
+    for r in records:
+        if r["proto"] == "udp" and r["src"] == lab.peer["ip"]:
+            to[r["dport"]] = to.get(r["dport"], 0) + r["packets"]
+    assert to == {7000: 10, 7002: 2}, records
+    assert all(r["interface"] == "eth0" and r["program"] == "flow_export" for r in records)
+    facts = role(lab, **settings)["wirespeed.datapath.flow_export : Install the flow export agent"][host["name"]]
+    stats = facts["results"][0]["ansible_facts"]["wirespeed_flow_export"]["eth0"]
+    assert stats["flows_exported"] >= 2 and stats["table_full"] == 0 and stats["ringbuf_failed"] == 0
+    removed = role(lab, **dict(settings, flow_export_state="absent"))
+    assert removed["rc"] == 0 and not os.path.exists(unit)

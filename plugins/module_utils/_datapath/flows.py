@@ -16,10 +16,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import shlex
 import signal
 import struct
 import time
 
+from . import restore
 from .errors import DatapathError
 from .kernel import libbpf
 from .kernel.maps import PinnedMap
@@ -198,3 +200,92 @@ def _write_stats(path: str | None, stats: dict) -> None:
     with open(tmp, "w") as fh:
         json.dump(dict(stats, at=time.time()), fh, sort_keys=True)
     os.replace(tmp, path)
+
+
+# the agent as a systemd service -----------------------------------------------------------------------------
+def unit_name(interface: str) -> str:
+    return "wirespeed-flow-export-%s.service" % interface
+
+
+def agent_argv(*, python: str, tool_file: str, interface: str, name: str, output: str, state_dir: str,
+               bpffs_path: str, idle: float, active: float, max_bytes: int, backups: int, sample_rate: int) -> list:
+    """The command line of the agent of one interface (what its unit runs)."""
+    return [python, tool_file, "flows", "--interface", interface, "--name", name, "--output", output,
+            "--state-dir", state_dir, "--bpffs", bpffs_path, "--idle", "%g" % idle, "--active", "%g" % active,
+            "--max-bytes", str(max_bytes), "--backups", str(backups), "--sample-rate", str(sample_rate)]
+
+
+def stats_path(state_dir: str, interface: str) -> str:
+    return os.path.join(state_dir, "flow-export-%s.json" % interface)
+
+
+def unit_text(argv: list) -> str:
+    return "\n".join([
+        "# Written by wirespeed.datapath (role flow_export); changes here are overwritten.",
+        "[Unit]", "Description=wirespeed flow export agent (%s)" % argv[argv.index("--interface") + 1],
+        "Documentation=https://github.com/wirespeed/datapath",
+        "After=wirespeed-restore.service local-fs.target", "",
+        "[Service]", "Type=simple", "ExecStart=%s" % restore.unit_escape(" ".join(shlex.quote(a) for a in argv)),
+        "Restart=on-failure", "RestartSec=2", "Nice=5", "", "[Install]", "WantedBy=multi-user.target", ""])
+
+
+def install_agent(argv: list, interface: str, unit_dir: str, check_mode: bool = False) -> dict:
+    """The enabled unit of one interface's agent; {changed, unit}."""
+    unit = os.path.join(unit_dir, unit_name(interface))
+    link = os.path.join(unit_dir, "multi-user.target.wants", unit_name(interface))
+    text = unit_text(argv)
+    try:
+        with open(unit) as fh:
+            stale = fh.read() != text
+    except OSError:
+        stale = True
+    relink = not os.path.islink(link) or os.path.realpath(link) != os.path.realpath(unit)
+    if (stale or relink) and not check_mode:
+        try:
+            if stale:
+                restore.write_text(unit, text)
+            if relink:
+                os.makedirs(os.path.dirname(link), exist_ok=True)
+                if os.path.lexists(link):
+                    os.unlink(link)
+                os.symlink(unit, link)
+        except OSError as exc:
+            raise DatapathError("the flow export unit cannot be written to %s (%s); set unit_dir to the systemd unit "
+                                "directory." % (unit_dir, exc.strerror)) from exc
+        restore.daemon_reload()
+    return {"changed": stale or relink, "unit": unit}
+
+
+def uninstall_agent(interface: str, unit_dir: str, check_mode: bool = False) -> dict:
+    paths = [os.path.join(unit_dir, "multi-user.target.wants", unit_name(interface)),
+             os.path.join(unit_dir, unit_name(interface))]
+    present = [p for p in paths if os.path.lexists(p)]
+    if present and not check_mode:
+        for path in present:
+            os.unlink(path)
+        restore.daemon_reload()
+    return {"changed": bool(present), "removed": present}
+
+
+def read_stats(state_dir: str, interface: str) -> dict | None:
+    """What the agent of an interface last wrote about itself, or None."""
+    try:
+        with open(stats_path(state_dir, interface)) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def check_settings(*, output: str, idle: float, active: float, max_bytes: int, backups: int,
+                   sample_rate: int) -> None:
+    """Refuse settings the agent cannot run with, one sentence naming the option, before anything changes."""
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or not 1 <= sample_rate <= 1 << 20:
+        raise DatapathError("sample_rate %r must be a whole number from 1 (every packet) to 1048576." % (sample_rate,))
+    if not 0 < idle <= 3600:
+        raise DatapathError("idle_timeout %r must be more than 0 and at most 3600 seconds." % (idle,))
+    if not idle <= active <= 86400:
+        raise DatapathError("active_timeout %r must be at least idle_timeout (%g) and at most 86400 seconds."
+                            % (active, idle))
+    if not 1 <= backups <= 100:
+        raise DatapathError("backups %r must be from 1 to 100." % (backups,))
+    JsonLines(output, max_bytes, backups)  # the directory and the size

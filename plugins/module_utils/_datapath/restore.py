@@ -209,16 +209,34 @@ def _now() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wirespeed.pyz", description="The wirespeed host tool.")
-    parser.add_argument("command", choices=["restore", "watchdog", "expire", "metrics"])
+    parser.add_argument("command", choices=["restore", "watchdog", "expire", "metrics", "flows"])
     parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
     parser.add_argument("--bpffs", default=bpffs.DEFAULT_BPFFS)
     parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for interfaces (restore)")
     parser.add_argument("--token", help="the arming to watch or expire")
     parser.add_argument("--dir", help="node_exporter's textfile directory (metrics)")
     parser.add_argument("--generic-ok", action="append", default=[], help="an interface meant to run generic XDP")
+    flows_args = parser.add_argument_group("flows (the flow export agent; runs until SIGTERM)")
+    flows_args.add_argument("--interface")
+    flows_args.add_argument("--name", default="flow_export")
+    flows_args.add_argument("--output", default="/var/log/wirespeed/flows.jsonl")
+    flows_args.add_argument("--idle", type=float, default=15.0)
+    flows_args.add_argument("--active", type=float, default=60.0)
+    flows_args.add_argument("--max-bytes", type=int, default=64 << 20)
+    flows_args.add_argument("--backups", type=int, default=5)
+    flows_args.add_argument("--sample-rate", type=int, default=1)
+    flows_args.add_argument("--seconds", type=float, help="stop after this long (default: run until SIGTERM)")
     args = parser.parse_args(argv)
     try:
-        if args.command == "metrics":
+        if args.command == "flows":
+            from . import flows  # only this command needs it
+
+            maps_dir = os.path.join(bpffs.interface_dir(args.bpffs, args.interface or ""), args.name, "maps")
+            report = flows.run(maps_dir, args.output, idle=args.idle, active=args.active, max_bytes=args.max_bytes,
+                               backups=args.backups, sample_rate=args.sample_rate,
+                               labels={"interface": args.interface, "program": args.name},
+                               stats_file=flows.stats_path(args.state_dir, args.interface), seconds=args.seconds)
+        elif args.command == "metrics":
             from . import metrics  # only this command needs it; metrics uses this module's unit helpers
 
             text = metrics.collect(args.state_dir, args.bpffs, args.generic_ok)

@@ -336,8 +336,9 @@ class RingBuffer:
             raise OSError(err, "ring buffer: %s" % os.strerror(err))
 
     def poll(self, timeout_ms: int) -> int:
-        """Wait up to timeout_ms for records; consume what is there; return how many."""
-        return check(lib().ring_buffer__poll(self._rb, timeout_ms), "ring buffer poll")
+        """Wait up to timeout_ms for records; consume what is there; return how many (0 when a signal came)."""
+        ret = lib().ring_buffer__poll(self._rb, timeout_ms)
+        return 0 if ret == -errno.EINTR else check(ret, "ring buffer poll")
 
     def consume(self) -> int:
         return check(lib().ring_buffer__consume(self._rb), "ring buffer consume")
