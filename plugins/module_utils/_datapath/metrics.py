@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from . import info, restore, tool
+from . import flows, info, restore, tool
 from .errors import DatapathError
 from .kernel import bpffs
 from .kernel.maps import HASH, LPM_TRIE, LRU_HASH, LRU_PERCPU_HASH, PERCPU_HASH, PinnedMap
@@ -31,6 +31,7 @@ TIMER = "wirespeed-metrics.timer"
 TIMER_WANTED_BY = "timers.target"
 MIN_INTERVAL, MAX_INTERVAL = 5, 3600
 
+FLOW_COUNTERS = ("flows_exported", "overflow_records", "table_full", "ringbuf_failed", "sampled_out")
 # name: (type, help)
 FAMILIES = {
     "wirespeed_packets_total": ("counter", "Packets that left a wirespeed program, by verdict (action) and, for "
@@ -47,6 +48,13 @@ FAMILIES = {
                                          "runs it natively."),
     "wirespeed_problems": ("gauge", "Problems datapath_info would report (XDP_ABORTED packets, unexpected generic "
                            "mode); 0 is healthy."),
+    "wirespeed_flow_export_flows_exported_total": ("counter", "Flows the flow export agent wrote out."),
+    "wirespeed_flow_export_overflow_records_total": ("counter", "Ring buffer records the agent read: packets of "
+                                                     "flows the full table could not hold."),
+    "wirespeed_flow_export_table_full_total": ("counter", "Packets that found the flow table full."),
+    "wirespeed_flow_export_ringbuf_failed_total": ("counter", "Of those, packets lost because the ring buffer was "
+                                                   "full too (bpf_ringbuf_reserve failed)."),
+    "wirespeed_flow_export_sampled_out_total": ("counter", "Packets left out by the flow export's sampling."),
     "wirespeed_metrics_timestamp_seconds": ("gauge", "When these metrics were read, in seconds since the epoch."),
 }
 
@@ -71,9 +79,10 @@ def _reason_split(program: dict, action: str, what: str) -> list[tuple[str, int]
     return [("none", max(0, total - sum(c for _r, c in split)))] + split
 
 
-def render(datapath: dict, fill: dict, problems: list[str], now: float) -> str:
-    """The text exposition format of gather()'s answer, fill {(interface, program, map): (entries, max)} and the
-    problems: every family with HELP and TYPE, samples sorted, label values escaped. Pure."""
+def render(datapath: dict, fill: dict, problems: list[str], now: float, flow_stats: dict | None = None) -> str:
+    """The text exposition format of gather()'s answer, fill {(interface, program, map): (entries, max)}, the
+    problems and flow_stats {interface: what its flow export agent last wrote}: every family with HELP and TYPE,
+    samples sorted, label values escaped. Pure."""
     samples = {name: [] for name in FAMILIES}
     for ifname, iface in sorted(datapath.items()):
         for name, program in sorted((iface.get("programs") or {}).items()):
@@ -98,6 +107,10 @@ def render(datapath: dict, fill: dict, problems: list[str], now: float) -> str:
         labels = {"interface": ifname, "program": program, "map": map_name}
         samples["wirespeed_map_entries"].append(_sample("wirespeed_map_entries", labels, entries))
         samples["wirespeed_map_max_entries"].append(_sample("wirespeed_map_max_entries", labels, max_entries))
+    for ifname, stats in sorted((flow_stats or {}).items()):
+        for counter in FLOW_COUNTERS:
+            family = "wirespeed_flow_export_%s_total" % counter
+            samples[family].append(_sample(family, {"interface": ifname}, int(stats.get(counter) or 0)))
     samples["wirespeed_problems"].append(_sample("wirespeed_problems", {}, len(problems)))
     samples["wirespeed_metrics_timestamp_seconds"].append(
         _sample("wirespeed_metrics_timestamp_seconds", {}, "%.3f" % now))
@@ -136,7 +149,8 @@ def collect(state_dir: str = DEFAULT_STATE_DIR, bpffs_path: str = bpffs.DEFAULT_
     """The host's metrics, as text."""
     datapath = {n: i for n, i in info.gather(None, bpffs_path, state_dir).items() if i["programs"] or i["xdp_prog"]}
     found = info.problems(datapath, info.native_support(), generic_ok)
-    return render(datapath, map_fill(datapath), found, time.time())
+    flow_stats = {n: flows.read_stats(state_dir, n) for n in datapath}
+    return render(datapath, map_fill(datapath), found, time.time(), {n: s for n, s in flow_stats.items() if s})
 
 
 def check_dir(directory: str, variable: str = "dir") -> None:

@@ -93,3 +93,13 @@ def test_label_values_are_escaped_and_the_generic_flag_is_one():
 def test_an_empty_host_still_says_it_was_read():
     found = parse(metrics.render({}, {}, [], 5))
     assert value(found, "wirespeed_problems") == 0 and value(found, "wirespeed_metrics_timestamp_seconds") == 5
+
+
+def test_the_flow_export_agents_counters_are_counters_per_interface():
+    stats = {"eth0": {"flows_exported": 12, "overflow_records": 3, "table_full": 5, "ringbuf_failed": 2,
+                      "sampled_out": 0, "lines_written": 15, "at": 1.0}}
+    found = parse(metrics.render(DATAPATH, {}, [], 0, stats))
+    assert found["wirespeed_flow_export_table_full"] == "counter"
+    assert value(found, "wirespeed_flow_export_flows_exported_total", interface="eth0") == 12
+    assert value(found, "wirespeed_flow_export_ringbuf_failed_total", interface="eth0") == 2
+    assert value(found, "wirespeed_flow_export_table_full_total", interface="eth0") == 5
