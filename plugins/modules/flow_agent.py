@@ -71,6 +71,11 @@ options:
     description: The program's C(sample_rate) (1 in N packets recorded), written into every record.
     type: int
     default: 1
+  ipfix_collector:
+    description:
+      - Also send every flow as IPFIX (RFC 7011, templates of standard information elements, resent with every
+        message) over UDP to this collector, C(address:port) or C([IPv6 address]:port).
+    type: str
   unit_dir:
     description: The systemd unit directory; enabling is the C(multi-user.target.wants) link there.
     type: path
@@ -139,6 +144,7 @@ ARGUMENT_SPEC = dict(
     active_timeout=dict(type="float", default=60.0),
     sample_rate=dict(type="int", default=1),
     unit_dir=dict(type="path", default="/etc/systemd/system"),
+    ipfix_collector=dict(type="str"),
 )
 
 
@@ -148,13 +154,14 @@ def run(params, check_mode, diff_mode):
     if params["state"] == "absent":
         return dict(flows.uninstall_agent(params["interface"], params["unit_dir"], check_mode), **facts)
     flows.check_settings(output=params["output"], idle=params["idle_timeout"], active=params["active_timeout"],
-                         max_bytes=params["max_bytes"], backups=params["backups"], sample_rate=params["sample_rate"])
+                         max_bytes=params["max_bytes"], backups=params["backups"], sample_rate=params["sample_rate"],
+                         ipfix=params["ipfix_collector"])
     installed = tool.install(params["state_dir"], entry=restore.__name__, check_mode=check_mode, python=sys.executable)
     argv = flows.agent_argv(python=sys.executable, tool_file=installed["path"], interface=params["interface"],
                             name=params["name"], output=params["output"], state_dir=params["state_dir"],
                             bpffs_path=params["bpffs"], idle=params["idle_timeout"], active=params["active_timeout"],
                             max_bytes=params["max_bytes"], backups=params["backups"],
-                            sample_rate=params["sample_rate"])
+                            sample_rate=params["sample_rate"], ipfix=params["ipfix_collector"])
     unit = flows.install_agent(argv, params["interface"], params["unit_dir"], check_mode)
     return dict(facts, changed=installed["changed"] or unit["changed"], unit=unit["unit"], tool=installed["path"],
                 command=argv)

@@ -5,6 +5,9 @@ small for the traffic sends the rest through the ring buffer, and what the ring 
 
 import json
 import os
+import socket
+import struct
+import subprocess
 
 import pytest
 from conftest import BPF
@@ -94,6 +97,66 @@ def test_sampling_records_one_in_n_and_says_so(dut, objects, tmp_path):
     assert recorded + stats["sampled_out"] >= 40 and 0 < recorded < 40
 
 
+def decode_ipfix(message):
+    """A minimal RFC 7011 reader: the header, the templates, and each data record as {element id: value}."""
+    version, length, _at, sequence, _domain = struct.unpack_from("!HHIII", message)
+    assert version == 10 and length == len(message)
+    templates, records, pos = {}, [], 16
+    while pos < length:
+        set_id, set_len = struct.unpack_from("!HH", message, pos)
+        body, pos = message[pos + 4:pos + set_len], pos + set_len
+        if set_id == 2:
+            at = 0
+            while at < len(body):
+                template_id, count = struct.unpack_from("!HH", body, at)
+                templates[template_id] = [struct.unpack_from("!HH", body, at + 4 + 4 * i) for i in range(count)]
+                at += 4 + 4 * count
+        else:
+            fields, at = templates[set_id], 0
+            while at + sum(f[1] for f in fields) <= len(body):
+                record = {}
+                for element, size in fields:
+                    raw = body[at:at + size]
+                    record[element] = int.from_bytes(raw, "big") if size <= 8 else raw
+                    at += size
+                records.append(record)
+    return sequence, templates, records
+
+
+def test_flows_also_go_to_an_ipfix_collector(dut, objects, tmp_path):
+    dut.deploy("fx", objects["build"](SRC), priority=1000)
+    assert dut.udp(7000, 5) == 5
+    with netns(dut.dut):
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        collector = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # in the dut's namespace, on its loopback
+        collector.bind(("127.0.0.1", 0))
+        collector.settimeout(5)
+        agent = exporter(dut, "fx", tmp_path / "flows.jsonl",
+                         ipfix=flows.Ipfix("127.0.0.1:%d" % collector.getsockname()[1]))
+        try:
+            agent.sweep(force=True)
+            stats = agent.stats()
+            message = collector.recv(65535)
+        finally:
+            agent.close()
+            collector.close()
+    sequence, templates, records = decode_ipfix(message)
+    assert sequence == 0 and [e for e, _s in templates[256]][:2] == [8, 12]  # source/destination IPv4 address
+    flow = next(r for r in records if r[11] == 7000)  # destinationTransportPort
+    assert flow[2] == 5 and flow[4] == 17 and flow[136] == 4 and flow[305] == 1  # packets, UDP, forced end, 1 in 1
+    assert socket.inet_ntoa(flow[8].to_bytes(4, "big")) == dut.peer_ip
+    written = next(r for r in lines(tmp_path / "flows.jsonl") if r["dport"] == 7000)
+    assert flow[152] <= flow[153] and flow[1] == written["bytes"]
+    assert stats["ipfix_records"] == len(records) and stats["ipfix_messages"] == 1
+
+
+@pytest.mark.parametrize("collector", ["", "collector.example:4739", "192.0.2.9", "192.0.2.9:0", "[::1]:99999"])
+def test_a_collector_that_does_not_parse_is_refused(collector):
+    with pytest.raises(flows.DatapathError) as err:
+        flows.parse_collector(collector)
+    assert err.value.message.startswith("ipfix_collector %r" % collector)
+
+
 @pytest.mark.parametrize("max_bytes", [0, 100])
 def test_bad_output_settings_are_refused(tmp_path, max_bytes):
     with pytest.raises(flows.DatapathError) as err:
@@ -158,6 +221,8 @@ def test_the_role_installs_an_agent_that_exports_the_flows_and_restarts_without_
                     flow_export_idle_timeout=300, flow_export_active_timeout=600)
     for bad, sentence in [({"flow_export_table_size": 1000}, "flow_export_table_size is 1000; give a power of two"),
                           ({"flow_export_sample_rate": 0}, "flow_export_sample_rate is 0; give 1"),
+                          ({"flow_export_ipfix_collector": "collector:4739"},
+                           "flow_export_ipfix_collector is collector:4739; give address:port"),
                           ({"flow_export_output": "/nonexistent/dir/f.jsonl"}, "is not in a writable directory")]:
         refused = role(lab, **dict(settings, **bad))
         assert refused["rc"] != 0 and sentence in json.dumps(refused), bad

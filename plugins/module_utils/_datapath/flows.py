@@ -18,6 +18,7 @@ import json
 import os
 import shlex
 import signal
+import socket
 import struct
 import time
 
@@ -84,11 +85,83 @@ class JsonLines:
         self.rotations += 1
 
 
+# (element id, length): sourceIPv{4,6}Address, destinationIPv{4,6}Address, then sourceTransportPort,
+# destinationTransportPort, protocolIdentifier, tcpControlBits, packetDeltaCount, octetDeltaCount,
+# flowStartMilliseconds, flowEndMilliseconds, flowEndReason, samplingPacketInterval
+IPFIX_TEMPLATES = {4: (256, ((8, 4), (12, 4))), 6: (257, ((27, 16), (28, 16)))}
+IPFIX_COMMON = ((7, 2), (11, 2), (4, 1), (6, 2), (2, 8), (1, 8), (152, 8), (153, 8), (136, 1), (305, 4))
+IPFIX_END_REASONS = {"idle": 1, "active": 2, "stop": 4, "overflow": 5}  # timeouts, forced end, lack of resources
+
+
+class Ipfix:
+    """IPFIX (RFC 7011) over UDP: two templates (IPv4, IPv6 flows) of standard information elements (RFC 7012),
+    sent with every message as UDP needs, then data records; at most 1400 bytes a message."""
+
+    TEMPLATES = IPFIX_TEMPLATES
+    COMMON = IPFIX_COMMON
+    END_REASONS = IPFIX_END_REASONS
+    MTU = 1400
+
+    def __init__(self, collector: str, domain: int = 1):
+        self.address = parse_collector(collector)
+        self.domain, self.sequence, self.messages = domain, 0, 0
+        self.sock = socket.socket(socket.AF_INET6 if ":" in self.address[0] else socket.AF_INET, socket.SOCK_DGRAM)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _template_set(self) -> bytes:
+        body = b""
+        for template_id, addresses in self.TEMPLATES.values():
+            fields = addresses + self.COMMON
+            body += struct.pack("!HH", template_id, len(fields)) + b"".join(struct.pack("!HH", *f) for f in fields)
+        return struct.pack("!HH", 2, 4 + len(body)) + body
+
+    def _record(self, r: dict) -> bytes:
+        proto = {v: k for k, v in PROTOCOLS.items()}.get(r["proto"], int(r["proto"]) if r["proto"].isdigit() else 0)
+        return (ipaddress.ip_address(r["src"]).packed + ipaddress.ip_address(r["dst"]).packed
+                + struct.pack("!HHBHQQQQBI", r["sport"], r["dport"], proto, r["tcp_flags"], r["packets"], r["bytes"],
+                              int(r["first"] * 1000), int(r["last"] * 1000), self.END_REASONS.get(r["end"], 4),
+                              r["sample_rate"]))
+
+    def send(self, records: list[dict]) -> None:
+        templates = self._template_set()
+        pending = {}
+        for r in records:
+            pending.setdefault(r["family"], []).append(self._record(r))
+        for family, rows in sorted(pending.items()):
+            template_id = self.TEMPLATES[family][0]
+            room = max(1, (self.MTU - 16 - len(templates) - 4) // len(rows[0]))
+            for start in range(0, len(rows), room):
+                chunk = rows[start:start + room]
+                data = struct.pack("!HH", template_id, 4 + sum(len(c) for c in chunk)) + b"".join(chunk)
+                body = templates + data
+                header = struct.pack("!HHIII", 10, 16 + len(body), int(time.time()), self.sequence, self.domain)
+                self.sock.sendto(header + body, self.address)
+                self.sequence += len(chunk)
+                self.messages += 1
+
+
+def parse_collector(text: str) -> tuple[str, int]:
+    """'192.0.2.9:4739' or '[2001:db8::9]:4739' -> (address, port); one sentence naming a bad one."""
+    host, _sep, port = (text or "").rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        address = str(ipaddress.ip_address(host))
+        number = int(port)
+    except ValueError:
+        raise DatapathError("ipfix_collector %r does not parse; give address:port, such as 192.0.2.9:4739 or "
+                            "[2001:db8::9]:4739." % (text,)) from None
+    if not 1 <= number <= 65535:
+        raise DatapathError("ipfix_collector %r has port %d; give a port from 1 to 65535." % (text, number))
+    return address, number
+
+
 class Exporter:
     """One flow_export program's maps (its pin directory's maps/) read into an output."""
 
     def __init__(self, maps_dir: str, output: JsonLines, *, idle: float = 15.0, active: float = 60.0,
-                 sample_rate: int = 1, labels: dict | None = None):
+                 sample_rate: int = 1, labels: dict | None = None, ipfix: Ipfix | None = None):
         for name in ("flows", "flow_events", "flow_stats"):
             if not os.path.exists(os.path.join(maps_dir, name)):
                 raise DatapathError("no flow_export map %s is pinned in %s; deploy the flow_export program first."
@@ -97,13 +170,15 @@ class Exporter:
         self.stats_map = PinnedMap(os.path.join(maps_dir, "flow_stats"))
         self.events_fd = libbpf.obj_get(os.path.join(maps_dir, "flow_events"))
         self.output, self.idle_ns, self.active_ns = output, int(idle * 1e9), int(active * 1e9)
-        self.sample_rate, self.labels = sample_rate, dict(labels or {})
+        self.sample_rate, self.labels, self.ipfix = sample_rate, dict(labels or {}), ipfix
         self.counters = {"flows_exported": 0, "overflow_records": 0, "lines_written": 0}
         self._pending = []
         self.ring = libbpf.RingBuffer(self.events_fd, self._on_record)
 
     def close(self) -> None:
         self.ring.close()
+        if self.ipfix is not None:
+            self.ipfix.close()
         os.close(self.events_fd)
         self.flows.close()
         self.stats_map.close()
@@ -154,12 +229,16 @@ class Exporter:
 
     def _flush(self) -> None:
         self.output.write(self._pending)
+        if self.ipfix is not None and self._pending:
+            self.ipfix.send(self._pending)
         self.counters["lines_written"] += len(self._pending)
         self._pending = []
 
     def stats(self) -> dict:
         """The kernel's counters (summed over CPUs) and the agent's own."""
         out = dict(self.counters, rotations=self.output.rotations)
+        if self.ipfix is not None:
+            out.update(ipfix_messages=self.ipfix.messages, ipfix_records=self.ipfix.sequence)
         stride = self.stats_map.stride
         for index, name in enumerate(STATS):
             raw = libbpf.map_lookup(self.stats_map.fd, struct.pack("I", index), self.stats_map.slot_size) or b""
@@ -169,11 +248,11 @@ class Exporter:
 
 def run(maps_dir: str, output: str, *, idle: float = 15.0, active: float = 60.0, max_bytes: int = 64 << 20,
         backups: int = 5, sample_rate: int = 1, labels: dict | None = None, stats_file: str | None = None,
-        seconds: float | None = None, interval: float = 1.0) -> dict:
+        seconds: float | None = None, interval: float = 1.0, ipfix: str | None = None) -> dict:
     """The agent's loop: poll the ring buffer, sweep every `interval`, write stats_file (JSON, for facts) after
     each sweep; until SIGTERM/SIGINT (or `seconds`), then export every flow left and return the stats."""
     exporter = Exporter(maps_dir, JsonLines(output, max_bytes, backups), idle=idle, active=active,
-                        sample_rate=sample_rate, labels=labels)
+                        sample_rate=sample_rate, labels=labels, ipfix=Ipfix(ipfix) if ipfix else None)
     stop = []
     previous = {s: signal.signal(s, lambda *_a: stop.append(True)) for s in (signal.SIGTERM, signal.SIGINT)}
     deadline = None if seconds is None else time.monotonic() + seconds
@@ -208,11 +287,13 @@ def unit_name(interface: str) -> str:
 
 
 def agent_argv(*, python: str, tool_file: str, interface: str, name: str, output: str, state_dir: str,
-               bpffs_path: str, idle: float, active: float, max_bytes: int, backups: int, sample_rate: int) -> list:
+               bpffs_path: str, idle: float, active: float, max_bytes: int, backups: int, sample_rate: int,
+               ipfix: str | None = None) -> list:
     """The command line of the agent of one interface (what its unit runs)."""
     return [python, tool_file, "flows", "--interface", interface, "--name", name, "--output", output,
             "--state-dir", state_dir, "--bpffs", bpffs_path, "--idle", "%g" % idle, "--active", "%g" % active,
-            "--max-bytes", str(max_bytes), "--backups", str(backups), "--sample-rate", str(sample_rate)]
+            "--max-bytes", str(max_bytes), "--backups", str(backups), "--sample-rate", str(sample_rate)] + \
+        (["--ipfix", ipfix] if ipfix else [])
 
 
 def stats_path(state_dir: str, interface: str) -> str:
@@ -277,7 +358,7 @@ def read_stats(state_dir: str, interface: str) -> dict | None:
 
 
 def check_settings(*, output: str, idle: float, active: float, max_bytes: int, backups: int,
-                   sample_rate: int) -> None:
+                   sample_rate: int, ipfix: str | None = None) -> None:
     """Refuse settings the agent cannot run with, one sentence naming the option, before anything changes."""
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or not 1 <= sample_rate <= 1 << 20:
         raise DatapathError("sample_rate %r must be a whole number from 1 (every packet) to 1048576." % (sample_rate,))
@@ -288,4 +369,6 @@ def check_settings(*, output: str, idle: float, active: float, max_bytes: int, b
                             % (active, idle))
     if not 1 <= backups <= 100:
         raise DatapathError("backups %r must be from 1 to 100." % (backups,))
+    if ipfix:
+        parse_collector(ipfix)
     JsonLines(output, max_bytes, backups)  # the directory and the size

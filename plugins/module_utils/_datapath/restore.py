@@ -225,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     flows_args.add_argument("--max-bytes", type=int, default=64 << 20)
     flows_args.add_argument("--backups", type=int, default=5)
     flows_args.add_argument("--sample-rate", type=int, default=1)
+    flows_args.add_argument("--ipfix", help="also send IPFIX over UDP to this collector, address:port")
     flows_args.add_argument("--seconds", type=float, help="stop after this long (default: run until SIGTERM)")
     args = parser.parse_args(argv)
     try:
@@ -235,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             report = flows.run(maps_dir, args.output, idle=args.idle, active=args.active, max_bytes=args.max_bytes,
                                backups=args.backups, sample_rate=args.sample_rate,
                                labels={"interface": args.interface, "program": args.name},
-                               stats_file=flows.stats_path(args.state_dir, args.interface), seconds=args.seconds)
+                               stats_file=flows.stats_path(args.state_dir, args.interface), seconds=args.seconds,
+                               ipfix=args.ipfix)
         elif args.command == "metrics":
             from . import metrics  # only this command needs it; metrics uses this module's unit helpers
 
