@@ -312,40 +312,15 @@ def unit_text(argv: list) -> str:
 
 def install_agent(argv: list, interface: str, unit_dir: str, check_mode: bool = False) -> dict:
     """The enabled unit of one interface's agent; {changed, unit}."""
-    unit = os.path.join(unit_dir, unit_name(interface))
-    link = os.path.join(unit_dir, "multi-user.target.wants", unit_name(interface))
-    text = unit_text(argv)
-    try:
-        with open(unit) as fh:
-            stale = fh.read() != text
-    except OSError:
-        stale = True
-    relink = not os.path.islink(link) or os.path.realpath(link) != os.path.realpath(unit)
-    if (stale or relink) and not check_mode:
-        try:
-            if stale:
-                restore.write_text(unit, text)
-            if relink:
-                os.makedirs(os.path.dirname(link), exist_ok=True)
-                if os.path.lexists(link):
-                    os.unlink(link)
-                os.symlink(unit, link)
-        except OSError as exc:
-            raise DatapathError("the flow export unit cannot be written to %s (%s); set unit_dir to the systemd unit "
-                                "directory." % (unit_dir, exc.strerror)) from exc
-        restore.daemon_reload()
-    return {"changed": stale or relink, "unit": unit}
+    changed = restore.place_units(unit_dir, {unit_name(interface): unit_text(argv)},
+                                  (unit_name(interface), "multi-user.target"), what="flow export unit",
+                                  check_mode=check_mode)
+    return {"changed": changed, "unit": os.path.join(unit_dir, unit_name(interface))}
 
 
 def uninstall_agent(interface: str, unit_dir: str, check_mode: bool = False) -> dict:
-    paths = [os.path.join(unit_dir, "multi-user.target.wants", unit_name(interface)),
-             os.path.join(unit_dir, unit_name(interface))]
-    present = [p for p in paths if os.path.lexists(p)]
-    if present and not check_mode:
-        for path in present:
-            os.unlink(path)
-        restore.daemon_reload()
-    return {"changed": bool(present), "removed": present}
+    return restore.remove_files([os.path.join(unit_dir, "multi-user.target.wants", unit_name(interface)),
+                                 os.path.join(unit_dir, unit_name(interface))], check_mode)
 
 
 def read_stats(state_dir: str, interface: str) -> dict | None:

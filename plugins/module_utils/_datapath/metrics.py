@@ -222,41 +222,14 @@ def install(directory: str, *, state_dir: str = DEFAULT_STATE_DIR, bpffs_path: s
     installed = tool.install(state_dir, entry=entry, check_mode=check_mode, python=python)
     texts = unit_texts(python=python or sys.executable, tool_file=installed["path"], directory=directory,
                        state_dir=state_dir, bpffs_path=bpffs_path, interval=interval, generic_ok=generic_ok)
-    link = os.path.join(unit_dir, TIMER_WANTED_BY + ".wants", TIMER)
-    stale = [n for n, t in texts.items() if _read(os.path.join(unit_dir, n)) != t]
-    relink = not os.path.islink(link) or os.path.realpath(link) != os.path.realpath(os.path.join(unit_dir, TIMER))
-    changed = installed["changed"] or bool(stale) or relink
-    if changed and not check_mode:
-        try:
-            for name in stale:
-                restore.write_text(os.path.join(unit_dir, name), texts[name])
-            if relink:
-                os.makedirs(os.path.dirname(link), exist_ok=True)
-                if os.path.lexists(link):
-                    os.unlink(link)
-                os.symlink(os.path.join(unit_dir, TIMER), link)
-        except OSError as exc:
-            raise DatapathError("the metrics units cannot be written to %s (%s); set unit_dir to the systemd unit "
-                                "directory." % (unit_dir, exc.strerror)) from exc
-        restore.daemon_reload()
-    return {"changed": changed, "tool": installed["path"], "units": [os.path.join(unit_dir, n) for n in texts]}
+    placed = restore.place_units(unit_dir, texts, (TIMER, TIMER_WANTED_BY), what="metrics units",
+                                 check_mode=check_mode)
+    return {"changed": installed["changed"] or placed, "tool": installed["path"],
+            "units": [os.path.join(unit_dir, n) for n in texts]}
 
 
 def uninstall(directory: str, *, unit_dir: str = "/etc/systemd/system", check_mode: bool = False) -> dict:
     """Remove the timer, the service and the metrics file (the host tool stays: the restore uses it too)."""
-    paths = [os.path.join(unit_dir, TIMER_WANTED_BY + ".wants", TIMER), os.path.join(unit_dir, TIMER),
-             os.path.join(unit_dir, SERVICE), os.path.join(directory, FILE_NAME)]
-    present = [p for p in paths if os.path.lexists(p)]
-    if present and not check_mode:
-        for path in present:
-            os.unlink(path)
-        restore.daemon_reload()
-    return {"changed": bool(present), "removed": present}
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as fh:
-            return fh.read()
-    except OSError:
-        return None
+    return restore.remove_files([os.path.join(unit_dir, TIMER_WANTED_BY + ".wants", TIMER),
+                                 os.path.join(unit_dir, TIMER), os.path.join(unit_dir, SERVICE),
+                                 os.path.join(directory, FILE_NAME)], check_mode)

@@ -198,6 +198,48 @@ def write_text(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def place_units(unit_dir: str, texts: dict[str, str], enable: tuple[str, str], *, what: str,
+                check_mode: bool = False) -> bool:
+    """Write the unit files of texts {name: text} that differ and enable one, (unit name, target), by its link in
+    <target>.wants; whether anything was (or, in check mode, would be) changed."""
+    stale = []
+    for name, text in texts.items():
+        try:
+            with open(os.path.join(unit_dir, name)) as fh:
+                if fh.read() == text:
+                    continue
+        except OSError:
+            pass
+        stale.append(name)
+    unit = os.path.join(unit_dir, enable[0])
+    link = os.path.join(unit_dir, enable[1] + ".wants", enable[0])
+    relink = not os.path.islink(link) or os.path.realpath(link) != os.path.realpath(unit)
+    if (stale or relink) and not check_mode:
+        try:
+            for name in stale:
+                write_text(os.path.join(unit_dir, name), texts[name])
+            if relink:
+                os.makedirs(os.path.dirname(link), exist_ok=True)
+                if os.path.lexists(link):
+                    os.unlink(link)
+                os.symlink(unit, link)
+        except OSError as exc:
+            raise DatapathError("the %s cannot be written to %s (%s); set unit_dir to the systemd unit directory."
+                                % (what, unit_dir, exc.strerror)) from exc
+        daemon_reload()
+    return bool(stale or relink)
+
+
+def remove_files(paths: list[str], check_mode: bool = False) -> dict:
+    """Remove those of paths that exist (units, their links, files they wrote); {changed, removed}."""
+    present = [p for p in paths if os.path.lexists(p)]
+    if present and not check_mode:
+        for path in present:
+            os.unlink(path)
+        daemon_reload()
+    return {"changed": bool(present), "removed": present}
+
+
 def daemon_reload() -> None:
     if os.path.isdir("/run/systemd/system"):  # systemd runs: tell it; elsewhere the files are all there is
         subprocess.run(["systemctl", "daemon-reload"], capture_output=True, check=False)
