@@ -31,6 +31,7 @@ KEY = struct.Struct("=16s16sHHBB2x")  # saddr, daddr, sport, dport (network orde
 VALUE = struct.Struct("=QQQQB7x")  # packets, bytes, first_ns, last_ns, tcp_flags
 RECORD = struct.Struct("=II")  # after key and value: sample_rate, kind
 STATS = ("table_full", "ringbuf_failed", "records_sent", "sampled_out")
+KERNEL_CLOCK = 6  # CLOCK_MONOTONIC_COARSE (linux/time.h), what bpf_ktime_get_coarse_ns() reads
 PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "ipv6-icmp", 132: "sctp"}
 
 
@@ -188,7 +189,7 @@ class Exporter:
         return round(now_wall - (now_mono - ns / 1e9), 6)
 
     def _line(self, key: dict, value: dict, reason: str, sample_rate: int) -> dict:
-        now_mono, now_wall = time.clock_gettime(time.CLOCK_MONOTONIC), time.time()
+        now_mono, now_wall = time.clock_gettime(KERNEL_CLOCK), time.time()
         return dict(self.labels, **key, packets=value["packets"], bytes=value["bytes"],
                     first=self._wall(value["first_ns"], now_mono, now_wall),
                     last=self._wall(value["last_ns"], now_mono, now_wall),
@@ -209,7 +210,7 @@ class Exporter:
 
     def sweep(self, force: bool = False) -> int:
         """Export and delete the flows idle for `idle` or active for `active` seconds (every flow with force)."""
-        now = int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e9)
+        now = int(time.clock_gettime(KERNEL_CLOCK) * 1e9)
         done = []
         for raw_key, raw in self.flows.dump().items():
             value = sum_cpus(raw, self.flows.stride, self.flows.ncpu)
