@@ -51,7 +51,8 @@ collection:
 
 deps: apt venv collection
 
-LINT_PATHS := roles playbooks tests/molecule tests/integration/playbooks/xdp.yml tests/integration/playbooks/role.yml
+LINT_PATHS := roles playbooks tests/molecule tests/integration/playbooks/xdp.yml tests/integration/playbooks/role.yml \
+	tests/integration/playbooks/host.yml tests/integration/playbooks/installed.yml
 
 lint: deps
 	$(VENV)/bin/ruff check plugins tests
@@ -66,7 +67,7 @@ unit: deps
 integration: deps
 	$(PY) -m pytest -q -p no:cacheprovider tests/integration
 
-MOLECULE_ROLES := firewall ssh_limiter wireguard_filter mirror
+MOLECULE_ROLES := firewall ssh_limiter wireguard_filter mirror egress_ratelimit dscp_marking conn_limiter
 
 # each role's scenario: lab create, check, converge, idempotence, verify with packets, destroy
 molecule: deps

@@ -164,7 +164,7 @@ def ansible_run(addrs):
                 "name": "bench", "hosts": "lab", "gather_facts": False, "tasks": [
                     {"name": "program", "wirespeed.datapath.xdp_program": {
                         "interface": "eth0", "name": "bench", "src": BENCH_SRC}},
-                    {"name": "sync", "wirespeed.datapath.xdp_map_entry": {
+                    {"name": "sync", "wirespeed.datapath.bpf_map_entry": {
                         "interface": "eth0", "name": "bench", "map": "feed", "key_type": "ipv4",
                         "exclusive": True,
                         "entries": "{{ lookup('ansible.builtin.file', '%s').splitlines() }}" % feed}},

@@ -25,6 +25,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "build", "collections"))
@@ -39,6 +40,7 @@ from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kerne
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program import compile as bpfcc  # noqa: E402
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.bpf_object import BpfObject  # noqa: E402
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.config import write_config  # noqa: E402
+from ansible_collections.wirespeed.datapath.plugins.plugin_utils import _qos  # noqa: E402
 
 INCLUDE = os.path.join(REPO, "files", "bpf", "include")
 TARGET_NS = 60.0
@@ -46,8 +48,8 @@ OPERATIONS = ("one hash lookup (miss)", "one LPM trie lookup (empty)", "one arra
               "bpf_ktime_get_coarse_ns()")  # the op numbers of bench/bpf/call_costs.bpf.c
 
 
-def frame(src, proto=UDP, dport=53):
-    return bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src=src, dst="198.18.0.1")
+def frame(src, proto=UDP, dport=53, dst="198.18.0.1"):
+    return bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src=src, dst=dst)
                  / proto(dport=dport) / (b"x" * 18))
 
 
@@ -91,6 +93,55 @@ def mirror_rows(root, args):
                                                                args.repeat))]
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def both_cpus(loaded, packet, args):
+    """ns/packet while two CPUs run the program on the same packet at once (the bucket's CAS contended)."""
+    cpus, results = sorted(os.sched_getaffinity(0))[:2], []
+
+    def run(cpu):
+        os.sched_setaffinity(0, {cpu})  # this thread only
+        results.append(loaded.ns(packet, args.runs, args.repeat))
+
+    threads = [threading.Thread(target=run, args=(cpu,)) for cpu in cpus]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return max(results)
+
+
+def tc_rows(root, args):
+    """The three TC traffic programs, loaded and not attached (nothing but the bench's packets reaches them)."""
+    rows = []
+    erl = Loaded(os.path.join(REPO, "files", "bpf", "egress_ratelimit.bpf.c"), os.path.join(root, "erl"), {},
+                 libbpf.PROG_TYPE_SCHED_CLS)
+    rule = {"rate": 10 ** 12, "burst": 1 << 30, "per": 0, "id": 1}  # never over: every packet is charged
+    mapsync.sync(erl.maps["rules_v4"], entries=[{"key": "198.18.0.0/24", "value": rule}], diff=False)
+    outside = frame("198.18.0.9", UDP, 53, "198.51.100.1")
+    rows.append(("egress_ratelimit: destination in no rule", erl.ns(outside, args.runs, args.repeat)))
+    rows.append(("egress_ratelimit: charged to a bucket (passes)", erl.ns(frame("198.18.0.9"), args.runs,
+                                                                          args.repeat)))
+    if len(os.sched_getaffinity(0)) >= 2:
+        rows.append(("egress_ratelimit: one bucket, both CPUs charging it", both_cpus(erl, frame("198.18.0.9"), args)))
+    dscp = Loaded(os.path.join(REPO, "files", "bpf", "dscp_marking.bpf.c"), os.path.join(root, "dscp"), {},
+                  libbpf.PROG_TYPE_SCHED_CLS)
+    rules = _qos.dscp_rules([{"proto": "udp", "port": 5060, "dscp": "EF"},
+                             {"proto": "udp", "port": "16384-32767", "dscp": "EF"}], "rules")["egress"]
+    mapsync.sync(dscp.maps["rules"], entries=rules, diff=False)
+    rows.append(("dscp_marking: unmatched port", dscp.ns(frame("198.18.0.9", UDP, 53), args.runs, args.repeat)))
+    rows.append(("dscp_marking: matched, DSCP rewritten + checksum",
+                 dscp.ns(frame("198.18.0.9", UDP, 20000), args.runs, args.repeat)))
+    cl = Loaded(os.path.join(REPO, "files", "bpf", "conn_limiter.bpf.c"), os.path.join(root, "cl"),
+                {"interval_ns": 1, "burst": 1 << 20}, libbpf.PROG_TYPE_SCHED_CLS)
+    syn = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="203.0.113.1")
+                / TCP(dport=80, flags="S"))
+    ack = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="203.0.113.1")
+                / TCP(dport=80, flags="A"))
+    rows.append(("conn_limiter: TCP SYN, charged (passes)", cl.ns(syn, args.runs, args.repeat)))
+    rows.append(("conn_limiter: established TCP", cl.ns(ack, args.runs, args.repeat)))
+    rows.append(("conn_limiter: UDP of a known flow", cl.ns(frame("198.18.0.9"), args.runs, args.repeat)))
+    return rows
 
 
 def main():
@@ -147,6 +198,7 @@ def main():
         sampled = Loaded(fx_src, os.path.join(root, "fxs"), {"sample_rate": 100})
         rows.append(("flow_export: sample_rate 100", sampled.ns(frame("198.18.0.9"), args.runs, args.repeat)))
         rows.extend(mirror_rows(root, args))
+        rows.extend(tc_rows(root, args))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     width = max(len(r[0]) for r in rows)

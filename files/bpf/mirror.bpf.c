@@ -54,14 +54,6 @@ struct {
 	__type(value, __u64);
 } mirror_stats SEC(".maps");
 
-static __always_inline void count(__u32 what)
-{
-	__u64 *n = bpf_map_lookup_elem(&mirror_stats, &what);
-
-	if (n)
-		*n += 1;	/* per-CPU: no other CPU writes it */
-}
-
 static __always_inline int port_match(struct ws_packet *pkt)
 {
 	if (!pkt->l4_present || !pkt->sport)
@@ -91,7 +83,7 @@ int mirror(struct __sk_buff *skb)
 		return ws_pass_skb(skb);
 	if (match_nets && !net_match(&pkt))
 		return ws_pass_skb(skb);
-	count(MIRROR_MATCHED);
+	ws_bump(&mirror_stats, MIRROR_MATCHED);
 	if (sample_n > 1 && bpf_get_prandom_u32() % sample_n)
 		return ws_pass_skb(skb);
 	ifindex = bpf_map_lookup_elem(&target, &zero);
@@ -99,9 +91,9 @@ int mirror(struct __sk_buff *skb)
 		return ws_pass_skb(skb);
 	/* flags 0: to the target's egress */
 	if (bpf_clone_redirect(skb, *ifindex, 0) == 0)
-		count(MIRROR_SENT);
+		ws_bump(&mirror_stats, MIRROR_SENT);
 	else
-		count(MIRROR_FAILED);
+		ws_bump(&mirror_stats, MIRROR_FAILED);
 	return ws_pass_skb(skb);
 }
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: address_file
 author: wirespeed.datapath contributors (@wirespeed)
-version_added: 0.2.0
+version_added: 0.1.0
 short_description: Read address and CIDR feeds on the controller, checked line by line
 description:
   - Reads each file on the controller; one IPv4 or IPv6 address or CIDR per line, blank lines and text

@@ -74,7 +74,7 @@ class DatapathModule:
                                   exception=traceback.format_exc())
         if not self.module._diff:
             result.pop("diff", None)
-        for warning in result.pop("warnings", None) or []:
+        for warning in result.pop("warnings", None) or []:  # exit_json(warnings=...) is deprecated
             self.module.warn(warning)
         self.module.exit_json(**result)
 

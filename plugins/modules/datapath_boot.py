@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: datapath_boot
 short_description: Make a host restore its confirmed wirespeed datapath at boot
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - bpffs lives in memory, so after a reboot no XDP or TC program runs and no map holds an entry. This
     module installs what brings them back before the network comes up - the host tool
@@ -48,6 +48,8 @@ options:
     default: 30
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - wirespeed.datapath.attributes
+  - wirespeed.datapath.attributes.module
   - wirespeed.datapath.program.paths
 """
 
@@ -80,6 +82,21 @@ removed:
   returned: state is absent
   type: list
   elements: str
+detail:
+  description: Compiler output, the tail of the verifier log or the kernel's words, when the task failed on one of them.
+  returned: failure, when there is such output
+  type: str
+detail_lines:
+  description: The same as RV(detail), one line per list item, for reading in the task output.
+  returned: failure, when there is such output
+  type: list
+  elements: str
+error_code:
+  description:
+    - A stable name of the failure for playbooks to branch on, such as C(clang_missing).
+  returned: failure, for failures that have a name
+  type: str
+  sample: clang_missing
 """
 
 import sys

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: datapath_checkpoint
 short_description: Checkpoint a host's wirespeed datapath around a change, and roll back to it
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - A checkpoint is every program this collection runs on the host (stored object, config, priority, XDP
     mode or TC hook) and the contents of its maps. Counters are not part of it (per-CPU and LRU maps are
@@ -38,6 +38,8 @@ description:
     (C(<state_dir>/boot.json); see the C(wirespeed.datapath.persistence) role). A run that failed half-way,
     or a change that was never confirmed, does not.
   - While a change waits for its confirm, another C(step=begin) is refused with the time left.
+  - C(step=compare) with O(intent) only reads; it reports C(converged=true) when the datapath is still exactly
+    as the last run of that intent left it, so that C(site.yml) can skip the host's roles.
   - The playbooks C(site.yml) and C(rollback.yml) of this collection use it; begin, commit and confirm report
     C(changed=false) because they do not change the datapath.
 author:
@@ -56,14 +58,14 @@ options:
     description: What to do.
     type: str
     required: true
-    choices: [begin, commit, confirm, abort, rollback]
+    choices: [begin, commit, confirm, abort, rollback, compare]
   confirm_timeout:
     description:
       - With C(step=begin), arm a commit-confirmed change - seconds (1 to 86400) within which
         C(step=confirm) must arrive, or the host rolls the change back by itself. 120 suits most fleets.
       - Needs Python on the host to run the host tool it installs at C(<state_dir>/lib/wirespeed.pyz).
     type: int
-    version_added: 0.2.0
+    version_added: 0.1.0
   rollback_to:
     description: With C(step=rollback), go back to the datapath before the last change, or to none at all.
     type: str
@@ -71,7 +73,7 @@ options:
     default: previous
   intent:
     description:
-      - With C(step=begin), C(step=commit) or C(step=confirm), a digest of everything the run asks of this host
+      - With C(step=compare), C(step=begin), C(step=commit) or C(step=confirm), a digest of everything the run asks of this host
         (C(site.yml) computes it from the roles' variables, their files and the collection's code).
       - C(step=commit) and C(step=confirm) remember it with a fingerprint of the datapath the run left (program
         ids and attachments, map contents, the controller's address). C(step=begin) with the same intent reports
@@ -79,14 +81,16 @@ options:
         arms nothing; the run has nothing to do on this host. Any drift (a program replaced or detached, a map
         entry changed, an interface re-created) or any other intent makes it C(false).
     type: str
-    version_added: 0.2.0
+    version_added: 0.1.0
   reason:
     description:
       - With C(step=abort), why the change is taken back, kept in the message (for example the failed health check).
     type: str
-    version_added: 0.2.0
+    version_added: 0.1.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - wirespeed.datapath.attributes
+  - wirespeed.datapath.attributes.module
   - wirespeed.datapath.program.paths
 """
 
@@ -123,6 +127,28 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+checkpoint:
+  description: With begin and commit, the digest of the datapath as it is (programs, objects, config and maps).
+  returned: step is begin or commit
+  type: str
+  sample: 3f2a9c01b2de44d1
+recorded_unfinished_run:
+  description: With begin (not in check mode), whether an earlier run that never committed was kept as a checkpoint.
+  returned: step is begin, not in check mode
+  type: bool
+confirm_timeout:
+  description: With begin, the O(confirm_timeout) the change was armed with.
+  returned: step is begin and confirm_timeout is set
+  type: int
+deadline:
+  description: With begin and O(confirm_timeout), when the host rolls the change back unless confirmed (UTC).
+  returned: step is begin and confirm_timeout is set, not in check mode
+  type: str
+  sample: "2026-01-31T12:00:00Z"
+check_mode:
+  description: With rollback, whether the task ran in check mode (so C(actions) are what it would do).
+  returned: step is rollback and there was something to roll back to
+  type: bool
 programs:
   description: With begin and commit, one line per program of the datapath as it is.
   returned: step is begin or commit
@@ -146,8 +172,9 @@ timer:
   type: str
 converged:
   description:
-    - With begin and an O(intent), whether the datapath is still exactly as the last run of that intent left it.
-  returned: step is begin
+    - With begin or compare and an O(intent), whether the datapath is still exactly as the last run of that intent
+      left it.
+  returned: step is begin or compare
   type: bool
 confirmed:
   description: With confirm, whether a waiting change was confirmed.
@@ -177,6 +204,21 @@ actions:
   type: list
   elements: str
   sample: ["deploy eth0/firewall (object 3f2a9c01b2de, priority 10)", "maps of eth0/firewall: deny_v4 +0 -1"]
+detail:
+  description: Compiler output, the tail of the verifier log or the kernel's words, when the task failed on one of them.
+  returned: failure, when there is such output
+  type: str
+detail_lines:
+  description: The same as RV(detail), one line per list item, for reading in the task output.
+  returned: failure, when there is such output
+  type: list
+  elements: str
+error_code:
+  description:
+    - A stable name of the failure for playbooks to branch on, such as C(clang_missing).
+  returned: failure, for failures that have a name
+  type: str
+  sample: clang_missing
 """
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import PATHS_ARGUMENT_SPEC, DatapathModule
@@ -185,7 +227,7 @@ from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.error
 
 ARGUMENT_SPEC = dict(
     PATHS_ARGUMENT_SPEC,
-    step=dict(type="str", required=True, choices=["begin", "commit", "confirm", "abort", "rollback"]),
+    step=dict(type="str", required=True, choices=["begin", "commit", "confirm", "abort", "rollback", "compare"]),
     rollback_to=dict(type="str", choices=["previous", "none"], default="previous"),
     confirm_timeout=dict(type="int"),
     reason=dict(type="str"),
@@ -205,6 +247,8 @@ def run(params, check_mode, diff_mode):
     if params["step"] == "confirm":
         return confirm.confirm(params["state_dir"], bpffs_path=params["bpffs"], check_mode=check_mode,
                                intent=params["intent"])
+    if params["step"] == "compare":
+        return checkpoint.compare(params["intent"], params["state_dir"], params["bpffs"])
     if params["step"] == "abort":
         return confirm.abort(params["state_dir"], bpffs_path=params["bpffs"], reason=params["reason"],
                              check_mode=check_mode)

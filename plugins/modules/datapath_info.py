@@ -49,7 +49,7 @@ options:
         host's facts, which is all a preflight needs.
     type: bool
     default: true
-    version_added: 0.2.0
+    version_added: 0.1.0
   health:
     description:
       - Also report the host's counters under C(health) - XDP_ABORTED and drops, in total and by reason, summed
@@ -57,7 +57,7 @@ options:
         staged rollout of C(site.yml) compares the rate before a change with the rate after it.
     type: bool
     default: false
-    version_added: 0.2.0
+    version_added: 0.1.0
   top_denied:
     description:
       - Also report, per program, the this many entries of its deny maps (hash or LPM maps named C(deny*) whose
@@ -76,6 +76,8 @@ options:
     version_added: 0.1.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - wirespeed.datapath.attributes
+  - wirespeed.datapath.attributes.module
   - wirespeed.datapath.program.paths
 """
 
@@ -225,6 +227,21 @@ host:
     kernel: 6.18.0-1-amd64
     controller_address: 198.18.7.1
     interfaces: {eth0: {ifindex: 2, kind: veth, driver: null, xdp_native: true, xdp_offload: false}}
+detail:
+  description: Compiler output, the tail of the verifier log or the kernel's words, when the task failed on one of them.
+  returned: failure, when there is such output
+  type: str
+detail_lines:
+  description: The same as RV(detail), one line per list item, for reading in the task output.
+  returned: failure, when there is such output
+  type: list
+  elements: str
+error_code:
+  description:
+    - A stable name of the failure for playbooks to branch on, such as C(clang_missing).
+  returned: failure, for failures that have a name
+  type: str
+  sample: clang_missing
 """
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import PATHS_ARGUMENT_SPEC, DatapathModule

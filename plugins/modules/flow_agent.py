@@ -82,6 +82,8 @@ options:
     default: /etc/systemd/system
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - wirespeed.datapath.attributes
+  - wirespeed.datapath.attributes.module
   - wirespeed.datapath.program.paths
 """
 

@@ -18,7 +18,7 @@ description:
     filter is left on it. Filters added by other tools are never replaced or removed without O(force).
   - Replacing the program is one netlink request on the same pref and handle, which swaps the program
     atomically. Pinned maps are reused across versions when their definitions are unchanged and can be
-    written with M(wirespeed.datapath.xdp_map_entry).
+    written with M(wirespeed.datapath.bpf_map_entry).
   - Whether anything changes is decided by observation, as in M(wirespeed.datapath.xdp_program); check
     mode runs the verifier unless O(verify=false).
   - Uses classic C(cls_bpf) rather than TCX (kernel 6.6+) on purpose, so the filters show in
@@ -69,25 +69,25 @@ options:
     default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - wirespeed.datapath.attributes
+  - wirespeed.datapath.attributes.action
   - wirespeed.datapath.program
   - wirespeed.datapath.program.paths
 seealso:
   - module: wirespeed.datapath.xdp_program
-  - module: wirespeed.datapath.xdp_map_entry
+  - module: wirespeed.datapath.bpf_map_entry
 """
 
 EXAMPLES = r"""
-- name: Mark SIP signalling as EF on the way out
+- name: Mark traffic on the way out (the DSCP rules live in the program's map; see the dscp_marking role)
   wirespeed.datapath.tc_filter:
     interface: eth0
     direction: egress
     name: dscp-sip
-    src: "{{ role_path }}/files/dscp_mark.bpf.c"
+    src: "{{ role_path }}/files/dscp_marking.bpf.c"
     priority: 10
     config:
-      match_proto: 17
-      match_port: 5060
-      dscp: 46
+      trust: true
 
 - name: Remove it
   wirespeed.datapath.tc_filter:
@@ -140,10 +140,34 @@ previous:
   description: The record of the version before this one, or null.
   returned: always
   type: dict
-detail:
-  description: Compiler output or the tail of the verifier log when the task failed on either.
-  returned: failure
+src:
+  description: The O(src) as given in the task, when the program was compiled from source.
+  returned: when O(src) is given
   type: str
+  sample: files/drop_port.bpf.c
+compiled_on:
+  description:
+    - Where the program was compiled - C(controller) (clang there, the object shipped), C(host) (sources shipped
+      and compiled by the module), or null when nothing was compiled (a prebuilt O(object), or O(state=absent)).
+    - Not set in the result of an C(async) task read back with C(async_status).
+  returned: always
+  type: str
+  sample: controller
+detail:
+  description: Compiler output, the tail of the verifier log or the kernel's words, when the task failed on one of them.
+  returned: failure, when there is such output
+  type: str
+detail_lines:
+  description: The same as RV(detail), one line per list item, for reading in the task output.
+  returned: failure, when there is such output
+  type: list
+  elements: str
+error_code:
+  description:
+    - A stable name of the failure for playbooks to branch on, such as C(clang_missing).
+  returned: failure, for failures that have a name
+  type: str
+  sample: clang_missing
 """
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import (

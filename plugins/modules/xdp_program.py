@@ -88,6 +88,8 @@ notes:
   - Requires root (CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN for bpffs).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - wirespeed.datapath.attributes
+  - wirespeed.datapath.attributes.action
   - wirespeed.datapath.program
   - wirespeed.datapath.program.paths
 seealso:
@@ -165,10 +167,34 @@ previous:
   description: The version recorded before this one (object hash, program, config, mode, priority), or null.
   returned: always
   type: dict
-detail:
-  description: Compiler output or the tail of the verifier log when the task failed on either.
-  returned: failure
+src:
+  description: The O(src) as given in the task, when the program was compiled from source.
+  returned: when O(src) is given
   type: str
+  sample: files/drop_port.bpf.c
+compiled_on:
+  description:
+    - Where the program was compiled - C(controller) (clang there, the object shipped), C(host) (sources shipped
+      and compiled by the module), or null when nothing was compiled (a prebuilt O(object), or O(state=absent)).
+    - Not set in the result of an C(async) task read back with C(async_status).
+  returned: always
+  type: str
+  sample: controller
+detail:
+  description: Compiler output, the tail of the verifier log or the kernel's words, when the task failed on one of them.
+  returned: failure, when there is such output
+  type: str
+detail_lines:
+  description: The same as RV(detail), one line per list item, for reading in the task output.
+  returned: failure, when there is such output
+  type: list
+  elements: str
+error_code:
+  description:
+    - A stable name of the failure for playbooks to branch on, such as C(clang_missing).
+  returned: failure, for failures that have a name
+  type: str
+  sample: clang_missing
 """
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import (

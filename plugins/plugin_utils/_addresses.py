@@ -149,7 +149,7 @@ def port_rules(rules, variable):
             raise AddressError("%s is %r; write it as {proto: tcp, port: 8080}." % (where, rule))
         checked = {"proto": protocol(rule["proto"], where + " proto"),
                    "port": port(rule.get("port", 0), where + " port", zero=True)}
-        out.append(_PORT_RULE.text(_PORT_RULE.encode(checked)))  # the form xdp_map_entry shows
+        out.append(_PORT_RULE.text(_PORT_RULE.encode(checked)))  # the form bpf_map_entry shows
     return out
 
 

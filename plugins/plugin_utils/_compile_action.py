@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 
 from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
@@ -60,6 +59,7 @@ class CompileAction(ActionBase):
     """Turn `src` into an object on the host (compiled here, or shipped as source), then run MODULE."""
 
     TRANSFERS_FILES = True
+    _supports_async = True  # compiling stays in the foreground; the module (load, verify, attach) runs async
     MODULE = None
     NEEDS_ROOT = False  # the XDP chain root travels with every XDP program
 
@@ -76,7 +76,11 @@ class CompileAction(ActionBase):
                 shipped = self._prepare(args)
             else:
                 shipped = None
-            module_result = self._execute_module(module_name=self.MODULE, module_args=args, task_vars=task_vars)
+            # async: the host's async_wrapper runs the module and then removes the temporary directory with the
+            # shipped objects in it (and _execute_module forgets it here, so the finally below leaves it alone)
+            wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
+            module_result = self._execute_module(module_name=self.MODULE, module_args=args, task_vars=task_vars,
+                                                 wrap_async=wrap_async)
         except DatapathError as exc:
             result.update(failed=True, msg=exc.message)
             if exc.detail:
@@ -176,7 +180,11 @@ class CompileAction(ActionBase):
             files.extend((os.path.join(srcdir, n), "bpf/src/" + n, None)
                          for n in os.listdir(srcdir) if n.endswith(".h"))
         dirs = sorted({os.path.dirname(self._remote(rel)) for _local, rel, _shown in files})
-        self._low_level_execute_command("mkdir -p " + " ".join(shlex.quote(d) for d in dirs))
+        quote = self._connection._shell.quote  # the host shell's quoting, not ours
+        made = self._low_level_execute_command("mkdir -p " + " ".join(quote(d) for d in dirs))
+        if made.get("rc"):
+            raise DatapathError("the folders for the BPF sources could not be made on the host (%s); check that %s "
+                                "is writable." % ((made.get("stderr") or "").strip(), self._connection._shell.tmpdir))
         for local, rel, shown in files:
             self._ship(local, rel, shown)
         return self._remote("bpf/src/" + os.path.basename(local_src)) if local_src else None

@@ -58,7 +58,7 @@ def objects(cache_dir, tmp_path_factory):
         "tc_drop_7002": build(os.path.join(TEST_BPF, "tc_drop_port.bpf.c"), DEFAULT_PORT=7002),
         "tc_drop_port_v2": build(tc2),
         "tc_reject": build(os.path.join(TEST_BPF, "tc_reject.bpf.c")),
-        "dscp": build(os.path.join(BPF, "examples", "dscp_mark.bpf.c")),
+        "dscp": build(os.path.join(BPF, "dscp_marking.bpf.c")),
         "drop_port_v2": build(dp2),
         "root_v2": build(root2),
         "root_src": os.path.join(BPF, "wirespeed_root.bpf.c"),

@@ -21,9 +21,10 @@ PLAYBOOKS = os.path.join(REPO, "playbooks")
 __all__ = ["Lab", "LabNet", "playbook", "running_lab"]
 
 
-def playbook(lab, book, check=False, diff=False, limit=None, **extra):
+def playbook(lab, book, check=False, diff=False, limit=None, collections=None, **extra):
     """Run a playbook; return {task name: {host: result}} over all plays, plus the recap under "stats"
-    and the exit code under "rc"."""
+    and the exit code under "rc". `collections`: a collections path to take wirespeed.datapath from instead
+    of this tree (an installed copy), with nothing else on the Python path."""
     cmd = [os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, book, "-e", json.dumps(extra)]
     cmd += ["--check"] if check else []
     cmd += ["--diff"] if diff else []
@@ -32,6 +33,9 @@ def playbook(lab, book, check=False, diff=False, limit=None, **extra):
                ANSIBLE_HOST_KEY_CHECKING="False",
                ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, "build", "collections"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_FORKS="10", ANSIBLE_TIMEOUT="5")
+    if collections:
+        env.update(ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_COLLECTIONS_SCAN_SYS_PATH="False")
+        env.pop("PYTHONPATH", None)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, check=False)
     assert "{" in proc.stdout, "ansible-playbook printed no JSON: %s %s" % (proc.stdout, proc.stderr)
     out = json.loads(proc.stdout[proc.stdout.index("{"):])

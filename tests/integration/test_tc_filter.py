@@ -13,6 +13,7 @@ from netlab import netns
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import mapsync
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
 
 IP_RECVTOS = 13
@@ -67,15 +68,18 @@ def test_ingress_drop_idempotent_and_removed(dut):
 
 
 def test_egress_dscp_marking_seen_on_the_peer(dut):
-    config = {"match_proto": 17, "match_port": 7400, "dscp": 46}
+    """The engine on a program whose rules live in a map and whose .rodata holds one switch (trust)."""
+    config = {"trust": 0}
     assert tos_seen(dut, 7400) == [0] * 5
     first = dut.tc_deploy("dscp", "dscp", direction="egress", config=config)
     assert first["changed"]
+    mapsync.sync(first["maps"]["rules"], entries=[{"key": {"prefixlen": 32, "proto": "udp", "side": 0, "port": 7400},
+                                                   "value": 46}])
     assert tos_seen(dut, 7400) == [46 << 2] * 5  # marked, and the IPv4 checksum still valid
     assert tos_seen(dut, 7401) == [0] * 5  # other ports untouched
     assert not dut.tc_deploy("dscp", "dscp", direction="egress", config=config)["changed"]
-    preview = dut.tc_deploy("dscp", "dscp", direction="egress", config=dict(config, dscp=10), check_mode=True)
-    assert preview["changed"] and preview["diff"]["after"]["config"]["dscp"] == 10
+    preview = dut.tc_deploy("dscp", "dscp", direction="egress", config=dict(config, trust=1), check_mode=True)
+    assert preview["changed"] and preview["diff"]["after"]["config"]["trust"] == 1
     assert tos_seen(dut, 7400) == [46 << 2] * 5
 
 

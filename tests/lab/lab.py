@@ -201,7 +201,9 @@ class Lab:
             "ansible_python_interpreter=%s" % python, "ansible_pipelining=true",
             "lab_controller_ip=%s" % self.meta["controller"],
             "lab_peer_ns=%s" % self.peer["ns"], "lab_peer_ip=%s" % self.peer["ip"],
-            "persistence_unit_dir=%s" % UNIT_DIR, "",
+            "persistence_unit_dir=%s" % UNIT_DIR,
+            # the host role's fstab line goes to the host's disk, not to this machine's /etc/fstab
+            "host_fstab=%s/fstab" % STATE_DIR, "",
         ]
         with open(self.inventory, "w") as fh:
             fh.write("\n".join(lines))

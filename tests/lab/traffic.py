@@ -8,6 +8,12 @@
                                                  new TCP connections; how many were accepted
     traffic.py wireguard LABDIR HOST PORT        valid and malformed WireGuard-shaped datagrams
     traffic.py mirror LABDIR HOST PORT [COUNT]   datagrams to HOST:PORT, and copies seen on mon0p
+    traffic.py egress LABDIR HOST PORT [COUNT] [--from peer|peer2]
+                                                 1400-byte datagrams from HOST to the peer's address, at
+                                                 once; how many arrived (egress_ratelimit)
+    traffic.py dscp LABDIR HOST PORT [COUNT]     datagrams from HOST to the peer; the TOS bytes read there
+    traffic.py newflows LABDIR HOST PORT [COUNT] one datagram from each of COUNT new sockets of the peer
+                                                 to HOST:PORT; how many arrived (conn_limiter)
 
 Every run sends a fixed number of packets and waits at most a few seconds.
 """
@@ -130,9 +136,61 @@ def mirror(lab, host, port, count):
         tap.close()
 
 
+def _peer_receiver(lab, source, port):
+    address = lab.peer["ip2"] if source == "peer2" else lab.peer["ip"]
+    return address, Net.existing(lab.peer["ns"], address, None, None).receiver(port)
+
+
+def egress(lab, host, port, count, source):
+    address, sock = _peer_receiver(lab, source, port)
+    try:
+        with netns(host["ns"]):
+            tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with tx:
+            for _i in range(count):
+                tx.sendto(b"e" * 1400, (address, port))
+        return {"sent": count, "arrived": Net.drain(sock, idle=0.5, limit=5)}
+    finally:
+        sock.close()
+
+
+def dscp(lab, host, port, count):
+    address, sock = _peer_receiver(lab, "peer", port)
+    sock.setsockopt(socket.IPPROTO_IP, 13, 1)  # IP_RECVTOS
+    seen = []
+    try:
+        _send(host["ns"], address, port, [b"d%d" % i for i in range(count)])
+        deadline = time.monotonic() + 3
+        while len(seen) < count and time.monotonic() < deadline:
+            try:
+                _data, anc, _flags, _addr = sock.recvmsg(64, socket.CMSG_SPACE(1))
+            except BlockingIOError:
+                time.sleep(0.01)
+                continue
+            seen.extend(data[0] for level, kind, data in anc if level == socket.IPPROTO_IP and kind == 1)
+        return {"sent": count, "tos": seen}
+    finally:
+        sock.close()
+
+
+def newflows(lab, host, port, count):
+    sock = _receiver(host, port)
+    senders = []
+    try:
+        with netns(lab.peer["ns"]):
+            senders = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _i in range(count)]
+        for tx in senders:
+            tx.sendto(b"n", (host["ip"], port))
+        return {"sent": count, "arrived": Net.drain(sock, idle=0.5, limit=5)}
+    finally:
+        sock.close()
+        for tx in senders:
+            tx.close()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=["udp", "tcp", "wireguard", "mirror"])
+    parser.add_argument("kind", choices=["udp", "tcp", "wireguard", "mirror", "egress", "dscp", "newflows"])
     parser.add_argument("labdir")
     parser.add_argument("host")
     parser.add_argument("port", type=int)
@@ -152,6 +210,12 @@ def main(argv=None):
         out = tcp(lab, host, args.port, args.count, args.source)
     elif args.kind == "wireguard":
         out = wireguard(lab, host, args.port)
+    elif args.kind == "egress":
+        out = egress(lab, host, args.port, args.count, args.source)
+    elif args.kind == "dscp":
+        out = dscp(lab, host, args.port, args.count)
+    elif args.kind == "newflows":
+        out = newflows(lab, host, args.port, args.count)
     else:
         out = mirror(lab, host, args.port, args.count)
     print(json.dumps(out))

@@ -257,6 +257,14 @@ def begin(state_dir: str = DEFAULT_STATE_DIR, check_mode: bool = False, *, inten
                 "recorded_unfinished_run": settled}
 
 
+def compare(intent: str | None, state_dir: str = DEFAULT_STATE_DIR, bpffs_path: str = bpffs.DEFAULT_BPFFS) -> dict:
+    """Whether the datapath is still exactly as the last run of `intent` left it; reads only (no lock, so a run
+    going on elsewhere can only make it answer false, and the caller then does the whole run)."""
+    now = take(state_dir)
+    return {"changed": False, "converged": History(state_dir).converged(intent, now, bpffs_path),
+            "checkpoint": now["digest"]}
+
+
 def commit(state_dir: str = DEFAULT_STATE_DIR, check_mode: bool = False, *, intent: str | None = None,
            bpffs_path: str = bpffs.DEFAULT_BPFFS) -> dict:
     store = StateStore(state_dir)

@@ -302,9 +302,9 @@ def _sum(values):
 def _unpinned_preview(path, wanted, diff):
     """Check mode, map not pinned yet: its program is itself only previewed (by an earlier task of the run)."""
     result = {"changed": len(wanted) > 0, "path": path, "map_type": None, "key_type": None, "value_type": None,
-              "added": len(wanted), "removed": 0, "updated": 0,
-              "warnings": ["%s is not pinned yet; in check mode this assumes an earlier task deploys its program, "
-                           "and shows the entries as given." % path]}
+              "added": len(wanted), "removed": 0, "updated": 0, "pinned": False,
+              "msg": "%s is not pinned yet (expected on a first preview); the entries are shown as given, "
+                     "assuming an earlier task of the run deploys its program." % path}
     if diff:
         lines = ["+ %s" % (k if v is None else "%s => %s" % (k, v)) for k, v in zip(wanted.keys, wanted.values)]
         result["diff"] = {"before_header": path, "after_header": path, "prepared": prepared(lines, len(lines))}
@@ -315,7 +315,7 @@ def sync(path: str, *, key: object = None, value: object = None, entries: object
          exclusive: bool = False, key_type: str | None = None, value_type: str | None = None,
          check_mode: bool = False, return_entries: bool = False, diff: bool = True,
          state_dir: str | None = None) -> dict:
-    """The map operation behind xdp_map_entry; returns the result dict.
+    """The map operation behind bpf_map_entry; returns the result dict.
 
     With state_dir (the module always passes it) the sync holds the host lock
     that deploys take, so two runs cannot interleave their syncs and restores.
@@ -391,6 +391,10 @@ def sync_all(specs: list, *, interface: str, name: str, bpffs_path: str = bpffs.
             for pinned in opened:
                 pinned.close()
     out = {"changed": any(r["changed"] for _s, _c, r in plans), "maps": {}}
+    unpinned = [spec["map"] for spec, change, _result in plans if change is None]
+    if unpinned:  # one line for the task, not one per map: a first preview is expected to find none pinned
+        out["msg"] = ("%s not pinned yet (expected on a first preview); entries are shown as given, assuming an "
+                      "earlier task of the run deploys the program." % ", ".join(unpinned))
     for spec, _change, result in plans:
         if diff:
             out.setdefault("diff", []).append(result.pop("diff"))

@@ -24,6 +24,8 @@ REASONS = (
     (7, "banned", "source banned after exceeding the connection limit"),
     (8, "wg_invalid", "not a well-formed WireGuard message"),
     (9, "wg_handshake_limit", "too many WireGuard handshake initiations from the source"),
+    (10, "rate_limited", "over the rate of its destination (egress_ratelimit)"),
+    (11, "conn_limit", "a new connection over the per-source rate (conn_limiter)"),
 )
 NAMES = {number: name for number, name, _text in REASONS}
 

@@ -21,18 +21,18 @@ struct ws_lpm_v6 {
 	__u8 addr[16];
 };
 
-/*
- * An LPM trie keyed by _key, a {__u32 prefixlen; data} struct; value: u64
- * packets matched.
- */
-#define WS_LPM_MAP(_name, _key, _max)				\
+/* An LPM trie keyed by _key, a {__u32 prefixlen; data} struct, of _value. */
+#define WS_LPM_MAP_OF(_name, _key, _value, _max)		\
 	struct {						\
 		__uint(type, BPF_MAP_TYPE_LPM_TRIE);		\
 		__uint(max_entries, _max);			\
 		__type(key, _key);				\
-		__type(value, __u64);				\
+		__type(value, _value);				\
 		__uint(map_flags, BPF_F_NO_PREALLOC);		\
 	} _name SEC(".maps")
+
+/* An LPM trie whose values count the packets that matched (u64). */
+#define WS_LPM_MAP(_name, _key, _max) WS_LPM_MAP_OF(_name, _key, __u64, _max)
 
 /* The counter of the entry of v4 or v6 covering a full address, or NULL. */
 static __always_inline __u64 *ws_lpm_find(void *v4, void *v6, int family,

@@ -171,6 +171,7 @@ struct ws_packet {
 		__be32 v4;
 		__u8 v6[16];
 	} saddr, daddr;
+	void *l3;		/* the IPv4 or IPv6 header */
 	void *l4;
 };
 
@@ -233,6 +234,7 @@ static __always_inline int ws_parse_packet(struct ws_cursor *c,
 		proto = ws_parse_ipv4(c, &ip);
 		if (proto < 0)
 			return WS_PKT_MALFORMED;
+		pkt->l3 = ip;
 		pkt->saddr.v4 = ip->saddr;
 		pkt->daddr.v4 = ip->daddr;
 		/* MF set or offset != 0 */
@@ -246,6 +248,7 @@ static __always_inline int ws_parse_packet(struct ws_cursor *c,
 		proto = ws_parse_ipv6(c, &ip6);
 		if (proto < 0)
 			return WS_PKT_MALFORMED;
+		pkt->l3 = ip6;
 		__builtin_memcpy(pkt->saddr.v6, &ip6->saddr, 16);
 		__builtin_memcpy(pkt->daddr.v6, &ip6->daddr, 16);
 		proto = ws_ipv6_ext_walk(c, pkt, proto);
@@ -276,6 +279,39 @@ static __always_inline int ws_parse_packet(struct ws_cursor *c,
 		pkt->tcp_flags = ((__u8 *)tcp)[13];
 	}
 	return WS_PKT_OK;
+}
+
+/* ---- a packet's address as one 16-byte key (IPv4 as ::ffff:a.b.c.d) ---- */
+
+/* An address as a map key, whichever the family (ratelimit.h, the TC limiters). */
+struct ws_src {
+	__u8 addr[16];
+};
+
+static __always_inline void ws_src_from_v4(struct ws_src *src, __be32 addr)
+{
+	__builtin_memset(src, 0, sizeof(*src));
+	src->addr[10] = 0xff;
+	src->addr[11] = 0xff;
+	__builtin_memcpy(&src->addr[12], &addr, 4);
+}
+
+/* The packet's source (dst 0) or destination (dst 1) as a 16-byte key. */
+static __always_inline void ws_addr_key(struct ws_src *key,
+					struct ws_packet *pkt, int dst)
+{
+	if (pkt->family == 4)
+		ws_src_from_v4(key, dst ? pkt->daddr.v4 : pkt->saddr.v4);
+	else
+		__builtin_memcpy(key->addr, dst ? pkt->daddr.v6 : pkt->saddr.v6,
+				 16);
+}
+
+/* The packet's source as a key of ws_rl_state: IPv4 mapped into IPv6. */
+static __always_inline void ws_src_from_packet(struct ws_src *src,
+					       struct ws_packet *pkt)
+{
+	ws_addr_key(src, pkt, 0);
 }
 
 #endif /* WIRESPEED_PARSING_H */

@@ -10,18 +10,17 @@
  * all counted: once the limit is passed, every CPU sees it. Creating a
  * source's entry uses BPF_NOEXIST, so two CPUs never overwrite each other.
  *
- * Time comes from ws_now(): the kernel's coarse monotonic clock plus
- * ws_clock.offset_ns, or ws_clock.frozen_ns when it is set. Production leaves
- * both at zero; tests move or freeze time instead of sleeping. The coarse
- * clock ticks once per jiffy (1-10 ms, CONFIG_HZ), far finer than the windows
- * and bans it times, and costs a fraction of bpf_ktime_get_ns():
- * bench/programs.py prints both.
+ * Time comes from ws_now() (wirespeed/clock.h): the coarse clock ticks once
+ * per jiffy (1-10 ms, CONFIG_HZ), far finer than the windows and bans it
+ * times, and costs a fraction of bpf_ktime_get_ns(): bench/programs.py
+ * prints both.
  */
 #ifndef WIRESPEED_RATELIMIT_H
 #define WIRESPEED_RATELIMIT_H
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include "wirespeed/clock.h"
 #include "wirespeed/parsing.h"
 
 #ifndef WS_RL_SOURCES
@@ -32,10 +31,6 @@
 #define WS_RL_LIMITED	1	/* this event passed the limit */
 #define WS_RL_BANNED	2	/* the source is serving a ban */
 
-struct ws_src {
-	__u8 addr[16];
-};
-
 struct ws_rl_state {
 	__u64 window_start;	/* ns, ws_now() clock */
 	__u64 banned_until;	/* ns; 0: not banned */
@@ -43,52 +38,12 @@ struct ws_rl_state {
 	__u32 pad;
 };
 
-struct ws_clock_value {
-	__u64 offset_ns;
-	__u64 frozen_ns;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ws_clock_value);
-} ws_clock SEC(".maps");
-
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, WS_RL_SOURCES);
 	__type(key, struct ws_src);
 	__type(value, struct ws_rl_state);
 } ws_rl_state SEC(".maps");
-
-static __always_inline __u64 ws_now(void)
-{
-	__u32 zero = 0;
-	struct ws_clock_value *clk = bpf_map_lookup_elem(&ws_clock, &zero);
-
-	if (clk && clk->frozen_ns)
-		return clk->frozen_ns;
-	return bpf_ktime_get_coarse_ns() + (clk ? clk->offset_ns : 0);
-}
-
-static __always_inline void ws_src_from_v4(struct ws_src *src, __be32 addr)
-{
-	__builtin_memset(src, 0, sizeof(*src));
-	src->addr[10] = 0xff;
-	src->addr[11] = 0xff;
-	__builtin_memcpy(&src->addr[12], &addr, 4);
-}
-
-/* The packet's source as a key of ws_rl_state: IPv4 mapped into IPv6. */
-static __always_inline void ws_src_from_packet(struct ws_src *src,
-					       struct ws_packet *pkt)
-{
-	if (pkt->family == 4)
-		ws_src_from_v4(src, pkt->saddr.v4);
-	else
-		__builtin_memcpy(src->addr, pkt->saddr.v6, 16);
-}
 
 /*
  * Count one event of src against `limit` per `window_ns`; past the limit the

@@ -17,7 +17,9 @@ enum ws_reason {
 	WS_REASON_BANNED = 7,	/* source banned after exceeding the connection limit */
 	WS_REASON_WG_INVALID = 8,	/* not a well-formed WireGuard message */
 	WS_REASON_WG_HANDSHAKE_LIMIT = 9,	/* too many WireGuard handshake initiations from the source */
-	WS_REASON_COUNT = 10,
+	WS_REASON_RATE_LIMITED = 10,	/* over the rate of its destination (egress_ratelimit) */
+	WS_REASON_CONN_LIMIT = 11,	/* a new connection over the per-source rate (conn_limiter) */
+	WS_REASON_COUNT = 12,
 };
 
 #endif /* WIRESPEED_REASONS_H */

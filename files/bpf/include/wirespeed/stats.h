@@ -58,6 +58,15 @@ static __always_inline void ws_count(void *map, __u32 key, __u64 bytes)
 	}
 }
 
+/* Add one to entry `key` of a program's own per-CPU array of u64 counters. */
+static __always_inline void ws_bump(void *map, __u32 key)
+{
+	__u64 *n = bpf_map_lookup_elem(map, &key);
+
+	if (n)
+		*n += 1;	/* per-CPU: no other CPU writes it */
+}
+
 /* ---- XDP ---------------------------------------------------------------- */
 
 static __always_inline __u64 ws_xdp_len(struct xdp_md *ctx)

@@ -22,3 +22,17 @@ A, B, C = b"a", b"b", b"c"
 ])
 def test_plan_sync(current, wanted, given, kw, expected):
     assert plan_sync(current, wanted, given, Z, **kw) == expected
+
+
+def test_check_mode_unpinned_map_is_information_not_a_warning(tmp_path):
+    """A first preview finds no pinned map: the entries are shown as given, said once, and not as a warning."""
+    from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import mapsync
+    result = mapsync.sync(str(tmp_path / "maps" / "deny_v4"), entries=["192.0.2.1", "192.0.2.2"], check_mode=True)
+    assert "warnings" not in result
+    assert result["pinned"] is False and result["changed"] and result["added"] == 2
+    assert "not pinned yet" in result["msg"] and "deny_v4" in result["msg"]
+    specs = [{"map": "deny_v4", "entries": ["192.0.2.1"]}, {"map": "deny_v6", "entries": ["2001:db8::1"]}]
+    both = mapsync.sync_all(specs, interface="eth0", name="firewall", bpffs_path=str(tmp_path), check_mode=True,
+                            diff=False)
+    assert "warnings" not in both and all("warnings" not in m and "msg" in m for m in both["maps"].values())
+    assert both["msg"].count("not pinned yet") == 1 and "deny_v4, deny_v6" in both["msg"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: xdp_map_entry
+module: bpf_map_entry
 short_description: Typed, bulk and exclusive contents of pinned BPF maps
 version_added: 0.1.0
 description:
@@ -23,6 +23,8 @@ description:
   - A key given without a value keeps its current value (new keys get zeros), so re-running a blocklist
     never resets its drop counters.
   - Uses the kernel's batch operations where the map type has them, element by element otherwise.
+  - Fills the maps of XDP and TC programs alike. Its first name, C(wirespeed.datapath.xdp_map_entry), stays
+    an alias, so existing playbooks keep working.
 author:
   - wirespeed.datapath contributors (@wirespeed)
 requirements:
@@ -90,7 +92,7 @@ options:
       - Not together with O(map), O(path), O(key), O(entries) or O(return_entries).
     type: list
     elements: dict
-    version_added: 0.2.0
+    version_added: 0.1.0
     suboptions:
       map:
         description: Name of the map in the program.
@@ -120,6 +122,8 @@ options:
         default: present
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - wirespeed.datapath.attributes
+  - wirespeed.datapath.attributes.module
   - wirespeed.datapath.program.paths
 seealso:
   - module: wirespeed.datapath.xdp_program
@@ -127,7 +131,7 @@ seealso:
 
 EXAMPLES = r"""
 - name: Block the addresses of a threat feed, and only those
-  wirespeed.datapath.xdp_map_entry:
+  wirespeed.datapath.bpf_map_entry:
     interface: eth0
     name: blocklist
     map: blocklist
@@ -136,12 +140,12 @@ EXAMPLES = r"""
     exclusive: true
 
 - name: Allow two networks (an LPM trie)
-  wirespeed.datapath.xdp_map_entry:
+  wirespeed.datapath.bpf_map_entry:
     path: /sys/fs/bpf/wirespeed/eth0/firewall/maps/allow_v6
     entries: ["2001:db8::/32", "2001:db8:ffff::/48"]
 
 - name: Port limits, one value each
-  wirespeed.datapath.xdp_map_entry:
+  wirespeed.datapath.bpf_map_entry:
     interface: eth0
     name: limiter
     map: limits
@@ -151,7 +155,7 @@ EXAMPLES = r"""
       443: 100
 
 - name: Every map of the firewall on eth0 in one task
-  wirespeed.datapath.xdp_map_entry:
+  wirespeed.datapath.bpf_map_entry:
     interface: eth0
     name: firewall
     maps:
@@ -160,7 +164,7 @@ EXAMPLES = r"""
       - {map: deny_ports, entries: [udp/7001], exclusive: true}
 
 - name: Read the drop counters
-  wirespeed.datapath.xdp_map_entry:
+  wirespeed.datapath.bpf_map_entry:
     interface: eth0
     name: blocklist
     map: blocklist
@@ -170,6 +174,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+pinned:
+  description:
+    - False in check mode when the map is not pinned yet (its program is itself only previewed by an earlier
+      task of the run); the entries are then shown as given. Absent otherwise.
+  returned: check mode, when the map is not pinned yet
+  type: bool
+msg:
+  description: In check mode, which maps are not pinned yet (one line for the task, not a warning).
+  returned: check mode, when a map is not pinned yet
+  type: str
 added:
   description: Number of entries added (or that would be in check mode).
   returned: always
@@ -209,6 +223,21 @@ maps:
   returned: when maps is given
   type: dict
   sample: {"deny_v4": {"added": 1, "removed": 0, "updated": 0, "changed": true, "map_type": "hash"}}
+detail:
+  description: Compiler output, the tail of the verifier log or the kernel's words, when the task failed on one of them.
+  returned: failure, when there is such output
+  type: str
+detail_lines:
+  description: The same as RV(detail), one line per list item, for reading in the task output.
+  returned: failure, when there is such output
+  type: list
+  elements: str
+error_code:
+  description:
+    - A stable name of the failure for playbooks to branch on, such as C(clang_missing).
+  returned: failure, for failures that have a name
+  type: str
+  sample: clang_missing
 """
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import PATHS_ARGUMENT_SPEC, DatapathModule
