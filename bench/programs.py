@@ -188,6 +188,15 @@ def main():
         data = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="203.0.113.1")
                      / UDP(dport=51820) / (b"\x04\0\0\0" + b"d" * 60))
         rows.append(("wireguard_filter: transport data", wg.ns(data, args.runs, args.repeat)))
+        fx_src = os.path.join(REPO, "files", "bpf", "flow_export.bpf.c")
+        fx = Loaded(fx_src, os.path.join(root, "fx"))
+        rows.append(("flow_export: packet of a known flow", fx.ns(frame("198.18.0.9"), args.runs, args.repeat)))
+        full = Loaded(fx_src, os.path.join(root, "fxfull"), defines={"FLOW_TABLE_SIZE": 1, "FLOW_RING_SIZE": 4096})
+        full.ns(frame("198.18.0.8"), 1, 1)  # the one flow the table holds
+        rows.append(("flow_export: table full, ring buffer full (counted)",
+                     full.ns(frame("198.18.0.9"), args.runs, args.repeat)))
+        sampled = Loaded(fx_src, os.path.join(root, "fxs"), {"sample_rate": 100})
+        rows.append(("flow_export: sample_rate 100", sampled.ns(frame("198.18.0.9"), args.runs, args.repeat)))
         rows.extend(mirror_rows(root, args))
         rows.extend(tc_rows(root, args))
     finally:

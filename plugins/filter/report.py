@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-COLUMNS = ("host", "interface", "hook", "#", "program", "mode", "passed", "dropped", "drops by reason")
+COLUMNS = ("host", "interface", "hook", "#", "program", "mode", "passed", "dropped", "health", "insns", "ns/run",
+           "drops by reason")
+NO_PROGRAM = ("-",) * 6
 
 
 def _table(rows):
@@ -23,29 +25,47 @@ def _failure(result):
     return None
 
 
-def _counter_cells(program):
-    """passed, dropped and drops by reason of one of our programs (XDP or TC: ws_stats reads the same)."""
+def health_cell(program, generic_unexpected=False):
+    """'ok', or what is wrong with one program: ABORTED=<packets>, generic (when native was possible)."""
+    health = (program or {}).get("health")
+    if not health:
+        return "-"
+    wrong = (["ABORTED=%d" % health["aborted"]] if health.get("aborted") else []) + \
+        (["GENERIC"] if generic_unexpected else [])
+    return ",".join(wrong) or "ok"
+
+
+def _counter_cells(program, generic_unexpected=False, avg_ns=None):
+    """passed, dropped, health, instructions, ns per run and drops by reason of one of our programs (XDP or TC:
+    ws_stats reads the same). XDP programs are tail calls the kernel does not time: their ns/run is avg_ns, the
+    whole chain's."""
     counters = (program or {}).get("counters") or {}
+    health = (program or {}).get("health") or {}
     reasons = {k: v["packets"] for k, v in ((program or {}).get("drop_reasons") or {}).items() if v["packets"]}
+    avg_ns = health.get("avg_ns") if avg_ns is None else avg_ns
     return (counters.get("pass", {}).get("packets", "-"), counters.get("drop", {}).get("packets", "-"),
+            health_cell(program, generic_unexpected), health.get("xlated_insns") or "-",
+            "-" if avg_ns is None else "%.0f" % avg_ns,
             ", ".join("%s=%d" % kv for kv in sorted(reasons.items())) or "-")
 
 
 def _program_rows(host, ifname, iface):
     rows = []
     programs = iface.get("programs") or {}
+    generic = bool(iface.get("xdp_generic_unexpected"))
+    chain_ns = (iface.get("xdp_health") or {}).get("avg_ns")
     for entry in iface.get("chain") or []:
         rows.append((host, ifname, "xdp", entry["position"] + 1, entry["name"], iface.get("xdp_mode") or "-",
-                     *_counter_cells(programs.get(entry["name"]))))
+                     *_counter_cells(programs.get(entry["name"]), generic, chain_ns)))
     for direction in ("ingress", "egress"):
         for f in (iface.get("tc") or {}).get(direction) or []:
             name = f.get("program")
-            cells = _counter_cells(programs.get(name)) if name else ("-", "-", "-")
+            cells = _counter_cells(programs.get(name)) if name else NO_PROGRAM
             rows.append((host, ifname, "tc " + direction, f.get("pref"),
                          name or "%s (not wirespeed)" % (f.get("name") or f.get("kind")), "-", *cells))
     if iface.get("xdp_prog") and not iface.get("managed"):
         rows.append((host, ifname, "xdp", "-", "%s (not wirespeed)" % iface["xdp_prog"]["name"],
-                     iface.get("xdp_mode"), "-", "-", "-"))
+                     iface.get("xdp_mode"), *NO_PROGRAM))
     return rows
 
 
@@ -56,7 +76,7 @@ def status_table(hostvars, hosts):
         result = (hostvars.get(host) or {}).get("wirespeed_status")
         problem = _failure(result)
         if problem:
-            rows.append((host, "-", "-", "-", problem, "", "", "", ""))
+            rows.append((host, "-", "-", "-", problem) + ("",) * (len(COLUMNS) - 5))
             continue
         found = False
         for ifname, iface in sorted((result.get("datapath") or {}).items()):
@@ -64,8 +84,22 @@ def status_table(hostvars, hosts):
             rows.extend(got)
             found = found or bool(got)
         if not found:
-            rows.append((host, "-", "-", "-", "no XDP or TC programs", "", "", "", ""))
+            rows.append((host, "-", "-", "-", "no XDP or TC programs") + ("",) * (len(COLUMNS) - 5))
     return _table(rows)
+
+
+def status_problems(hostvars, hosts):
+    """One line per thing wrong in the fleet, '<host>: <sentence>': what datapath_info found (XDP_ABORTED
+    packets, an unexpected generic mode), and hosts that could not be read. Empty when the fleet is healthy."""
+    lines = []
+    for host in hosts:
+        result = (hostvars.get(host) or {}).get("wirespeed_status")
+        problem = _failure(result)
+        if problem:
+            lines.append("%s: %s" % (host, problem))
+            continue
+        lines.extend("%s: %s" % (host, p) for p in result.get("problems") or [])
+    return lines
 
 
 def rollback_report(result, host):
@@ -92,5 +126,5 @@ def rollback_summary(hostvars, hosts):
 
 class FilterModule:
     def filters(self):
-        return {"status_table": status_table, "rollback_report": rollback_report,
+        return {"status_table": status_table, "status_problems": status_problems, "rollback_report": rollback_report,
                 "rollback_summary": rollback_summary}

@@ -16,6 +16,11 @@ description:
     hooks (wirespeed's and other tools'), each program's pinned maps, per-action packet and
     byte counters of programs that keep them (the C(ws_stats) map of C(wirespeed/stats.h)), and what
     the host's record says was deployed.
+  - The health of each program - its XDP_ABORTED count, its size as the kernel runs it (xlated instructions,
+    jited bytes, instructions the verifier walked) and, while C(sysctl kernel.bpf_stats_enabled=1), how often it
+    ran and its average nanoseconds per run - and under C(problems) one sentence per thing that is wrong
+    (packets that ended in XDP_ABORTED, XDP in generic mode on an interface whose driver runs it natively).
+  - Everything it reports is also set as the fact C(wirespeed_datapath), for later tasks and fact caching.
   - Reads only; never changes anything.
 author:
   - wirespeed.datapath contributors (@wirespeed)
@@ -53,6 +58,22 @@ options:
     type: bool
     default: false
     version_added: 0.1.0
+  top_denied:
+    description:
+      - Also report, per program, the this many entries of its deny maps (hash or LPM maps named C(deny*) whose
+        8-byte values count the packets each entry dropped, as the firewall keeps them) that dropped the most,
+        under C(top_denied). C(0) skips reading them.
+    type: int
+    default: 0
+    version_added: 0.1.0
+  generic_ok:
+    description:
+      - Interfaces where XDP in generic mode is meant, so it is not reported under C(problems) even though
+        their driver runs XDP natively.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.1.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - wirespeed.datapath.attributes
@@ -83,6 +104,18 @@ datapath:
     xdp_mode:
       description: Mode of the attached XDP program (native, generic, offload) or null.
       type: str
+    xdp_health:
+      description:
+        - The attached XDP program's C(xlated_insns), C(jited_bytes), C(verified_insns), and while kernel BPF stats
+          are on C(run_cnt) and C(avg_ns). For our chain this is the root, and its time per run is the whole
+          chain's cost per packet - the kernel does not time tail-called programs on their own.
+      type: dict
+      version_added: 0.1.0
+    xdp_generic_unexpected:
+      description: Whether XDP runs in generic mode though the driver runs it natively (and the interface is not
+        in O(generic_ok)).
+      type: bool
+      version_added: 0.1.0
     xdp_prog:
       description: Id, name and tag of the attached program, or null.
       type: dict
@@ -99,7 +132,14 @@ datapath:
           tag, direct_action, and managed (whether wirespeed deployed it) with its program name.
       type: dict
     programs:
-      description: Program name to its hook, position or pref, pinned maps, counters by action and record.
+      description:
+        - Program name to its hook, position or pref, pinned maps, counters by action, drops by reason, record
+          and C(health).
+        - With O(top_denied), C(top_denied) lists the deny entries that dropped the most, each with C(map),
+          C(entry) (as people write it, C(203.0.113.7) or C(tcp/8080)) and C(packets).
+        - C(health) holds C(aborted) (XDP_ABORTED packets from the program's C(ws_stats), null without one),
+          C(xlated_insns), C(jited_bytes), C(verified_insns), C(bpf_stats) (whether the kernel counts runs),
+          C(run_cnt) and C(avg_ns) (nanoseconds per run; both null while kernel BPF stats are off).
       type: dict
   sample:
     eth0:
@@ -108,6 +148,32 @@ datapath:
       managed: true
       xdp_prog: {id: 41, name: wirespeed_root, tag: 0aaaaecf59886388}
       chain: [{name: drop-port, slot: 0, priority: 50, position: 0, prog: {id: 44, name: drop_port_prog}}]
+problems:
+  description:
+    - One sentence per thing wrong with the datapath of the reported interfaces - a program with packets that
+      ended in XDP_ABORTED, XDP in generic mode where the driver runs it natively (unless in O(generic_ok)).
+      Empty when all is well.
+  returned: unless datapath is false
+  type: list
+  elements: str
+  sample: ["eth0/firewall: 12 packets ended in XDP_ABORTED, a program error (the xdp:xdp_exception tracepoint
+    shows where)."]
+  version_added: 0.1.0
+healthy:
+  description: Whether C(problems) is empty.
+  returned: unless datapath is false
+  type: bool
+  version_added: 0.1.0
+ansible_facts:
+  description: The same data as a fact, for later tasks, C(--tree) and fact caching.
+  returned: always
+  type: dict
+  contains:
+    wirespeed_datapath:
+      description: The keys this module returns - C(datapath), C(problems), C(healthy), C(host), C(health) - as far
+        as the options asked for them.
+      type: dict
+  version_added: 0.1.0
 health:
   description: The host's counters at one moment; only with O(health=true).
   returned: when health is true
@@ -180,6 +246,7 @@ error_code:
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import PATHS_ARGUMENT_SPEC, DatapathModule
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import host, info
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
 
 ARGUMENT_SPEC = dict(
     PATHS_ARGUMENT_SPEC,
@@ -187,17 +254,25 @@ ARGUMENT_SPEC = dict(
     host=dict(type="bool", default=False),
     datapath=dict(type="bool", default=True),
     health=dict(type="bool", default=False),
+    generic_ok=dict(type="list", elements="str", default=[]),
+    top_denied=dict(type="int", default=0),
 )
 
 
 def run(params, check_mode, diff_mode):
     result = {"changed": False}
     if params["datapath"]:
-        result["datapath"] = info.gather(params["interfaces"], params["bpffs"], params["state_dir"])
+        if not 0 <= params["top_denied"] <= 1000:
+            raise DatapathError("top_denied %d must be from 0 to 1000." % params["top_denied"])
+        result["datapath"] = info.gather(params["interfaces"], params["bpffs"], params["state_dir"],
+                                         params["top_denied"])
+        result["problems"] = info.problems(result["datapath"], info.native_support(), params["generic_ok"])
+        result["healthy"] = not result["problems"]
     if params["host"]:
         result["host"] = host.facts(params["bpffs"])
     if params["health"]:
         result["health"] = info.sample(params["state_dir"])
+    result["ansible_facts"] = {"wirespeed_datapath": {k: v for k, v in result.items() if k != "changed"}}
     return result
 
 

@@ -96,6 +96,8 @@ def main():
         traffic(lab)
         step("Status: programs in chain order, mode, and drops by reason per host")
         ansible(lab, "status.yml", show_ok=True)
+        print("The same as a page with charts of the drops: %s (and status.json beside it)"
+              % os.path.join(os.getcwd(), "wirespeed-report", "index.html"))
         step("Roll the fleet back to what it ran before site.yml (here: nothing)")
         ansible(lab, "rollback.yml", show_ok=True)
         print("(`-e rollback_to=none` removes every wirespeed program and leaves other tools' programs alone)")

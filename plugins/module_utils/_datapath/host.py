@@ -21,7 +21,8 @@ NATIVE_DRIVERS = {"virtio_net", "ixgbe", "ixgbevf", "i40e", "ice", "igb", "igc",
 OFFLOAD_DRIVERS = {"nfp", "netdevsim"}
 
 
-def _driver(name):
+def driver(name: str) -> str | None:
+    """The kernel driver behind an interface, None for virtual ones."""
     try:
         return os.path.basename(os.readlink("/sys/class/net/%s/device/driver" % name))
     except OSError:
@@ -66,19 +67,22 @@ def controller_address(pid: int | None = None) -> str | None:
     return None
 
 
+def xdp_native(kind: str | None, driver: str | None) -> bool | None:
+    """Whether a link of this kind and driver runs XDP natively: True, False, or None when not known."""
+    if kind in NO_NATIVE:
+        return False
+    if kind in NATIVE_KINDS or driver in NATIVE_DRIVERS:
+        return True
+    return None  # unknown: the attach itself will tell, and leave the previous datapath
+
+
 def facts(bpffs_path: str = bpffs.DEFAULT_BPFFS) -> dict:
     """{kernel, kernel_version, bpffs, btf, controller_address, interfaces: {name: {...}}}."""
     interfaces = {}
     for name, (index, kind) in sorted(xdp_netlink.link_kinds().items()):
-        driver = _driver(name)
-        if kind in NO_NATIVE:
-            native = False
-        elif kind in NATIVE_KINDS or driver in NATIVE_DRIVERS:
-            native = True
-        else:
-            native = None  # unknown: the attach itself will tell, and leave the previous datapath
-        interfaces[name] = {"ifindex": index, "kind": kind or "hardware", "driver": driver, "xdp_native": native,
-                            "xdp_offload": driver in OFFLOAD_DRIVERS}
+        driver_ = driver(name)
+        interfaces[name] = {"ifindex": index, "kind": kind or "hardware", "driver": driver_,
+                            "xdp_native": xdp_native(kind, driver_), "xdp_offload": driver_ in OFFLOAD_DRIVERS}
     return {
         "kernel": _release(), "kernel_version": list(kernel_version()),
         "bpffs": {"path": bpffs_path, "mounted": bpffs.mounted_bpffs(bpffs_path),

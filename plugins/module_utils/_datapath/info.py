@@ -8,14 +8,17 @@ import os
 import struct
 import time
 
-from . import hooks, reasons
+from . import hooks, host, reasons
 from .kernel import bpffs, libbpf, xdp_netlink
-from .kernel.maps import possible_cpus
+from .kernel.maps import HASH, LPM_TRIE, LRU_HASH, LRU_PERCPU_HASH, PERCPU, PERCPU_HASH, PinnedMap, possible_cpus
 from .record.store import DEFAULT_STATE_DIR, StateStore
+from .types.map_types import MapTypes
 
 XDP_ACTIONS = ("aborted", "drop", "pass", "tx", "redirect")
 STATS_MAP = "ws_stats"
 REASONS_MAP = "ws_reasons"
+BPF_STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
+DENY_PREFIX = "deny"  # maps whose 8-byte values count the packets each entry dropped (files/bpf/firewall.bpf.c)
 
 
 def percpu_counters(path: str, names: tuple[str, ...] | list[str]) -> dict[str, dict[str, int]]:
@@ -46,7 +49,58 @@ def reason_counters(path: str) -> dict[str, dict[str, int]]:
     return percpu_counters(path, [reasons.NAMES[i] for i in sorted(reasons.NAMES)])
 
 
-def _program_entry(idir, name, entry, record):
+def bpf_stats_enabled() -> bool:
+    """Whether the kernel counts runs and run time of every BPF program (sysctl kernel.bpf_stats_enabled)."""
+    try:
+        with open(BPF_STATS_SYSCTL, encoding="ascii") as fh:
+            return fh.read().strip() not in ("", "0")
+    except OSError:
+        return False
+
+
+def program_health(prog_id: int | None, counters: dict | None, stats_on: bool, timed: bool = True) -> dict:
+    """What says whether one program works: its XDP_ABORTED count (from its ws_stats, None without one), its size
+    as the kernel runs it (xlated instructions, jited bytes, instructions the verifier walked) and, while kernel
+    BPF stats are on, how often it ran and its average nanoseconds per run. The kernel times only programs it
+    enters itself, not tail calls: a chained program is not `timed` (its chain's root is)."""
+    out = {"aborted": counters["aborted"]["packets"] if counters and "aborted" in counters else None,
+           "xlated_insns": None, "jited_bytes": None, "verified_insns": None,
+           "bpf_stats": stats_on, "run_cnt": None, "avg_ns": None}
+    if prog_id:
+        fd = libbpf.prog_fd_by_id(prog_id)
+        try:
+            prog = libbpf.prog_info(fd)
+        finally:
+            os.close(fd)
+        out.update(xlated_insns=prog["xlated_insns"], jited_bytes=prog["jited_bytes"],
+                   verified_insns=prog["verified_insns"])
+        if stats_on and timed:
+            out.update(run_cnt=prog["run_cnt"],
+                       avg_ns=round(prog["run_time_ns"] / prog["run_cnt"], 1) if prog["run_cnt"] else None)
+    return out
+
+
+def top_denied(maps: dict[str, str], count: int) -> list[dict]:
+    """The `count` entries of a program's deny maps (hash or LPM maps named deny*, 8-byte hit counters) that
+    dropped the most packets: [{map, entry (as people write it), packets}], most first, entries with 0 left out."""
+    hits = []
+    for map_name, path in sorted(maps.items()):
+        if not map_name.startswith(DENY_PREFIX):
+            continue
+        with PinnedMap(path) as pinned:
+            if pinned.type not in (HASH, PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH, LPM_TRIE) or pinned.value_size != 8:
+                continue
+            cpus = pinned.ncpu if pinned.type in PERCPU else 1
+            counted = [(sum(struct.unpack_from("Q", raw, c * pinned.stride)[0] for c in range(cpus)), key)
+                       for key, raw in pinned.dump().items()]
+            best = sorted((c for c in counted if c[0]), reverse=True)[:count]
+            if best:
+                key_codec = MapTypes(pinned).key
+                hits += [{"map": map_name, "entry": key_codec.decode(key), "packets": n} for n, key in best]
+    return sorted(hits, key=lambda h: -h["packets"])[:count]
+
+
+def _program_entry(idir, name, entry, record, stats_on=False, top=0):
     mdir = os.path.join(idir, name, "maps")
     maps = {m: os.path.join(mdir, m) for m in sorted(os.listdir(mdir))} if os.path.isdir(mdir) else {}
     program = dict(entry, maps=maps, counters=None, record=record.to_dict() if record else None)
@@ -54,19 +108,27 @@ def _program_entry(idir, name, entry, record):
         program["counters"] = action_counters(maps[STATS_MAP])
     if REASONS_MAP in maps:
         program["drop_reasons"] = reason_counters(maps[REASONS_MAP])
+    program["health"] = program_health((entry.get("prog") or {}).get("id"), program["counters"], stats_on,
+                                       timed=entry.get("hook") != "xdp")
+    if top:
+        program["top_denied"] = top_denied(maps, top)
     return program
 
 
 def interface_info(ifname: str, index: int, bpffs_path: str = bpffs.DEFAULT_BPFFS,
-                   store: StateStore | None = None) -> dict:
-    """One interface: what each hook runs there (XDP chain, TC filters), our programs with maps and counters."""
+                   store: StateStore | None = None, stats_on: bool | None = None, top: int = 0) -> dict:
+    """One interface: what each hook runs there (XDP chain, TC filters), our programs with maps, counters and
+    health."""
     out = {"ifindex": index, "programs": {}}
+    stats_on = bpf_stats_enabled() if stats_on is None else stats_on
     pinned = bpffs.pinned_programs(bpffs_path, ifname) if bpffs.mounted_bpffs(bpffs_path) else {}
     idir = bpffs.interface_dir(bpffs_path, ifname)
     for hook in hooks.HOOKS.values():
         for name, entry in hook.inspect(ifname, index, bpffs_path, pinned, out).items():
             record = store.current(ifname, name) if store else None
-            out["programs"][name] = _program_entry(idir, name, entry, record)
+            out["programs"][name] = _program_entry(idir, name, entry, record, stats_on, top)
+    if out.get("xdp_prog"):  # the attached XDP program (our chain's root: every packet through the whole chain)
+        out["xdp_health"] = program_health(out["xdp_prog"]["id"], None, stats_on)
     return out
 
 
@@ -93,17 +155,19 @@ def attachments(ifnames, bpffs_path: str = bpffs.DEFAULT_BPFFS) -> dict:
 
 
 def gather(interfaces: list[str] | None = None, bpffs_path: str = bpffs.DEFAULT_BPFFS,
-           state_dir: str = DEFAULT_STATE_DIR) -> dict[str, dict]:
-    """{interface name: interface_info} for the named interfaces, or all of them."""
+           state_dir: str = DEFAULT_STATE_DIR, top: int = 0) -> dict[str, dict]:
+    """{interface name: interface_info} for the named interfaces, or all of them; with top, each program's `top`
+    deny entries that dropped the most."""
     known = xdp_netlink.interfaces()
     names = interfaces or sorted(known)
     store = StateStore(state_dir)
+    stats_on = bpf_stats_enabled()
     out = {}
     for name in names:
         index = known.get(name)
         if index is None:
             index = xdp_netlink.ifindex(name)  # raises the one-sentence error
-        out[name] = interface_info(name, index, bpffs_path, store)
+        out[name] = interface_info(name, index, bpffs_path, store, stats_on, top)
     return out
 
 
@@ -125,4 +189,34 @@ def sample(state_dir: str = DEFAULT_STATE_DIR) -> dict:
                 if counted["packets"]:
                     key = "%s/%s: %s" % (ifname, name, reason)
                     out["reasons"][key] = out["reasons"].get(key, 0) + counted["packets"]
+    return out
+
+
+def problems(datapath: dict, links: dict[str, dict], generic_ok: list[str] | tuple = ()) -> list[str]:
+    """Sentences, one per thing that is wrong on the host's interfaces: a program with XDP_ABORTED packets, an
+    interface whose XDP runs in generic mode though its driver runs XDP natively (unless listed in generic_ok).
+    Pure but for marking each interface's xdp_generic_unexpected in datapath (gather()'s answer); links is
+    {interface: {xdp_native, driver}} (native_support())."""
+    out = []
+    for ifname, iface in sorted(datapath.items()):
+        link = links.get(ifname) or {}
+        iface["xdp_generic_unexpected"] = bool(iface.get("xdp_mode") == "generic" and link.get("xdp_native")
+                                               and ifname not in generic_ok)
+        if iface["xdp_generic_unexpected"]:
+            out.append("%s: XDP runs in generic mode though its driver (%s) runs XDP natively; attach with mode "
+                       "native, or list %s in generic_ok if generic is meant." % (ifname, link.get("driver"), ifname))
+        for name, program in sorted((iface.get("programs") or {}).items()):
+            aborted = (program.get("health") or {}).get("aborted") or 0
+            if aborted:
+                out.append("%s/%s: %d packets ended in XDP_ABORTED, a program error (the xdp:xdp_exception "
+                           "tracepoint shows where)." % (ifname, name, aborted))
+    return out
+
+
+def native_support() -> dict[str, dict]:
+    """{interface: {xdp_native: True/False/None (not known), driver: driver or link kind}}."""
+    out = {}
+    for name, (_index, kind) in xdp_netlink.link_kinds().items():
+        driver = host.driver(name)
+        out[name] = {"xdp_native": host.xdp_native(kind, driver), "driver": driver or kind or "hardware"}
     return out

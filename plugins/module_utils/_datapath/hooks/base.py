@@ -80,6 +80,7 @@ class Hook:
 
     def __init__(self, request: Request):
         self.req = request
+        self.warnings: list[str] = []  # sentences for the operator (module.warn), e.g. a fallback taken
         self.check_request(request)
 
     # building requests ------------------------------------------------

@@ -375,7 +375,10 @@ class XdpHook(Hook):
             raise
         fd = seen.old_fd if kept else loaded.program.fd
         plan.after["mode"] = mode
-        return {"mode": mode, "prog_id": prog_id(fd), "tag": libbpf.prog_info(fd)["tag"]}
+        out = {"mode": mode, "prog_id": prog_id(fd), "tag": libbpf.prog_info(fd)["tag"]}
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
 
     def _attach_root(self, seen: Seen, root: Chain, mode: str, undo: Undo) -> str:
         """Attach (or re-attach in another mode) the chain root; atomic where the kernel allows."""
@@ -397,6 +400,10 @@ class XdpHook(Hook):
                         raise
                     mode = "generic"
                     xdp_netlink.attach(seen.index, root.root_fd, mode, None, req.interface)
+                    self.warnings.append(
+                        "mode auto fell back to generic on %s: its driver refused native XDP, so every packet "
+                        "pays for an skb first; set mode generic to make that explicit, or use a driver with "
+                        "native XDP." % req.interface)
         finally:
             if expected is not None:
                 os.close(expected)

@@ -85,7 +85,14 @@ class ProgInfo(ctypes.Structure):
         ("netns_dev", ctypes.c_uint64), ("netns_ino", ctypes.c_uint64),
         ("nr_jited_ksyms", ctypes.c_uint32), ("nr_jited_func_lens", ctypes.c_uint32),
         ("jited_ksyms", ctypes.c_uint64), ("jited_func_lens", ctypes.c_uint64),
-        ("btf_id", ctypes.c_uint32),
+        ("btf_id", ctypes.c_uint32), ("func_info_rec_size", ctypes.c_uint32),
+        ("func_info", ctypes.c_uint64), ("nr_func_info", ctypes.c_uint32),
+        ("nr_line_info", ctypes.c_uint32), ("line_info", ctypes.c_uint64),
+        ("jited_line_info", ctypes.c_uint64), ("nr_jited_line_info", ctypes.c_uint32),
+        ("line_info_rec_size", ctypes.c_uint32), ("jited_line_info_rec_size", ctypes.c_uint32),
+        ("nr_prog_tags", ctypes.c_uint32), ("prog_tags", ctypes.c_uint64),
+        ("run_time_ns", ctypes.c_uint64), ("run_cnt", ctypes.c_uint64),
+        ("recursion_misses", ctypes.c_uint64), ("verified_insns", ctypes.c_uint32),
     ]
 
 
@@ -116,6 +123,7 @@ class TestRunOpts(ctypes.Structure):
 
 
 _PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+RINGBUF_SAMPLE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 
 _lib = None
 _libc = None
@@ -201,6 +209,10 @@ def lib() -> ctypes.CDLL:
         _sig(handle, "bpf_map_lookup_batch", i, i, p, p, p, p, u32p, p)
         _sig(handle, "bpf_map_update_batch", i, i, p, p, u32p, p)
         _sig(handle, "bpf_map_delete_batch", i, i, p, u32p, p)
+        _sig(handle, "ring_buffer__new", p, i, RINGBUF_SAMPLE_FN, p, p)
+        _sig(handle, "ring_buffer__poll", i, p, i)
+        _sig(handle, "ring_buffer__consume", i, p)
+        _sig(handle, "ring_buffer__free", None, p)
         handle.libbpf_set_print(_capture)
         _lib = handle
         return _lib
@@ -251,6 +263,8 @@ def prog_info(fd: int) -> dict:
         "id": info.id, "type": info.type, "tag": bytes(info.tag).hex(),
         "name": info.name.decode(errors="replace"), "map_ids": list(map_ids),
         "load_time": info.load_time,
+        "xlated_insns": info.xlated_prog_len // 8, "jited_bytes": info.jited_prog_len,
+        "verified_insns": info.verified_insns, "run_time_ns": info.run_time_ns, "run_cnt": info.run_cnt,
     }
 
 
@@ -305,3 +319,31 @@ def map_delete(fd: int, key: bytes) -> bool:
         return False
     check(ret, "map delete")
     return True
+
+
+class RingBuffer:
+    """libbpf's ring buffer reader over a BPF_MAP_TYPE_RINGBUF map: poll() hands each record's bytes to on_record."""
+
+    def __init__(self, map_fd: int, on_record):
+        def _sample(_ctx, data, size):
+            on_record(ctypes.string_at(data, size))
+            return 0
+
+        self._callback = RINGBUF_SAMPLE_FN(_sample)  # kept alive as long as the reader
+        self._rb = lib().ring_buffer__new(map_fd, self._callback, None, None)
+        if not self._rb:
+            err = ctypes.get_errno() or errno.EINVAL
+            raise OSError(err, "ring buffer: %s" % os.strerror(err))
+
+    def poll(self, timeout_ms: int) -> int:
+        """Wait up to timeout_ms for records; consume what is there; return how many (0 when a signal came)."""
+        ret = lib().ring_buffer__poll(self._rb, timeout_ms)
+        return 0 if ret == -errno.EINTR else check(ret, "ring buffer poll")
+
+    def consume(self) -> int:
+        return check(lib().ring_buffer__consume(self._rb), "ring buffer consume")
+
+    def close(self) -> None:
+        if self._rb:
+            lib().ring_buffer__free(self._rb)
+            self._rb = None
