@@ -129,9 +129,12 @@ def test_packet_table(firewall, description, packet, verdict, reason):
 def test_default_policy_drop(firewall):
     fd, maps = firewall(default_drop=1)
     try:
+        # counted around the one test run: the attached program also sees what the kernel itself sends on the
+        # test's veth (IPv6 router solicitations), which the default policy drops too
+        before = reasons(maps)["default_policy"]
         assert libbpf.test_run(fd, eth(IP(src=CLEAN_V4) / UDP(dport=53)))[0] == XDP_DROP
+        assert reasons(maps)["default_policy"] - before == 1
         assert libbpf.test_run(fd, eth(IP(src="10.66.1.9") / UDP(dport=53)))[0] == XDP_PASS  # allow list
-        assert reasons(maps)["default_policy"] == 1
     finally:
         os.close(fd)
 
