@@ -13,7 +13,8 @@ summary line. The kernel removes the socket from the map when it closes.
 
 Needs CAP_NET_RAW (AF_XDP sockets) and write access to the pinned map (the
 role's af_xdp_group and af_xdp_map_mode give it to a group): no root, no
-CAP_BPF. It writes "ready" to stderr once its socket is in the map.
+CAP_BPF. It writes "ready" to stderr (and creates --ready-file) once its
+socket is in the map.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queue", type=int, default=0)
     parser.add_argument("--seconds", type=float, default=10.0, help="stop after this long (default 10)")
     parser.add_argument("--frames", type=int, default=1000, help="stop after this many frames (default 1000)")
+    parser.add_argument("--ready-file", help="create this file once the socket is in the map")
     parser.add_argument("--map", help="the pinned XSKMAP (default /sys/fs/bpf/wirespeed/IFACE/af_xdp/maps/xsks)")
     args = parser.parse_args(argv)
     map_path = args.map or "/sys/fs/bpf/wirespeed/%s/af_xdp/maps/xsks" % args.interface
@@ -157,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     insert_socket(map_path, args.queue, fd)
     sys.stderr.write("ready\n")
     sys.stderr.flush()
+    if args.ready_file:
+        with open(args.ready_file, "w", encoding="ascii") as fh:
+            fh.write("%d\n" % os.getpid())
 
     frames, octets, seen = 0, 0, {}
     start = time.monotonic()

@@ -133,8 +133,8 @@ def test_socket_gone_after_the_consumer_exits(lab):
 
 
 def test_probe_reads_an_empty_map(lab):
-    assert xsks.in_map(os.path.join(lab.pin_root, "af_xdp", "maps", "xsks"), range(64)) == {q: False
-                                                                                          for q in range(64)}
+    found = xsks.in_map(os.path.join(lab.pin_root, "af_xdp", "maps", "xsks"), range(64))
+    assert found == {q: False for q in range(64)}
 
 
 ETH = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")

@@ -103,19 +103,11 @@ def top_denied(maps: dict[str, str], count: int) -> list[dict]:
     return sorted(hits, key=lambda h: -h["packets"])[:count]
 
 
-def rx_queue_count(ifname: str) -> int:
-    """RX queues of an interface as sysfs lists them (1 when it cannot tell)."""
-    try:
-        return max(1, len([q for q in os.listdir("/sys/class/net/%s/queues" % ifname) if q.startswith("rx-")]))
-    except OSError:
-        return 1
-
-
 def xsk_queues(ifname: str, index: int, maps: dict[str, str]) -> list[dict]:
     """Per RX queue of a steering program (af_xdp): whether its XSKMAP holds a socket for the queue, the packets
     redirected to it or that fell back to the kernel for want of one and, where the kernel has xdp_diag, how many
     AF_XDP sockets are bound to the queue (None without it)."""
-    count = min(rx_queue_count(ifname), XSK_QUEUES)
+    count = min(host.rx_queues(ifname) or 1, XSK_QUEUES)
     counted = percpu_counters(maps[XSK_STATS_MAP], [str(q) for q in range(count)])  # {redirected, fallback},
     present = xsks.in_map(maps[XSK_MAP], range(count)) if XSK_MAP in maps else {}  # read as {packets, bytes}
     on_queue = xsks.bound(index, count)
