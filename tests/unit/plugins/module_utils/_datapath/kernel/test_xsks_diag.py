@@ -19,9 +19,9 @@ def message(kind, body):
 
 
 def socket_msg(inode, ifindex, queue, uid=1000, dropped=3):
+    stats = struct.pack("6Q", dropped, 0, 0, 1, 0, 0)
     body = struct.pack("BBHI8x", 44, 3, 0, inode) + attr(xsks.XDP_DIAG_INFO, struct.pack("II", ifindex, queue)) \
-        + attr(xsks.XDP_DIAG_UID, struct.pack("I", uid)) + attr(xsks.XDP_DIAG_STATS, struct.pack("6Q", dropped,
-                                                                                               0, 0, 1, 0, 0))
+        + attr(xsks.XDP_DIAG_UID, struct.pack("I", uid)) + attr(xsks.XDP_DIAG_STATS, stats)
     return message(xsks.SOCK_DIAG_BY_FAMILY, body)
 
 
