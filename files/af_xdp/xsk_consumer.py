@@ -43,8 +43,8 @@ BPF_MAP_UPDATE_ELEM, BPF_OBJ_GET = 2, 7
 BPF_SYSCALL = {"x86_64": 321, "aarch64": 280, "armv7l": 386, "ppc64le": 361, "s390x": 351, "riscv64": 280}
 
 FRAME_SIZE = 2048  # the smallest chunk the kernel takes; a frame fits in one
-FRAMES = 1024      # 2 MiB of UMEM: under the default RLIMIT_MEMLOCK
-RING = 512         # entries of the fill and RX rings (a power of two)
+FRAMES = 2048      # 4 MiB of UMEM: under the default RLIMIT_MEMLOCK (8 MiB)
+RING = 2048        # entries of the fill and RX rings (a power of two): every frame fits in either
 DESC = struct.Struct("QII")  # struct xdp_desc: addr, len, options
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -145,11 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     rx = Ring(fd, rx_off, DESC.size, XDP_PGOFF_RX_RING)
     fill = Ring(fd, fill_off, 8, XDP_UMEM_PGOFF_FILL_RING)
 
-    # hand the kernel half the frames to receive into; the other half refills as frames are read
-    free = list(range(FRAMES))
-    for i in range(RING):
-        struct.pack_into("Q", fill.mem, fill.desc + i * 8, free.pop() * FRAME_SIZE)
-    fill.put(fill.producer, RING)
+    # hand the kernel every frame to receive into; each goes back to the fill ring once read
+    for i in range(FRAMES):
+        struct.pack_into("Q", fill.mem, fill.desc + i * 8, i * FRAME_SIZE)
+    fill.put(fill.producer, FRAMES)
 
     addr = struct.pack("HHIII", AF_XDP, XDP_COPY, ifindex, args.queue, 0)
     if _libc.bind(fd, ctypes.c_char_p(addr), len(addr)) != 0:
@@ -189,11 +188,14 @@ def main(argv: list[str] | None = None) -> int:
         fill.put(fill.producer, fill_prod)
         rx.put(rx.consumer, cons)
     elapsed = time.monotonic() - start
-    stats = struct.unpack_from("3Q", sock.getsockopt(SOL_XDP, XDP_STATISTICS, 48))
+    raw = sock.getsockopt(SOL_XDP, XDP_STATISTICS, 48)  # struct xdp_statistics; older kernels give 24 bytes
+    names = ("rx_dropped", "rx_invalid_descs", "tx_invalid_descs", "rx_ring_full", "rx_fill_ring_empty_descs",
+             "tx_ring_empty_descs")
+    stats = dict(zip(names, struct.unpack_from("%dQ" % (len(raw) // 8), raw)))
     sock.close()
     print(json.dumps({"interface": args.interface, "queue": args.queue, "frames": frames, "bytes": octets,
                       "seconds": round(elapsed, 3), "by_port": seen,
-                      "kernel": {"rx_dropped": stats[0], "rx_invalid_descs": stats[1]}}, sort_keys=True))
+                      "kernel": stats}, sort_keys=True))
     return 0
 
 
