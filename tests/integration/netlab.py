@@ -16,6 +16,7 @@ import os
 import random
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -56,6 +57,14 @@ def netns(name):
 def run(cmd, check=True):
     return subprocess.run(cmd, check=check, text=True, capture_output=True)
 
+
+
+def _checksum(data):
+    """The Internet checksum (RFC 1071) of a byte string."""
+    data += b"\0" * (len(data) % 2)
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    total = (total >> 16) + (total & 0xFFFF)
+    return ~(total + (total >> 16)) & 0xFFFF
 
 class Net:
     def __init__(self):
@@ -104,13 +113,29 @@ class Net:
 
     # ---- traffic --------------------------------------------------------
     def ping(self, count=3):
-        """Packets of `count` ICMP echoes from peer that were answered."""
-        out = run(["ip", "netns", "exec", self.peer, "ping", "-c", str(count), "-i", "0.05", "-W", "1",
-                   self.dut_ip], check=False).stdout
-        for line in out.splitlines():
-            if "received" in line:
-                return int(line.split(",")[1].split()[0])
-        return 0
+        """ICMP echo requests from peer to dut, at most 1 s each: how many were answered. A raw socket, not the
+        ping binary (a fresh Debian machine may not have one)."""
+        with netns(self.peer):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+        ident, answered = random.randrange(1, 0xFFFF), 0
+        try:
+            for seq in range(count):
+                head = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"wirespeed"
+                sock.sendto(head[:2] + struct.pack("!H", _checksum(head)) + head[4:], (self.dut_ip, 0))
+                deadline = time.monotonic() + 1.0
+                while time.monotonic() < deadline:
+                    sock.settimeout(max(deadline - time.monotonic(), 0.01))
+                    try:
+                        reply = sock.recv(2048)
+                    except socket.timeout:
+                        break
+                    icmp = reply[(reply[0] & 0x0F) * 4:]
+                    if icmp[0] == 0 and struct.unpack("!HH", icmp[4:8]) == (ident, seq):
+                        answered += 1
+                        break
+        finally:
+            sock.close()
+        return answered
 
     def receiver(self, port):
         """A UDP socket bound inside dut; use with received()."""
