@@ -20,6 +20,8 @@ XDP_ACTIONS = ("aborted", "drop", "pass", "tx", "redirect")
 STATS_MAP = "ws_stats"
 REASONS_MAP = "ws_reasons"
 BPF_STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
+# per-CPU u64 arrays of a program's own outcomes, by index (files/bpf/l2_forwarder.bpf.c)
+OUTCOME_MAPS = {"l2_counters": ("forwarded", "flooded", "passed", "unknown")}
 DENY_PREFIX = "deny"  # maps whose 8-byte values count the packets each entry dropped (files/bpf/firewall.bpf.c)
 
 
@@ -49,6 +51,18 @@ def action_counters(path: str) -> dict[str, dict[str, int]]:
 def reason_counters(path: str) -> dict[str, dict[str, int]]:
     """Packets and bytes per drop reason from a pinned ws_reasons map."""
     return percpu_counters(path, [reasons.NAMES[i] for i in sorted(reasons.NAMES)])
+
+
+def outcome_counters(path: str, names: tuple[str, ...]) -> dict[str, int]:
+    """{name: packets} summed over CPUs from a pinned per-CPU array of u64 counters."""
+    with PinnedMap(path) as pinned:
+        raw = pinned.dump()
+        out = {}
+        for index, name in enumerate(names):
+            value = raw.get(struct.pack("I", index), b"")
+            out[name] = sum(struct.unpack_from("Q", value, c * pinned.stride)[0]
+                            for c in range(len(value) // pinned.stride))
+    return out
 
 
 def bpf_stats_enabled() -> bool:
@@ -110,6 +124,9 @@ def _program_entry(idir, name, entry, record, stats_on=False, top=0):
         program["counters"] = action_counters(maps[STATS_MAP])
     if REASONS_MAP in maps:
         program["drop_reasons"] = reason_counters(maps[REASONS_MAP])
+    for map_name, names in OUTCOME_MAPS.items():
+        if map_name in maps:
+            program["outcomes"] = outcome_counters(maps[map_name], names)
     program["health"] = program_health((entry.get("prog") or {}).get("id"), program["counters"], stats_on,
                                        timed=entry.get("hook") != "xdp")
     if top:
