@@ -81,9 +81,9 @@ class L2Lab:
         octet = random.randrange(1, 255)
         self.ip_a, self.ip_b = "198.19.%d.1" % octet, "198.19.%d.2" % octet
         self.state_dir = tempfile.mkdtemp(prefix="wsl2state-")
-        build = lambda name: bpfcc.compile_source(os.path.join(BPF, name), [INCLUDE], {}, cache_dir=cache_dir)["path"]  # noqa: E731
-        self.objects = {"root": build("wirespeed_root.bpf.c"), "fwd": build("l2_forwarder.bpf.c"),
-                        "peer": build("l2_peer.bpf.c")}
+        self.objects = {short: bpfcc.compile_source(os.path.join(BPF, name), [INCLUDE], {}, cache_dir=cache_dir)["path"]
+                        for short, name in (("root", "wirespeed_root.bpf.c"), ("fwd", "l2_forwarder.bpf.c"),
+                                            ("peer", "l2_peer.bpf.c"))}
         for ns in (self.a, self.b, self.fwd):
             run(["ip", "netns", "add", ns])
             run(["ip", "-n", ns, "link", "set", "lo", "up"])
@@ -152,7 +152,7 @@ class L2Lab:
             run(["ip", "netns", "exec", self.b, sys.executable, "-c", "import time; time.sleep(0.3)"])
             run(["ip", "netns", "exec", self.a, "timeout", "10", sys.executable, "-c", UDP_SENDER, self.ip_b,
                  str(port), str(count)])
-            out, _ = recv.communicate(timeout=15)
+            out = recv.communicate(timeout=15)[0]
         finally:
             if recv.poll() is None:
                 recv.kill()

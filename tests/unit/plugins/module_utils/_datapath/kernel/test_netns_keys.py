@@ -43,8 +43,8 @@ def test_requests_records_and_checkpoints_keep_the_namespace(tmp_path):
     assert host.pin_dir != inside.pin_dir
     store = StateStore(state)
     for req in (host, inside):
-        store.record(req.key, req.name, Record("xdp", "eth0", "fw", "ab" * 32, pin_path=req.pin_dir,
-                                                netns=req.netns))
+        record = Record("xdp", "eth0", "fw", "ab" * 32, pin_path=req.pin_dir, netns=req.netns)
+        store.record(req.key, req.name, record)
     assert store.current("a:eth0", "fw").netns == "a"
     assert store.current("eth0", "fw").netns is None
     snap = checkpoint.take(state)
