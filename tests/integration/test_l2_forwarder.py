@@ -22,7 +22,7 @@ from netlab import netns, run
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import checkpoint, hooks, info, mapsync
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import maps
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import libbpf, maps
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program import compile as bpfcc
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.record.store import StateStore
 
@@ -124,6 +124,9 @@ class L2Lab:
             for port in (self.port_a, self.port_b):
                 mapsync.sync_all(specs, interface="%s:%s" % (self.fwd, port), name="l2_forwarder", bpffs_path=BPFFS)
 
+    def pins(self, port):
+        return os.path.join(BPFFS, "wirespeed", "%s:%s" % (self.fwd, port), "l2_forwarder")
+
     def counters(self):
         """{port: {forwarded, flooded, passed, unknown}} summed over CPUs."""
         out = {}
@@ -224,6 +227,34 @@ def test_forwarder_carries_arp_ping_and_udp_and_runs_idempotently(lab):
         assert seen[key]["programs"], key
     fwd_a = seen["%s:%s" % (lab.fwd, lab.port_a)]["programs"]["l2_forwarder"]
     assert fwd_a["counters"]["redirect"]["packets"] >= 206
+
+
+def test_packet_table_through_test_run(lab):
+    """The forwarder's verdict per frame (BPF_PROG_TEST_RUN: redirects are decided, not sent), and its counters."""
+    from scapy.layers.l2 import ARP, Ether
+
+    port_mac = lab.link(lab.fwd, lab.port_a)["address"]
+    with netns(lab.fwd):
+        mapsync.sync(os.path.join(lab.pins(lab.port_a), "maps", "l2_fdb"), entries={port_mac: 0}, key_type="mac",
+                     value_type="u32")
+    xdp_pass, xdp_redirect = 2, 4
+    src = lab.mac[lab.a]
+    cases = [
+        ("ARP request (broadcast): flooded", Ether(src=src, dst="ff:ff:ff:ff:ff:ff") / ARP(), xdp_redirect, "flooded"),
+        ("IPv6 multicast: flooded", Ether(src=src, dst="33:33:00:00:00:01", type=0x86DD) / (b"\x60" + b"\0" * 39),
+         xdp_redirect, "flooded"),
+        ("to b's MAC: forwarded", Ether(src=src, dst=lab.mac[lab.b]) / ARP(op=2), xdp_redirect, "forwarded"),
+        ("to an unknown MAC: flooded", Ether(src=src, dst="02:12:34:56:78:9a") / ARP(op=2), xdp_redirect, "unknown"),
+        ("to the port's own MAC: the host's stack", Ether(src=src, dst=port_mac) / ARP(op=2), xdp_pass, "passed"),
+    ]
+    fd = libbpf.obj_get(os.path.join(lab.pins(lab.port_a), "prog"))
+    try:
+        for description, frame, verdict, counter in cases:
+            before = lab.counters()[lab.port_a][counter]
+            assert libbpf.test_run(fd, bytes(frame))[0] == verdict, description
+            assert lab.counters()[lab.port_a][counter] == before + 1, description
+    finally:
+        os.close(fd)
 
 
 def test_checkpoint_rollback_removes_and_restores_in_the_namespaces(lab):
