@@ -9,15 +9,14 @@ pins must stay apart. The engine runs in the test's own namespace and reaches
 every interface with the netns option only; pins stay in this bpffs.
 """
 
+import importlib.util
 import os
 import random
 import shutil
-import subprocess
-import sys
 import tempfile
 
 import pytest
-from conftest import BPF, INCLUDE, xdp_hook
+from conftest import BPF, INCLUDE, REPO, xdp_hook
 from netlab import netns, run
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import checkpoint, hooks, info, mapsync
@@ -26,50 +25,12 @@ from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kerne
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program import compile as bpfcc
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.record.store import StateStore
 
+# the traffic of the molecule scenario, run on lab hosts there and in this process here
+_SPEC = importlib.util.spec_from_file_location("l2_traffic", os.path.join(REPO, "tests", "lab", "l2_traffic.py"))
+l2_traffic = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(l2_traffic)
+
 BPFFS = "/sys/fs/bpf"
-UDP_RECEIVER = r"""
-import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], int(sys.argv[2])))
-s.settimeout(float(sys.argv[3]))
-got = 0
-try:
-    while got < int(sys.argv[4]):
-        s.recv(2048)
-        got += 1
-except socket.timeout:
-    pass
-print(got)
-"""
-PINGER = r"""
-import os, socket, struct, sys, time
-# ICMP echo through a datagram ICMP socket (the machine has no ping binary); prints the replies counted
-dst, count = sys.argv[1], int(sys.argv[2])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
-s.settimeout(1.0)
-got = 0
-for seq in range(count):
-    s.sendto(struct.pack("!BBHHH", 8, 0, 0, 0, seq) + b"wirespeed-l2", (dst, 0))
-    deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline:
-        try:
-            data = s.recv(2048)
-        except socket.timeout:
-            break
-        if data[0] == 0 and struct.unpack("!H", data[6:8])[0] == seq:
-            got += 1
-            break
-print(got)
-"""
-UDP_SENDER = r"""
-import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-# no UDP checksum (SO_NO_CHECK): a veth leaves it to offload, and a frame redirected by XDP loses that
-s.setsockopt(socket.SOL_SOCKET, 11, 1)
-for i in range(int(sys.argv[3])):
-    s.sendto(b"l2 %06d" % i, (sys.argv[1], int(sys.argv[2])))
-    time.sleep(0.002)
-"""
 
 
 class L2Lab:
@@ -87,7 +48,6 @@ class L2Lab:
         for ns in (self.a, self.b, self.fwd):
             run(["ip", "netns", "add", ns])
             run(["ip", "-n", ns, "link", "set", "lo", "up"])
-            run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ping_group_range=0 0"])
         for ns, port, ip in ((self.a, self.port_a, self.ip_a), (self.b, self.port_b, self.ip_b)):
             run(["ip", "-n", self.fwd, "link", "add", port, "type", "veth", "peer", "name", self.end, "netns", ns])
             run(["ip", "-n", ns, "addr", "add", ip + "/24", "dev", self.end])
@@ -144,23 +104,12 @@ class L2Lab:
             run(["ip", "-n", ns, "neigh", "flush", "all"], check=False)
 
     def ping(self, count=5):
-        out = run(["ip", "netns", "exec", self.a, "timeout", "30", sys.executable, "-c", PINGER, self.ip_b,
-                   str(count)], check=False).stdout
-        return int(out.strip() or 0)
+        """Echo replies b sent a (tests/lab/l2_traffic.py: a raw socket made inside a)."""
+        return l2_traffic.ping(self.a, self.ip_b, count)
 
-    def udp(self, count=200, port=40999):
-        recv = subprocess.Popen(["ip", "netns", "exec", self.b, sys.executable, "-c", UDP_RECEIVER, self.ip_b,
-                                 str(port), "2", str(count)], stdout=subprocess.PIPE, text=True)
-        try:
-            run(["ip", "netns", "exec", self.b, sys.executable, "-c", "import time; time.sleep(0.3)"])
-            run(["ip", "netns", "exec", self.a, "timeout", "10", sys.executable, "-c", UDP_SENDER, self.ip_b,
-                 str(port), str(count)])
-            out = recv.communicate(timeout=15)[0]
-        finally:
-            if recv.poll() is None:
-                recv.kill()
-                recv.wait()
-        return int(out.strip() or 0)
+    def udp(self, count=200):
+        """Datagrams from a that b received."""
+        return l2_traffic.udp(self.a, self.b, self.ip_b, count)
 
     def close(self):
         for ns in (self.a, self.b, self.fwd):
@@ -279,3 +228,23 @@ def test_checkpoint_rollback_removes_and_restores_in_the_namespaces(lab):
     lab.flush_neighbours()
     assert lab.ping(3) == 3  # programs and map contents (ports, fdb) are back
     assert not any(r["changed"] for r in lab.deploy_all())
+
+
+def test_a_namespace_deleted_under_a_program_is_forgotten_on_removal(lab):
+    ns = "wsl2g%05x" % random.randrange(1 << 20)
+    run(["ip", "netns", "add", ns])
+    try:
+        run(["ip", "-n", ns, "link", "add", lab.end, "type", "veth", "peer", "name", lab.end + "x"])
+        run(["ip", "-n", ns, "link", "set", lab.end, "up"])
+        assert hooks.deploy(lab.hook(lab.end, "l2_peer", "peer", ns))["changed"]
+    finally:
+        run(["ip", "netns", "del", ns], check=False)
+    key = "%s:%s" % (ns, lab.end)
+    assert os.path.isdir(os.path.join(BPFFS, "wirespeed", key))
+    with pytest.raises(DatapathError, match="network namespace '%s' does not exist" % ns):
+        hooks.deploy(lab.hook(lab.end, "l2_peer", "peer", ns))
+    assert key not in info.gather(None, BPFFS, lab.state_dir)  # nothing runs there to report
+    assert hooks.remove(lab.hook(lab.end, "l2_peer", "peer", ns))["changed"]
+    assert StateStore(lab.state_dir).current(key, "l2_peer") is None
+    assert not os.path.exists(os.path.join(BPFFS, "wirespeed", key))
+    assert not hooks.remove(lab.hook(lab.end, "l2_peer", "peer", ns))["changed"]

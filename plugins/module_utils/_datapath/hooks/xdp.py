@@ -18,6 +18,7 @@ from typing import ClassVar
 
 from ..errors import DatapathError
 from ..kernel import bpffs, libbpf, xdp_netlink
+from ..kernel import netns as netns_
 from ..kernel.chain import HEAD, LINKS_MAP, PROGS_MAP, SLOT_VAR, SLOTS, Chain
 from ..program.bpf_object import BpfObject
 from ..program.fingerprint import fingerprint, prog_id, prog_summary, program_maps
@@ -147,6 +148,18 @@ class Seen:
             self.old_fd = None
 
 
+class Gone:
+    """What is observed of an interface whose network namespace is gone: nothing runs there any more."""
+
+    index = chain = foreign = foreign_id = old_fd = old_fp = old_prog_id = root_tag = None
+    ours_attached = orphan_root = False
+    xdp: ClassVar[dict] = {"mode": None, "prog_id": None}
+    slots: ClassVar[list] = []
+
+    def close(self) -> None:
+        pass
+
+
 def _chain_aware(prog_id_: int | None) -> bool:
     if not prog_id_:
         return True
@@ -223,7 +236,10 @@ class XdpHook(Hook):
     def where(record: Record) -> str:
         return "xdp"
 
-    def observe(self, store: StateStore) -> Seen:
+    def observe(self, store: StateStore) -> Seen | Gone:
+        where = netns_.path(self.req.netns)
+        if where is not None and not os.path.exists(where):
+            return Gone()  # a deploy refuses it (load); a removal forgets the program and its pins
         return Seen(self)
 
     # load -------------------------------------------------------------
@@ -240,6 +256,8 @@ class XdpHook(Hook):
         """The root (every run: a newer one replaces the attached one) and, unless a check without verify, the
         program."""
         req = self.req
+        if isinstance(seen, Gone):
+            netns_.check(req.netns)  # raises the one sentence
         own, slot, in_place, mode = self._placement(seen, record)
         root = self._load_root(seen, mode)
         chain = seen.chain or root
@@ -462,6 +480,10 @@ class XdpHook(Hook):
             if step[0] == "remove":
                 seen.chain.remove(step[1])
         bpffs.unpin(req.pin_dir, req.index_path, req.bpffs)
+        idir = bpffs.interface_dir(req.bpffs, req.key)
+        if isinstance(seen, Gone) and os.path.isdir(idir) and set(os.listdir(idir)) <= {bpffs.CHAIN_DIR}:
+            bpffs.remove_tree(bpffs.chain_dir(req.bpffs, req.key))  # the namespace took the root with it
+            bpffs.prune(idir, req.bpffs)
         if seen.chain and not seen.chain.order():
             if seen.ours_attached:
                 xdp_netlink.detach(seen.index, seen.xdp["mode"], seen.chain.root_fd, req.key, req.netns)
