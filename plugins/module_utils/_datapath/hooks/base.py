@@ -130,8 +130,10 @@ class Hook:
         raise NotImplementedError
 
     @staticmethod
-    def inspect(ifname: str, index: int, bpffs_path: str, pinned: dict[int, str], out: dict) -> dict:
-        """Add what runs at this hook on an interface to out (datapath_info's shape); return {name: entry} of ours."""
+    def inspect(ifname: str, index: int, bpffs_path: str, pinned: dict[int, str], out: dict,
+                netns: str | None = None) -> dict:
+        """Add what runs at this hook on an interface to out (datapath_info's shape); return {name: entry} of ours.
+        ifname is the engine's key of the interface, netns its network namespace (None: this process's)."""
         raise NotImplementedError
 
     @staticmethod
