@@ -46,7 +46,8 @@ def _counter_cells(program, generic_unexpected=False, avg_ns=None):
     return (counters.get("pass", {}).get("packets", "-"), counters.get("drop", {}).get("packets", "-"),
             health_cell(program, generic_unexpected), health.get("xlated_insns") or "-",
             "-" if avg_ns is None else "%.0f" % avg_ns,
-            ", ".join("%s=%d" % kv for kv in sorted(reasons.items())) or "-")
+            ", ".join(["%s=%d" % kv for kv in sorted(reasons.items())]
+                      + ["%s=%d" % kv for kv in ((program or {}).get("outcomes") or {}).items()]) or "-")
 
 
 def _queue_rows(host, ifname, name, program):

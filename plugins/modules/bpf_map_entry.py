@@ -43,6 +43,14 @@ options:
   interface:
     description: Interface the program owning the map was deployed on.
     type: str
+  netns:
+    description:
+      - Network namespace of O(interface), for a program deployed with
+        O(wirespeed.datapath.xdp_program#module:netns) (a name under C(/run/netns) or a path).
+      - The maps are written from inside that namespace, so interface names (type C(ifindex)) and the interface
+        indexes a C(DEVMAP) takes mean the namespace's interfaces.
+    type: str
+    version_added: 0.1.0
   name:
     description: Name the program was deployed under (its O(wirespeed.datapath.xdp_program#module:name)).
     type: str
@@ -243,12 +251,14 @@ error_code:
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import PATHS_ARGUMENT_SPEC, DatapathModule
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import mapsync
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import netns
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.types.codecs import TYPE_NAMES
 
 ARGUMENT_SPEC = dict(
     PATHS_ARGUMENT_SPEC,
     path=dict(type="path"),
     interface=dict(type="str"),
+    netns=dict(type="str"),
     name=dict(type="str"),
     map=dict(type="str"),
     key=dict(type="raw", no_log=False),
@@ -271,6 +281,13 @@ ARGUMENT_SPEC = dict(
 
 
 def run(params, check_mode, diff_mode):
+    if params["netns"]:  # the program's pins are under the key of the interface in its namespace
+        params = dict(params, interface=netns.key(params["interface"], params["netns"]))
+    with netns.entered(params["netns"]):
+        return _run(params, check_mode, diff_mode)
+
+
+def _run(params, check_mode, diff_mode):
     if params["maps"] is not None:
         return mapsync.sync_all(params["maps"], interface=params["interface"], name=params["name"],
                                 bpffs_path=params["bpffs"], check_mode=check_mode, diff=diff_mode,
@@ -292,7 +309,7 @@ def main():
                             ("maps", "entries"), ("maps", "return_entries")],
         required_together=[("interface", "name")],
         required_one_of=[("path", "interface")],
-        required_by={"maps": ("interface", "name"), "map": ("interface", "name")},
+        required_by={"maps": ("interface", "name"), "map": ("interface", "name"), "netns": ("interface", "name")},
     ).run(run)
 
 

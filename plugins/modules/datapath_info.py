@@ -35,7 +35,10 @@ attributes:
     platforms: posix
 options:
   interfaces:
-    description: Interfaces to report. Default is every interface of the host.
+    description:
+      - Interfaces to report. Default is every interface of the host, and every interface in another network
+        namespace that runs a program deployed with O(wirespeed.datapath.xdp_program#module:netns).
+      - An interface in another namespace is written C(<netns>:<interface>), as the results name it.
     type: list
     elements: str
   host:

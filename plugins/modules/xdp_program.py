@@ -60,6 +60,16 @@ options:
     type: str
     choices: [auto, native, generic, offload]
     default: auto
+  netns:
+    description:
+      - Network namespace the interface is in, by name (under C(/run/netns), as C(ip netns add) makes it)
+        or by absolute path (such as C(/proc/<pid>/ns/net)). Unset means the namespace Ansible runs in.
+      - Only the netlink socket enters the namespace; pins stay in this host's O(bpffs), under
+        C(wirespeed/<netns>:<interface>/), and the record keeps the program apart from an interface of the
+        same name elsewhere, so checkpoints and rollback restore it in its namespace.
+      - A namespace that does not exist fails the task before anything changes.
+    type: str
+    version_added: 0.2.0
   priority:
     description: Order in the chain; lower runs first. Ties are ordered by O(name).
     type: int
@@ -211,6 +221,7 @@ ARGUMENT_SPEC = dict(
     PROGRAM_ARGUMENT_SPEC,
     interface=dict(type="str", required=True),
     name=dict(type="str", required=True),
+    netns=dict(type="str"),
     mode=dict(type="str", choices=list(XDP["modes"]), default="auto"),
     priority=dict(type="int", default=XDP["default_priority"]),
     state=dict(type="str", choices=["present", "absent"], default="present"),

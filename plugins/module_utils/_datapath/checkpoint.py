@@ -32,6 +32,7 @@ import time
 from . import hooks
 from .errors import DatapathError
 from .kernel import bpffs, maps
+from .kernel import netns as netns_
 from .record.record import Record
 from .record.store import DEFAULT_STATE_DIR, StateStore, read_json, write_json
 
@@ -101,7 +102,8 @@ def fingerprint(snap: dict, bpffs_path: str = bpffs.DEFAULT_BPFFS) -> str:
     connects from (the management guard's), so that any drift or reload changes it."""
     from . import host, info  # info asks every hook; host reads the SSH session
     ifnames = [p["interface"] for p in snap["programs"]]
-    live = [snap["digest"], info.attachments(ifnames, bpffs_path), host.controller_address()]
+    netns_of = {p["interface"]: record_of(p).netns for p in snap["programs"] if record_of(p).netns}
+    live = [snap["digest"], info.attachments(ifnames, bpffs_path, netns_of), host.controller_address()]
     return hashlib.sha256(json.dumps(live, sort_keys=True).encode()).hexdigest()
 
 
@@ -410,7 +412,13 @@ def apply_step(step: tuple, bpffs_path: str, state_dir: str) -> None:
 
 
 def write_maps(p: dict) -> None:
-    """Make each recorded map hold the recorded keys; live values (hit counts) of kept keys stay."""
+    """Make each recorded map hold the recorded keys; live values (hit counts) of kept keys stay. Written from
+    inside the program's network namespace, where a DEVMAP's interface indexes mean its interfaces."""
+    with netns_.entered(record_of(p).netns):
+        _write_maps(p)
+
+
+def _write_maps(p: dict) -> None:
     mdir = os.path.join(record_of(p).pin_path, "maps")
     for name, content in sorted(p["maps"].items()):
         with maps.PinnedMap(os.path.join(mdir, name)) as m:

@@ -9,7 +9,9 @@ import struct
 import time
 
 from . import hooks, host, reasons
+from .errors import DatapathError
 from .kernel import bpffs, libbpf, xdp_netlink, xsks
+from .kernel import netns as netns_
 from .kernel.maps import HASH, LPM_TRIE, LRU_HASH, LRU_PERCPU_HASH, PERCPU, PERCPU_HASH, PinnedMap, possible_cpus
 from .record.store import DEFAULT_STATE_DIR, StateStore
 from .types.map_types import MapTypes
@@ -18,6 +20,8 @@ XDP_ACTIONS = ("aborted", "drop", "pass", "tx", "redirect")
 STATS_MAP = "ws_stats"
 REASONS_MAP = "ws_reasons"
 BPF_STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
+# per-CPU u64 arrays of a program's own outcomes, by index (files/bpf/l2_forwarder.bpf.c)
+OUTCOME_MAPS = {"l2_counters": ("forwarded", "flooded", "passed", "unknown")}
 XSK_STATS_MAP = "xsk_queue_stats"  # per RX queue: redirected, fallback (files/bpf/af_xdp.bpf.c)
 XSK_MAP = "xsks"
 XSK_QUEUES = 64
@@ -50,6 +54,18 @@ def action_counters(path: str) -> dict[str, dict[str, int]]:
 def reason_counters(path: str) -> dict[str, dict[str, int]]:
     """Packets and bytes per drop reason from a pinned ws_reasons map."""
     return percpu_counters(path, [reasons.NAMES[i] for i in sorted(reasons.NAMES)])
+
+
+def outcome_counters(path: str, names: tuple[str, ...]) -> dict[str, int]:
+    """{name: packets} summed over CPUs from a pinned per-CPU array of u64 counters."""
+    with PinnedMap(path) as pinned:
+        raw = pinned.dump()
+        out = {}
+        for index, name in enumerate(names):
+            value = raw.get(struct.pack("I", index), b"")
+            out[name] = sum(struct.unpack_from("Q", value, c * pinned.stride)[0]
+                            for c in range(len(value) // pinned.stride))
+    return out
 
 
 def bpf_stats_enabled() -> bool:
@@ -125,6 +141,9 @@ def _program_entry(idir, name, entry, record, stats_on=False, top=0, link=None):
         program["counters"] = action_counters(maps[STATS_MAP])
     if REASONS_MAP in maps:
         program["drop_reasons"] = reason_counters(maps[REASONS_MAP])
+    for map_name, names in OUTCOME_MAPS.items():
+        if map_name in maps:
+            program["outcomes"] = outcome_counters(maps[map_name], names)
     program["health"] = program_health((entry.get("prog") or {}).get("id"), program["counters"], stats_on,
                                        timed=entry.get("hook") != "xdp")
     if top:
@@ -135,36 +154,65 @@ def _program_entry(idir, name, entry, record, stats_on=False, top=0, link=None):
 
 
 def interface_info(ifname: str, index: int, bpffs_path: str = bpffs.DEFAULT_BPFFS,
-                   store: StateStore | None = None, stats_on: bool | None = None, top: int = 0) -> dict:
+                   store: StateStore | None = None, stats_on: bool | None = None, top: int = 0,
+                   netns: str | None = None) -> dict:
     """One interface: what each hook runs there (XDP chain, TC filters), our programs with maps, counters and
-    health."""
+    health. ifname is the engine's key (`<netns label>:<interface>` for one in netns)."""
     out = {"ifindex": index, "programs": {}}
+    if netns:
+        out["netns"] = netns
     stats_on = bpf_stats_enabled() if stats_on is None else stats_on
     pinned = bpffs.pinned_programs(bpffs_path, ifname) if bpffs.mounted_bpffs(bpffs_path) else {}
     idir = bpffs.interface_dir(bpffs_path, ifname)
     for hook in hooks.HOOKS.values():
-        for name, entry in hook.inspect(ifname, index, bpffs_path, pinned, out).items():
+        for name, entry in hook.inspect(ifname, index, bpffs_path, pinned, out, netns).items():
             record = store.current(ifname, name) if store else None
-            out["programs"][name] = _program_entry(idir, name, entry, record, stats_on, top, (ifname, index))
+            link = (ifname, index) if not netns else None  # AF_XDP queues are read in this namespace
+            out["programs"][name] = _program_entry(idir, name, entry, record, stats_on, top, link)
     if out.get("xdp_prog"):  # the attached XDP program (our chain's root: every packet through the whole chain)
         out["xdp_health"] = program_health(out["xdp_prog"]["id"], None, stats_on)
     return out
 
 
-def attachments(ifnames, bpffs_path: str = bpffs.DEFAULT_BPFFS) -> dict:
+def namespaces(state_dir: str = DEFAULT_STATE_DIR) -> dict[str, str]:
+    """{interface key: network namespace} of the recorded programs on interfaces in other namespaces."""
+    return {key: record.netns for key, _name, record in StateStore(state_dir).records() if record.netns}
+
+
+def _indexes(keys, netns_of):
+    """{key: ifindex or None} of interface keys, each looked up in its namespace (one netlink dump per namespace)."""
+    by_ns = {}
+    for key in keys:
+        label, ifname = netns_.split(key)
+        ns = (netns_of or {}).get(key) or label
+        by_ns.setdefault(ns, []).append((key, ifname))
+    out = {}
+    for ns, members in by_ns.items():
+        try:
+            known = xdp_netlink.interfaces(ns)
+        except DatapathError:  # the namespace is gone: so are its interfaces
+            known = {}
+        out.update({key: known.get(ifname) for key, ifname in members})
+    return out
+
+
+def attachments(ifnames, bpffs_path: str = bpffs.DEFAULT_BPFFS, netns_of: dict | None = None) -> dict:
     """What is attached where on the named interfaces, without counters: {interface: {ifindex, xdp_mode, xdp_prog,
-    chain: [[name, slot, prog id]], tc: {direction: [[pref, handle, prog id]]}}}, None for a missing interface."""
-    known = xdp_netlink.interfaces()
+    chain: [[name, slot, prog id]], tc: {direction: [[pref, handle, prog id]]}}}, None for a missing interface.
+    A name may be a key `<netns label>:<interface>`; netns_of maps such keys to their namespace (default: the
+    label under /run/netns)."""
+    indexes = _indexes(sorted(set(ifnames)), netns_of)
     out = {}
     for ifname in sorted(set(ifnames)):
-        index = known.get(ifname)
+        index = indexes.get(ifname)
         if index is None:
             out[ifname] = None
             continue
+        ns = (netns_of or {}).get(ifname) or netns_.split(ifname)[0]
         pinned = bpffs.pinned_programs(bpffs_path, ifname) if bpffs.mounted_bpffs(bpffs_path) else {}
         seen = {}
         for hook in hooks.HOOKS.values():
-            hook.inspect(ifname, index, bpffs_path, pinned, seen)
+            hook.inspect(ifname, index, bpffs_path, pinned, seen, ns)
         out[ifname] = {
             "ifindex": index, "xdp_mode": seen.get("xdp_mode"), "xdp_prog": (seen.get("xdp_prog") or {}).get("id"),
             "chain": [[e["name"], e["slot"], (e["prog"] or {}).get("id")] for e in seen.get("chain") or []],
@@ -178,15 +226,26 @@ def gather(interfaces: list[str] | None = None, bpffs_path: str = bpffs.DEFAULT_
     """{interface name: interface_info} for the named interfaces, or all of them; with top, each program's `top`
     deny entries that dropped the most."""
     known = xdp_netlink.interfaces()
-    names = interfaces or sorted(known)
+    in_netns = namespaces(state_dir)
+    names = interfaces or sorted(known) + sorted(in_netns)
     store = StateStore(state_dir)
     stats_on = bpf_stats_enabled()
     out = {}
     for name in names:
-        index = known.get(name)
-        if index is None:
-            index = xdp_netlink.ifindex(name)  # raises the one-sentence error
-        out[name] = interface_info(name, index, bpffs_path, store, stats_on, top)
+        label, ifname = netns_.split(name)
+        ns = in_netns.get(name) or label
+        if ns is None:
+            index = known.get(name)
+            if index is None:
+                index = xdp_netlink.ifindex(name)  # raises the one-sentence error
+        else:
+            try:
+                index = xdp_netlink.ifindex(ifname, ns)
+            except DatapathError:
+                if interfaces:  # asked for by name: say what is wrong
+                    raise
+                continue  # a recorded namespace that is gone: nothing runs there any more
+        out[name] = interface_info(name, index, bpffs_path, store, stats_on, top, ns)
     return out
 
 

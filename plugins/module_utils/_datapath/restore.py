@@ -23,20 +23,30 @@ import time
 
 from . import checkpoint, confirm, hooks, tool
 from .errors import DatapathError
-from .kernel import bpffs
+from .kernel import bpffs, xdp_netlink
+from .kernel import netns as netns_
 from .record.store import DEFAULT_STATE_DIR, StateStore, read_json, write_json
 
 
-def wait_for_interfaces(names: set[str] | list[str], seconds: float) -> list:
-    """The names that still do not exist after waiting up to `seconds` for them."""
+def _exists(name: str, netns_of: dict) -> bool:
+    label, ifname = netns_.split(name)
+    if label is None:
+        try:
+            socket.if_nametoindex(name)
+        except OSError:
+            return False
+        return True
+    try:  # an interface in another namespace (key `<label>:<interface>`): the namespace too must be there
+        return ifname in xdp_netlink.interfaces(netns_of.get(name) or label)
+    except DatapathError:
+        return False
+
+
+def wait_for_interfaces(names: set[str] | list[str], seconds: float, netns_of: dict | None = None) -> list:
+    """The names (engine keys) that still do not exist after waiting up to `seconds` for them."""
     deadline = time.monotonic() + seconds
     while True:
-        missing = []
-        for name in sorted(names):
-            try:
-                socket.if_nametoindex(name)
-            except OSError:
-                missing.append(name)
+        missing = [name for name in sorted(names) if not _exists(name, netns_of or {})]
         if not missing or time.monotonic() >= deadline:
             return missing
         time.sleep(0.2)
@@ -73,7 +83,8 @@ def _restore(history, store, report, bpffs_path, state_dir, wait) -> None:
         report["msg"] = "no boot datapath is recorded in %s; nothing to restore." % state_dir
         return
     programs = sorted(boot["programs"], key=_chain_order)
-    missing = wait_for_interfaces({p["interface"] for p in programs}, wait)
+    netns_of = {p["interface"]: checkpoint.record_of(p).netns for p in programs if checkpoint.record_of(p).netns}
+    missing = wait_for_interfaces({p["interface"] for p in programs}, wait, netns_of)
     bpffs.ensure_bpffs(bpffs_path)
     for p in programs:
         report["programs"].append(_restore_one(p, missing, bpffs_path, state_dir))

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 from ..errors import DatapathError
 from ..kernel import bpffs, libbpf
+from ..kernel import netns as netns_
 from ..program.compile import sha256_file
 from ..record.record import Record
 from ..record.store import DEFAULT_STATE_DIR, StateStore
@@ -50,12 +51,16 @@ class Request:
     state_dir: str = DEFAULT_STATE_DIR
     src: str | None = None
     defines: dict[str, Any] = dataclasses.field(default_factory=dict)
+    netns: str | None = None  # the interface's network namespace (name under /run/netns or path); None: ours
 
     def __post_init__(self):
         self.config = dict(self.config or {})
         self.defines = dict(self.defines or {})
         self.attach = dict(self.attach or {})
-        self.pin_dir, self.index_path = bpffs.pin_paths(self.bpffs, self.interface, self.name, self.pin_path)
+        self.netns = self.netns or None
+        # records and pins go under the key, so eth0 in a namespace never meets the host's eth0
+        self.key = netns_.key(self.interface, self.netns)
+        self.pin_dir, self.index_path = bpffs.pin_paths(self.bpffs, self.key, self.name, self.pin_path)
 
 
 @dataclasses.dataclass
@@ -97,7 +102,8 @@ class Hook:
             config=params.get("config"), priority=params.get("priority", cls.DEFAULT_PRIORITY),
             attach=cls.attach_params(params), objects=objects or {}, pin_path=params.get("pin_path"),
             force=params.get("force", False), verify=params.get("verify", True), bpffs=params["bpffs"],
-            state_dir=params["state_dir"], src=params.get("src"), defines=params.get("defines")))
+            state_dir=params["state_dir"], src=params.get("src"), defines=params.get("defines"),
+            netns=params.get("netns")))
 
     @classmethod
     def from_record(cls, record: Record, bpffs_path: str, state_dir: str) -> Hook:
@@ -106,10 +112,16 @@ class Hook:
             record.interface, record.name, object_path=record.object, program=record.program, config=record.config,
             priority=record.priority, attach=dict(record.attach), objects=dict(record.objects),
             pin_path=record.pin_path, bpffs=bpffs_path, state_dir=state_dir, src=record.src,
-            defines=record.defines))
+            defines=record.defines, netns=record.netns))
 
     def check_request(self, req: Request) -> None:
         """Refuse a request this hook cannot carry out, with one sentence."""
+
+    def refuse_netns(self, req: Request) -> None:
+        """For hooks that work in this process's network namespace only."""
+        if req.netns:
+            raise DatapathError("netns %r: %s is attached in the host's network namespace only; the netns option "
+                                "is for XDP programs." % (req.netns, self.KIND_NAME))
 
     # describing -------------------------------------------------------
     @staticmethod
@@ -118,8 +130,10 @@ class Hook:
         raise NotImplementedError
 
     @staticmethod
-    def inspect(ifname: str, index: int, bpffs_path: str, pinned: dict[int, str], out: dict) -> dict:
-        """Add what runs at this hook on an interface to out (datapath_info's shape); return {name: entry} of ours."""
+    def inspect(ifname: str, index: int, bpffs_path: str, pinned: dict[int, str], out: dict,
+                netns: str | None = None) -> dict:
+        """Add what runs at this hook on an interface to out (datapath_info's shape); return {name: entry} of ours.
+        ifname is the engine's key of the interface, netns its network namespace (None: this process's)."""
         raise NotImplementedError
 
     @staticmethod
@@ -151,7 +165,7 @@ class Hook:
             object=store.keep_object(req.object_path, object_sha), program=loaded.function, config=req.config,
             defines=req.defines, priority=req.priority, pin_path=req.pin_dir, src=req.src,
             prog_id=applied["prog_id"], tag=applied["tag"], attach=self.recorded_attach(plan, applied),
-            objects={k: store.keep_object(p, sha256_file(p)) for k, p in req.objects.items() if p})
+            objects={k: store.keep_object(p, sha256_file(p)) for k, p in req.objects.items() if p}, netns=req.netns)
 
     def recorded_attach(self, plan: Plan, applied: dict) -> dict:
         return dict(self.req.attach)
@@ -212,7 +226,7 @@ def deploy(hook: Hook, check_mode: bool = False) -> dict:
             bpffs.ensure_bpffs(req.bpffs)
         seen = hook.observe(store)
         try:
-            record = store.current(req.interface, req.name)
+            record = store.current(req.key, req.name)
             loaded = hook.load(seen, record, check_mode)
             try:
                 plan = hook.plan(seen, loaded, record, object_sha)
@@ -224,14 +238,14 @@ def deploy(hook: Hook, check_mode: bool = False) -> dict:
                 if plan.changed:
                     result["previous"] = record.view() if record else None
                 else:
-                    previous = store.previous(req.interface, req.name)
+                    previous = store.previous(req.key, req.name)
                     result["previous"] = previous.view() if previous else None
                 if not plan.changed or check_mode:
                     return result
                 store.reserve(req.object_path, object_sha)  # the record must fit before the kernel changes
                 applied = hook.apply(seen, loaded, plan, store)
                 result.update(applied)
-                store.record(req.interface, req.name, hook.record(loaded, plan, applied, object_sha, store))
+                store.record(req.key, req.name, hook.record(loaded, plan, applied, object_sha, store))
                 return result
             finally:
                 if loaded is not None:
@@ -248,7 +262,7 @@ def remove(hook: Hook, check_mode: bool = False) -> dict:
         store.refuse_after_expiry()
         seen = hook.observe(store)
         try:
-            record = store.current(req.interface, req.name)
+            record = store.current(req.key, req.name)
             plan = hook.plan_remove(seen, record)
             was_attached = plan.result.pop("was_attached", False)
             result = dict(plan.result, changed=plan.changed, diff={"before": plan.before, "after": plan.after},
@@ -258,7 +272,7 @@ def remove(hook: Hook, check_mode: bool = False) -> dict:
             store.reserve()
             hook.apply_remove(seen, plan, store)
             if record is not None or was_attached:
-                store.record(req.interface, req.name, None)
+                store.record(req.key, req.name, None)
             return result
         finally:
             seen.close()

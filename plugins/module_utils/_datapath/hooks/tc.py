@@ -100,6 +100,7 @@ class TcHook(Hook):
         return {"direction": params.get("direction"), "handle": params.get("handle", DEFAULT_HANDLE)}
 
     def check_request(self, req: Request) -> None:
+        self.refuse_netns(req)
         direction = req.attach.get("direction")
         if direction not in DIRECTIONS:
             raise DatapathError("direction %r is not one of ingress, egress." % (direction,))
@@ -128,11 +129,12 @@ class TcHook(Hook):
         return Seen(self, store)
 
     @staticmethod
-    def inspect(ifname: str, index: int, bpffs_path: str, pinned: dict[int, str], out: dict) -> dict:
+    def inspect(ifname: str, index: int, bpffs_path: str, pinned: dict[int, str], out: dict,
+                netns: str | None = None) -> dict:
         """Fill out["tc"] with every filter per direction; return {name: entry} of ours."""
         out["tc"] = {d: [] for d in DIRECTIONS}
         programs = {}
-        if not tc_netlink.clsact_present(index):
+        if netns or not tc_netlink.clsact_present(index):  # TC is attached in the host's namespace only
             return programs
         for direction in DIRECTIONS:
             for f in tc_netlink.filters(index, direction):

@@ -18,6 +18,7 @@ from typing import ClassVar
 
 from ..errors import DatapathError
 from ..kernel import bpffs, libbpf, xdp_netlink
+from ..kernel import netns as netns_
 from ..kernel.chain import HEAD, LINKS_MAP, PROGS_MAP, SLOT_VAR, SLOTS, Chain
 from ..program.bpf_object import BpfObject
 from ..program.fingerprint import fingerprint, prog_id, prog_summary, program_maps
@@ -105,9 +106,10 @@ class Seen:
 
     def __init__(self, hook: XdpHook):
         req = hook.req
-        self.index = xdp_netlink.ifindex(req.interface)
-        self.xdp = xdp_netlink.xdp_state(self.index)
-        self.chain = Chain.open_pinned(req.bpffs, req.interface) if bpffs.mounted_bpffs(req.bpffs) else None
+        self.netns = req.netns
+        self.index = xdp_netlink.ifindex(req.interface, req.netns)
+        self.xdp = xdp_netlink.xdp_state(self.index, req.netns)
+        self.chain = Chain.open_pinned(req.bpffs, req.key) if bpffs.mounted_bpffs(req.bpffs) else None
         self.old_fd = None
         try:
             self.root_id = prog_id(self.chain.root_fd) if self.chain else None
@@ -117,7 +119,7 @@ class Seen:
             if self.xdp["prog_id"] and not self.ours_attached:
                 self.orphan_root = self.chain is None and _is_root(self.xdp["prog_id"])
                 self.foreign_id = None if self.orphan_root else self.xdp["prog_id"]
-            names = bpffs.pinned_programs(req.bpffs, req.interface)
+            names = bpffs.pinned_programs(req.bpffs, req.key)
             self.slots = [Slot(s, p, i, names.get(i, "slot%d" % s), _chain_aware(i), i in names)
                           for s, p, i in (self.chain.order() if self.chain else [])]
             self.old_fd = hook.pinned_fd()
@@ -144,6 +146,18 @@ class Seen:
         if self.old_fd is not None:
             os.close(self.old_fd)
             self.old_fd = None
+
+
+class Gone:
+    """What is observed of an interface whose network namespace is gone: nothing runs there any more."""
+
+    index = chain = foreign = foreign_id = old_fd = old_fp = old_prog_id = root_tag = None
+    ours_attached = orphan_root = False
+    xdp: ClassVar[dict] = {"mode": None, "prog_id": None}
+    slots: ClassVar[list] = []
+
+    def close(self) -> None:
+        pass
 
 
 def _chain_aware(prog_id_: int | None) -> bool:
@@ -222,7 +236,10 @@ class XdpHook(Hook):
     def where(record: Record) -> str:
         return "xdp"
 
-    def observe(self, store: StateStore) -> Seen:
+    def observe(self, store: StateStore) -> Seen | Gone:
+        where = netns_.path(self.req.netns)
+        if where is not None and not os.path.exists(where):
+            return Gone()  # a deploy refuses it (load); a removal forgets the program and its pins
         return Seen(self)
 
     # load -------------------------------------------------------------
@@ -239,6 +256,8 @@ class XdpHook(Hook):
         """The root (every run: a newer one replaces the attached one) and, unless a check without verify, the
         program."""
         req = self.req
+        if isinstance(seen, Gone):
+            netns_.check(req.netns)  # raises the one sentence
         own, slot, in_place, mode = self._placement(seen, record)
         root = self._load_root(seen, mode)
         chain = seen.chain or root
@@ -364,8 +383,8 @@ class XdpHook(Hook):
                 elif step[0] == "remove":
                     chain.remove(step[1])
             if seen.chain is None:
-                chain.pin(req.bpffs, req.interface)
-                undo.add(bpffs.remove_tree, bpffs.chain_dir(req.bpffs, req.interface))
+                chain.pin(req.bpffs, req.key)
+                undo.add(bpffs.remove_tree, bpffs.chain_dir(req.bpffs, req.key))
             if loaded.root is not None:
                 mode = self._attach_root(seen, loaded.root, mode, undo)
             if not kept:
@@ -387,34 +406,36 @@ class XdpHook(Hook):
         try:
             if expected is not None and seen.xdp["mode"] != mode:
                 # the kernel refuses native and generic at once: this switch has a gap
-                xdp_netlink.detach(seen.index, seen.xdp["mode"], expected, req.interface)
-                undo.add(_reattach, seen.index, seen.xdp["prog_id"], seen.xdp["mode"], req.interface)
-                xdp_netlink.attach(seen.index, root.root_fd, mode, None, req.interface)
+                xdp_netlink.detach(seen.index, seen.xdp["mode"], expected, req.key, req.netns)
+                undo.add(_reattach, seen.index, seen.xdp["prog_id"], seen.xdp["mode"], req.key, req.netns)
+                xdp_netlink.attach(seen.index, root.root_fd, mode, None, req.key, req.netns)
             elif expected is not None:
-                xdp_netlink.attach(seen.index, root.root_fd, mode, expected, req.interface)
+                xdp_netlink.attach(seen.index, root.root_fd, mode, expected, req.key, req.netns)
             else:
                 try:
-                    xdp_netlink.attach(seen.index, root.root_fd, mode, None, req.interface)
+                    xdp_netlink.attach(seen.index, root.root_fd, mode, None, req.key, req.netns)
                 except DatapathError:
                     if req.attach["mode"] != "auto" or mode != "native":
                         raise
                     mode = "generic"
-                    xdp_netlink.attach(seen.index, root.root_fd, mode, None, req.interface)
+                    xdp_netlink.attach(seen.index, root.root_fd, mode, None, req.key, req.netns)
                     self.warnings.append(
                         "mode auto fell back to generic on %s: its driver refused native XDP, so every packet "
                         "pays for an skb first; set mode generic to make that explicit, or use a driver with "
-                        "native XDP." % req.interface)
+                        "native XDP." % req.key)
         finally:
             if expected is not None:
                 os.close(expected)
         if seen.chain is not None:
-            bpffs.pin_replace(root.root_fd, os.path.join(bpffs.chain_dir(req.bpffs, req.interface), "root"))
+            bpffs.pin_replace(root.root_fd, os.path.join(bpffs.chain_dir(req.bpffs, req.key), "root"))
         return mode
 
     @staticmethod
-    def inspect(ifname: str, index: int, bpffs_path: str, pinned: dict[int, str], out: dict) -> dict:
-        """Fill out's xdp_mode, xdp_prog, managed and chain; return {name: entry} of our chained programs."""
-        xdp = xdp_netlink.xdp_state(index)
+    def inspect(ifname: str, index: int, bpffs_path: str, pinned: dict[int, str], out: dict,
+                netns: str | None = None) -> dict:
+        """Fill out's xdp_mode, xdp_prog, managed and chain; return {name: entry} of our chained programs.
+        ifname is the engine's key (kernel/netns.py) and netns the namespace the interface is in."""
+        xdp = xdp_netlink.xdp_state(index, netns)
         out.update(xdp_mode=xdp["mode"], xdp_prog=prog_summary(xdp["prog_id"]) if xdp["prog_id"] else None,
                    managed=False, chain=[])
         chain = Chain.open_pinned(bpffs_path, ifname) if bpffs.mounted_bpffs(bpffs_path) else None
@@ -459,16 +480,20 @@ class XdpHook(Hook):
             if step[0] == "remove":
                 seen.chain.remove(step[1])
         bpffs.unpin(req.pin_dir, req.index_path, req.bpffs)
+        idir = bpffs.interface_dir(req.bpffs, req.key)
+        if isinstance(seen, Gone) and os.path.isdir(idir) and set(os.listdir(idir)) <= {bpffs.CHAIN_DIR}:
+            bpffs.remove_tree(bpffs.chain_dir(req.bpffs, req.key))  # the namespace took the root with it
+            bpffs.prune(idir, req.bpffs)
         if seen.chain and not seen.chain.order():
             if seen.ours_attached:
-                xdp_netlink.detach(seen.index, seen.xdp["mode"], seen.chain.root_fd, req.interface)
-            bpffs.remove_tree(bpffs.chain_dir(req.bpffs, req.interface))
-            bpffs.prune(bpffs.interface_dir(req.bpffs, req.interface), req.bpffs)
+                xdp_netlink.detach(seen.index, seen.xdp["mode"], seen.chain.root_fd, req.key, req.netns)
+            bpffs.remove_tree(bpffs.chain_dir(req.bpffs, req.key))
+            bpffs.prune(bpffs.interface_dir(req.bpffs, req.key), req.bpffs)
         for step in plan.steps:
             if step[0] == "detach_foreign":
                 fd = libbpf.prog_fd_by_id(step[1])
                 try:
-                    xdp_netlink.detach(seen.index, seen.xdp["mode"], fd, req.interface)
+                    xdp_netlink.detach(seen.index, seen.xdp["mode"], fd, req.key, req.netns)
                 finally:
                     os.close(fd)
 
@@ -484,9 +509,9 @@ def _set_prog_by_id(chain: Chain, slot: int, prog_id_: int | None) -> None:
         os.close(fd)
 
 
-def _reattach(index, prog_id_, mode, ifname):
+def _reattach(index, prog_id_, mode, ifname, netns=None):
     fd = libbpf.prog_fd_by_id(prog_id_)
     try:
-        xdp_netlink.attach(index, fd, mode, None, ifname)
+        xdp_netlink.attach(index, fd, mode, None, ifname, netns)
     finally:
         os.close(fd)

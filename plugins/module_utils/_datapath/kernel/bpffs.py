@@ -25,6 +25,7 @@ CHAIN_DIR = "_chain"
 _PROGRAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _MAP_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.]{0,63}$")
 _IFNAME = re.compile(r"^[^/\s:]{1,15}$")
+_NETNS_LABEL = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 
 
 def check_name(name: str | None, what: str = "name") -> None:
@@ -129,7 +130,11 @@ def ensure_bpffs(path: str = DEFAULT_BPFFS) -> bool:
 
 
 def interface_dir(bpffs: str, ifname: str) -> str:
-    check_interface_name(ifname)
+    """The folder of an interface's pins; ifname may be a key `<netns label>:<interface>` (kernel/netns.py)."""
+    label, _sep, name = ifname.rpartition(":") if ":" in (ifname or "") else ("", "", ifname)
+    if _sep and not _NETNS_LABEL.match(label):
+        raise DatapathError("network namespace label %r of %r holds characters bpffs refuses." % (label, ifname))
+    check_interface_name(name)
     return os.path.join(bpffs, "wirespeed", ifname)
 
 

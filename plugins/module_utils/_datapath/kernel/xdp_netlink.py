@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 
 from ..errors import DatapathError
+from . import netns as _netns
 
 try:
     from pyroute2 import IPRoute
@@ -43,30 +44,42 @@ _MODE_PROG_ID = {"native": "IFLA_XDP_DRV_PROG_ID", "generic": "IFLA_XDP_SKB_PROG
                  "offload": "IFLA_XDP_HW_PROG_ID"}
 
 
-def _ipr():
+def _ipr(netns=None):
+    """An rtnetlink socket in this process's network namespace, or in netns (name or path; flags=0: never
+    created by accident). Only the socket enters the namespace, so bpffs stays this process's."""
     if not HAS_PYROUTE2:
         raise DatapathError("the Python library pyroute2 is missing on this host (%s); pip install pyroute2."
                             % PYROUTE2_IMPORT_ERROR)
-    return IPRoute()
+    if not netns:
+        return IPRoute()
+    where = _netns.check(netns)
+    try:
+        return IPRoute(netns=where, flags=0)
+    except OSError as exc:
+        raise DatapathError("network namespace %r cannot be entered (%s); check the netns option."
+                            % (netns, exc.strerror or exc)) from exc
 
 
-def ifindex(name: str) -> int:
+def ifindex(name: str, netns: str | None = None) -> int:
     """The index of interface name; a DatapathError naming it when it does not exist."""
-    with _ipr() as ipr:
+    with _ipr(netns) as ipr:
         found = ipr.link_lookup(ifname=name)
     if not found:
+        if netns:
+            raise DatapathError("interface %r does not exist in network namespace %r; check the interface and "
+                                "netns options." % (name, netns))
         raise DatapathError("interface %r does not exist on this host; check the interface option." % name)
     return found[0]
 
 
-def interfaces() -> dict[str, int]:
-    """{name: ifindex} of every interface in this network namespace."""
-    return {name: index for name, (index, _kind) in link_kinds().items()}
+def interfaces(netns: str | None = None) -> dict[str, int]:
+    """{name: ifindex} of every interface in this network namespace (or in netns)."""
+    return {name: index for name, (index, _kind) in link_kinds(netns).items()}
 
 
-def link_kinds() -> dict[str, tuple[int, str | None]]:
+def link_kinds(netns: str | None = None) -> dict[str, tuple[int, str | None]]:
     """{name: (ifindex, kind)}; kind is the rtnetlink link kind (veth, bridge, vlan...) or None for hardware."""
-    with _ipr() as ipr:
+    with _ipr(netns) as ipr:
         out = {}
         for link in ipr.get_links():
             info = link.get_attr("IFLA_LINKINFO")
@@ -77,9 +90,9 @@ def link_kinds() -> dict[str, tuple[int, str | None]]:
         return out
 
 
-def xdp_state(index: int) -> dict:
+def xdp_state(index: int, netns: str | None = None) -> dict:
     """{'mode': native|generic|offload|None, 'prog_id': int|None} of the interface."""
-    with _ipr() as ipr:
+    with _ipr(netns) as ipr:
         link = ipr.get_links(index)[0]
     xdp = link.get_attr("IFLA_XDP")
     if not xdp:
@@ -93,12 +106,12 @@ def xdp_state(index: int) -> dict:
     return {"mode": mode, "prog_id": prog_id}
 
 
-def _set(index, fd, flags, expected_fd=None, ifname=None, mode=None):
+def _set(index, fd, flags, expected_fd=None, ifname=None, mode=None, netns=None):
     attrs = [["IFLA_XDP_FD", fd], ["IFLA_XDP_FLAGS", flags]]
     if expected_fd is not None:
         attrs.append(["IFLA_XDP_EXPECTED_FD", expected_fd])
     try:
-        with _ipr() as ipr:
+        with _ipr(netns) as ipr:
             ipr.link("set", index=index, xdp={"attrs": attrs})
     except NetlinkError as exc:
         raise attach_error(exc, ifname or str(index), mode) from exc
@@ -116,16 +129,18 @@ def attach_error(exc: NetlinkError, ifname: str, mode: str | None) -> DatapathEr
     return DatapathError("attaching XDP to interface %r failed: %s (errno %d)." % (ifname, text or exc, code))
 
 
-def attach(index: int, fd: int, mode: str, expected_fd: int | None = None, ifname: str | None = None) -> None:
+def attach(index: int, fd: int, mode: str, expected_fd: int | None = None, ifname: str | None = None,
+           netns: str | None = None) -> None:
     """Attach fd in mode. expected_fd None: only if nothing is attached; else atomically replace that one."""
     flags = MODE_FLAGS[mode]
     if expected_fd is None:
         flags |= XDP_FLAGS_UPDATE_IF_NOEXIST
     else:
         flags |= XDP_FLAGS_REPLACE
-    _set(index, fd, flags, expected_fd, ifname, mode)
+    _set(index, fd, flags, expected_fd, ifname, mode, netns)
 
 
-def detach(index: int, mode: str, expected_fd: int | None, ifname: str | None = None) -> None:
+def detach(index: int, mode: str, expected_fd: int | None, ifname: str | None = None,
+           netns: str | None = None) -> None:
     """Remove the program attached in mode, provided it is still expected_fd's program."""
-    _set(index, -1, MODE_FLAGS[mode] | XDP_FLAGS_REPLACE, expected_fd, ifname, mode)
+    _set(index, -1, MODE_FLAGS[mode] | XDP_FLAGS_REPLACE, expected_fd, ifname, mode, netns)

@@ -41,6 +41,7 @@ class Record:
     deployed_at: str | None = None
     attach: dict[str, Any] = dataclasses.field(default_factory=dict)
     objects: dict[str, str] = dataclasses.field(default_factory=dict)
+    netns: str | None = None  # the interface's network namespace (name or path); None: the host's
 
     def to_dict(self) -> dict:
         return dict(dataclasses.asdict(self), version=VERSION)
@@ -69,8 +70,11 @@ class Record:
 
     def view(self) -> dict:
         """What a task returns as `previous`: the deployed version in the operator's terms."""
-        return dict(self.attach, hook=self.hook, object_sha256=self.object_sha256, program=self.program,
-                    config=self.config, priority=self.priority, src=self.src)
+        out = dict(self.attach, hook=self.hook, object_sha256=self.object_sha256, program=self.program,
+                   config=self.config, priority=self.priority, src=self.src)
+        if self.netns:  # only when set: records of the host's namespace keep the identity they had
+            out["netns"] = self.netns
+        return out
 
 
 def _migrate_v1(data: dict, interface: str | None, name: str | None) -> dict:

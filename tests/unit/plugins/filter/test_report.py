@@ -106,3 +106,21 @@ def test_problems_name_the_host_and_a_healthy_fleet_has_none():
     assert status_problems(hostvars, ["h1"]) == []
     assert status_problems(hostvars, ["h1", "h2", "h3"]) == [
         "h2: eth0/firewall: 12 packets ended in XDP_ABORTED.", "h3: UNREACHABLE: ssh: timed out"]
+
+
+def test_forwarder_rows_show_its_outcomes_and_far_ends_in_namespaces():
+    datapath = {
+        "vblue": {"xdp_mode": "native", "managed": True, "xdp_prog": {"id": 1, "name": "wirespeed_root", "tag": "0"},
+                  "chain": [{"name": "l2_forwarder", "hook": "xdp", "position": 0}],
+                  "programs": {"l2_forwarder": {
+                      "hook": "xdp", "counters": counters(2, 0), "drop_reasons": reasons(),
+                      "outcomes": {"forwarded": 205, "flooded": 3, "passed": 2, "unknown": 0},
+                      "health": health(insns=90)}}},
+        "blue:e": {"xdp_mode": "native", "managed": True, "netns": "blue",
+                   "xdp_prog": {"id": 2, "name": "wirespeed_root", "tag": "0"},
+                   "chain": [{"name": "l2_peer", "hook": "xdp", "position": 0}],
+                   "programs": {"l2_peer": {"hook": "xdp", "counters": counters(210, 0), "health": health(insns=20)}}}}
+    got = rows(status_table({"h1": {"wirespeed_status": {"datapath": datapath}}}, ["h1"]))
+    assert got[0][:5] == ["h1", "blue:e", "xdp", "1", "l2_peer"] and got[0][6] == "210"
+    assert got[1][4] == "l2_forwarder"
+    assert got[1][-4:] == ["forwarded=205,", "flooded=3,", "passed=2,", "unknown=0"]
