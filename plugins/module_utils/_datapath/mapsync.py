@@ -9,13 +9,17 @@ kernel refusal half-way puts back exactly what the map held.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import errno
+import hashlib
 import heapq
 import os
+import struct
 
 from .errors import DatapathError
-from .kernel import bpffs
+from .kernel import bpffs, libbpf
 from .kernel.maps import ARRAYS, DEVMAP, PERCPU, PinnedMap
 from .record.store import StateStore
 from .types import codecs
@@ -419,3 +423,61 @@ def _apply_all(changes) -> None:
         for change in reversed(done):
             change.restore()
         raise
+
+
+# ---- a packed run of array values (the load balancer's Maglev tables) ------------------------------------------
+
+def _read_range(pinned, offset, count):
+    """The raw values of array entries offset .. offset+count-1, back to back."""
+    raw = bytearray()
+    for index in range(offset, offset + count):
+        value = libbpf.map_lookup(pinned.fd, struct.pack("I", index), pinned.slot_size)
+        raw += value if value is not None else b"\0" * pinned.slot_size
+    return bytes(raw)
+
+
+def sync_packed(path: str, packed: str, offset: int = 0, digest: str | None = None, *, check_mode: bool = False,
+                diff: bool = True, state_dir: str | None = None) -> dict:
+    """Make array entries offset.. hold the values packed (base64 of the values' bytes back to back).
+
+    Compares byte by byte with what the map holds and writes only the entries that differ, so a second run
+    changes nothing; with digest (the first hex digits of the values' sha256) it refuses values that do not
+    match it, and checks the map against it after writing."""
+    try:
+        raw = base64.b64decode(packed, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise DatapathError("packed is not base64; give the values' bytes back to back, base64-encoded.") from None
+    if digest and not hashlib.sha256(raw).hexdigest().startswith(str(digest).lower()):
+        raise DatapathError("packed does not match packed_digest %s (it hashes to %s); the values were damaged "
+                            "on the way, run again." % (digest, hashlib.sha256(raw).hexdigest()[:16]))
+    with StateStore(state_dir).lock() if state_dir else contextlib.nullcontext(), PinnedMap(path) as pinned:
+        if pinned.type_name != "array" or pinned.key_size != 4:
+            raise DatapathError("packed values go into an array map, and %s is a %s map; use entries for it."
+                                % (path, pinned.type_name))
+        size = pinned.value_size
+        count = len(raw) // size
+        if len(raw) % size or offset < 0 or offset + count > pinned.max_entries:
+            raise DatapathError("packed holds %d bytes from entry %d, which is not a whole number of %d-byte "
+                                "values inside the map's %d entries; check the values and packed_offset."
+                                % (len(raw), offset, size, pinned.max_entries))
+        current = _read_range(pinned, offset, count)
+        differ = [i for i in range(count) if current[i * size:(i + 1) * size] != raw[i * size:(i + 1) * size]]
+        result = {"changed": bool(differ), "path": path, "map_type": pinned.type_name, "added": 0,
+                  "removed": 0, "updated": len(differ), "packed_count": count,
+                  "packed_digest": hashlib.sha256(raw).hexdigest()[:16]}
+        if diff:
+            moves = {}
+            for i in differ:
+                pair = (current[i * size:(i + 1) * size].hex(), raw[i * size:(i + 1) * size].hex())
+                moves[pair] = moves.get(pair, 0) + 1
+            lines = ["~ %d entries %s -> %s" % (n, a, b) for (a, b), n in
+                     sorted(moves.items(), key=lambda kv: -kv[1])[:20]]
+            result["diff"] = {"before_header": path, "after_header": path,
+                              "prepared": prepared(lines, 0, 0, len(differ))}
+        if differ and not check_mode:
+            pinned.write_packed([struct.pack("I", offset + i) for i in differ],
+                                b"".join(raw[i * size:(i + 1) * size] for i in differ))
+            if _read_range(pinned, offset, count) != raw:
+                raise DatapathError("%s does not hold the packed values after writing them; another writer "
+                                    "changed it at the same time, run again." % path)
+        return result
