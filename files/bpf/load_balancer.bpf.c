@@ -26,9 +26,11 @@
  *   lb_services  VIP, port, proto -> the service's index and table size
  *   lb_maglev    LB_MAX_SERVICES tables of LB_TABLE_SLOTS backend ids;
  *                service i's slot s is entry i * LB_TABLE_SLOTS + s
- *   lb_backends  backend id -> address, MAC, flags (active/draining), weight
+ *   lb_backends  array: backend id -> address, MAC, flags (active or
+ *                draining; 0: no backend), weight, service; an id is
+ *                1 + service * 256 + n, 0 names no backend
  *   lb_conns     LRU: flow -> backend id
- *   lb_stats     per-CPU packets and bytes sent to each backend
+ *   lb_stats     per-CPU array: packets and bytes sent to each backend id
  *   ws_stats, ws_reasons (wirespeed/stats.h)
  * Drop reason: lb_no_backend (a table slot names no active backend: only
  * while a table is being written, or when it was never written).
@@ -43,7 +45,9 @@
 #ifndef LB_TABLE_SLOTS
 #define LB_TABLE_SLOTS	65537	/* the largest table size, a prime */
 #endif
-#define LB_MAX_BACKENDS	4096
+#define LB_BACKENDS_PER_SERVICE	256
+/* backend ids: 1 + service * 256 + n; 0 is "no backend" */
+#define LB_MAX_BACKENDS	(LB_MAX_SERVICES * LB_BACKENDS_PER_SERVICE + 1)
 #define LB_CONNS	262144
 
 #define LB_ACTIVE	1
@@ -98,7 +102,7 @@ struct {
 } lb_maglev SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, LB_MAX_BACKENDS);
 	__type(key, __u32);
 	__type(value, struct lb_backend);
@@ -112,7 +116,7 @@ struct {
 } lb_conns SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, LB_MAX_BACKENDS);
 	__type(key, __u32);
 	__type(value, struct ws_action_stats);
@@ -153,7 +157,7 @@ lb_pick(struct lb_flow *flow, struct lb_service *svc, __u32 *id)
 		if (known) {
 			be = bpf_map_lookup_elem(&lb_backends, known);
 			/* active or draining, and still this service's */
-			if (be && be->service == svc->index) {
+			if (be && be->flags && be->service == svc->index) {
 				*id = *known;
 				return be;
 			}

@@ -43,6 +43,8 @@ options:
     default: true
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - wirespeed.datapath.attributes
+  - wirespeed.datapath.attributes.module
 """
 
 EXAMPLES = r"""

@@ -19,6 +19,7 @@ from ansible_collections.wirespeed.datapath.plugins.plugin_utils._addresses impo
 DEFAULT_SIZE = 65537
 MAX_SIZE = 65537  # the program reserves this many slots per service (LB_TABLE_SLOTS)
 MAX_SERVICES = 16  # LB_MAX_SERVICES
+PER_SERVICE = 256  # LB_BACKENDS_PER_SERVICE: backends of one service, at most
 SEED = b"wirespeed.maglev.v1"
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1}  # icmp is ICMPv6 (58) for an IPv6 VIP
 STATES = ("active", "draining")
@@ -104,8 +105,8 @@ def check(services, variable="load_balancer_services", size=DEFAULT_SIZE, macs=N
         raise AddressError("load_balancer_table_size is %r; give a prime number up to %d (65537 is the default)."
                            % (size, MAX_SIZE))
     if len(services) > MAX_SERVICES:
-        raise AddressError("%s has %d services; the program holds at most %d." % (variable, len(services),
-                                                                                 MAX_SERVICES))
+        raise AddressError("%s has %d services; the program holds at most %d."
+                           % (variable, len(services), MAX_SERVICES))
     out, seen = [], {}
     for n, svc in enumerate(services):
         where = "%s item %d" % (variable, n + 1)
@@ -133,6 +134,9 @@ def check(services, variable="load_balancer_services", size=DEFAULT_SIZE, macs=N
         if not isinstance(backends, (list, tuple)) or not backends:
             raise AddressError("%s backends is %s; give at least one backend." % (
                 where, "empty" if isinstance(backends, (list, tuple)) else kind_of(backends)))
+        if len(backends) > PER_SERVICE:
+            raise AddressError("%s has %d backends; a service takes at most %d, so split it."
+                               % (where, len(backends), PER_SERVICE))
         if len(backends) * 100 > size:
             raise AddressError("%s has %d backends; a table of %d slots holds at most %d (100 slots each), so "
                                "raise load_balancer_table_size or split the service."
@@ -178,15 +182,15 @@ def check(services, variable="load_balancer_services", size=DEFAULT_SIZE, macs=N
 
 
 def _ids(service):
-    """A stable id per backend of a service: (service index << 16) | a hash of the address, the next free one on
-    a collision (addresses in sorted order, so the same set always gets the same ids)."""
+    """A stable id per backend of a service: 1 + index * 256 + a hash of the address, the next free one on a
+    collision (addresses in sorted order, so the same set always gets the same ids); 0 names no backend."""
     ids, used = {}, set()
     for addr in sorted(b["address"] for b in service["backends"]):
-        low = zlib.crc32(addr.encode()) & 0xffff
+        low = zlib.crc32(addr.encode()) % PER_SERVICE
         while low in used:
-            low = (low + 1) & 0xffff
+            low = (low + 1) % PER_SERVICE
         used.add(low)
-        ids[addr] = (service["index"] << 16) | low
+        ids[addr] = 1 + service["index"] * PER_SERVICE + low
     return ids
 
 
@@ -229,7 +233,7 @@ def table_entries(table_info):
 
 def entries(services):
     """The map entries: lb_services (VIP, proto, port -> index, size, digest), lb_backends (id -> address, MAC,
-    weight, flags), lb_stats keys (per-backend counters, kept across runs), and the tables per service."""
+    weight, flags), and the tables per service (packed, with their digest)."""
     svc_entries, be_entries, tables = [], [], []
     for svc in services:
         slots, ids = service_table(svc)
@@ -244,8 +248,7 @@ def entries(services):
         tables.append({"index": svc["index"], "vip": svc["vip"], "proto": svc["proto_name"], "port": svc["port"],
                        "size": svc["size"], "table": packed, "digest": digest,
                        "backends": {str(v): k for k, v in ids.items()}})
-    return {"services": svc_entries, "backends": be_entries, "stats": sorted(e["key"] for e in be_entries),
-            "tables": tables}
+    return {"services": svc_entries, "backends": be_entries, "tables": tables}
 
 
 def disruption(before, services):

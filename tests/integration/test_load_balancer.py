@@ -122,7 +122,6 @@ class Lab:
         ent = _maglev.entries(checked)
         with netns(self.ns["lb"]):
             mapsync.sync(self.maps["lb_backends"], entries=ent["backends"])
-            mapsync.sync(self.maps["lb_stats"], entries=ent["stats"])
             start = time.monotonic()
             for t in ent["tables"]:
                 mapsync.sync_packed(self.maps["lb_maglev"], t["table"], t["index"] * _maglev.MAX_SIZE,
@@ -174,7 +173,7 @@ class Lab:
         with netns(self.ns["lb"]):
             ent = mapsync.sync(self.maps["lb_stats"], entries=[], return_entries=True)["entries"]
             be = mapsync.sync(self.maps["lb_backends"], entries=[], return_entries=True)["entries"]
-        ids = {e["key"]: self.names.get(str(_maglev.unmap(e["value"]["addr"]))) for e in be}
+        ids = {e["key"]: self.names.get(str(_maglev.unmap(e["value"]["addr"]))) for e in be if e["value"]["flags"]}
         out = collections.Counter()
         for e in ent:
             if e["key"] in ids:

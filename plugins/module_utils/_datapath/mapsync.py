@@ -450,6 +450,10 @@ def sync_packed(path: str, packed: str, offset: int = 0, digest: str | None = No
     if digest and not hashlib.sha256(raw).hexdigest().startswith(str(digest).lower()):
         raise DatapathError("packed does not match packed_digest %s (it hashes to %s); the values were damaged "
                             "on the way, run again." % (digest, hashlib.sha256(raw).hexdigest()[:16]))
+    if check_mode and not os.path.exists(path):  # its program is itself only previewed by an earlier task
+        return {"changed": True, "pinned": False, "path": path, "added": 0, "removed": 0,
+                "updated": 0, "packed_digest": hashlib.sha256(raw).hexdigest()[:16],
+                "msg": "%s is not pinned yet; its program is deployed first." % path}
     with StateStore(state_dir).lock() if state_dir else contextlib.nullcontext(), PinnedMap(path) as pinned:
         if pinned.type_name != "array" or pinned.key_size != 4:
             raise DatapathError("packed values go into an array map, and %s is a %s map; use entries for it."
