@@ -49,6 +49,12 @@ def _counter_cells(program, generic_unexpected=False, avg_ns=None):
             ", ".join("%s=%d" % kv for kv in sorted(reasons.items())) or "-")
 
 
+def _backend_rows(host, ifname, program):
+    """One row per backend of a load balancer: the packets sent to it in the passed column."""
+    return [(host, ifname, "", "", "  backend %s (%s)" % (b["backend"], b["state"]), "", b["packets"])
+            + ("",) * (len(COLUMNS) - 7) for b in (program or {}).get("backends") or []]
+
+
 def _program_rows(host, ifname, iface):
     rows = []
     programs = iface.get("programs") or {}
@@ -57,6 +63,7 @@ def _program_rows(host, ifname, iface):
     for entry in iface.get("chain") or []:
         rows.append((host, ifname, "xdp", entry["position"] + 1, entry["name"], iface.get("xdp_mode") or "-",
                      *_counter_cells(programs.get(entry["name"]), generic, chain_ns)))
+        rows.extend(_backend_rows(host, ifname, programs.get(entry["name"])))
     for direction in ("ingress", "egress"):
         for f in (iface.get("tc") or {}).get(direction) or []:
             name = f.get("program")

@@ -326,6 +326,11 @@ def test_counters_and_table_hand_off(lab):
         data = info.gather([lab.ifname], "/sys/fs/bpf", lab.state_dir)
     prog = data[lab.ifname]["programs"]["lb"]
     assert prog["counters"]["tx"]["packets"] >= sum(per_backend.values())
+    # datapath_info's per-backend rows (the status table's) say the same as the maps
+    shown = collections.Counter()
+    for b in prog["backends"]:
+        shown[lab.names[b["backend"]]] += b["packets"]
+    assert shown == per_backend and {b["state"] for b in prog["backends"]} == {"active"}
     print("the four 65537-slot tables through mapsync.sync_packed: %.2f s" % lab.table_seconds)
 
 

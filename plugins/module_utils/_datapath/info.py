@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import struct
 import time
@@ -47,6 +48,30 @@ def action_counters(path: str) -> dict[str, dict[str, int]]:
 def reason_counters(path: str) -> dict[str, dict[str, int]]:
     """Packets and bytes per drop reason from a pinned ws_reasons map."""
     return percpu_counters(path, [reasons.NAMES[i] for i in sorted(reasons.NAMES)])
+
+
+LB_BACKEND = struct.Struct("16s6sBxII")  # struct lb_backend of files/bpf/load_balancer.bpf.c
+LB_STATES = {1: "active", 2: "draining"}
+
+
+def backend_counters(maps: dict) -> list[dict]:
+    """The load balancer's backends with packets and bytes sent to each (maps lb_backends and lb_stats)."""
+    out = []
+    with PinnedMap(maps["lb_backends"]) as backends, PinnedMap(maps["lb_stats"]) as stats:
+        found = []
+        for key, raw in sorted(backends.dump().items()):
+            addr, _mac, flags, _weight, service = LB_BACKEND.unpack_from(raw)
+            if flags:
+                found.append((struct.unpack("I", key)[0], addr, flags, service))
+        for index, addr, flags, service in found:
+            raw = libbpf.map_lookup(stats.fd, struct.pack("I", index), stats.slot_size) or b""
+            cpus = range(len(raw) // stats.stride)
+            ip = ipaddress.ip_address(addr)
+            out.append({"backend": str(ip.ipv4_mapped or ip), "state": LB_STATES.get(flags, str(flags)),
+                        "service": service,
+                        "packets": sum(struct.unpack_from("Q", raw, c * stats.stride)[0] for c in cpus),
+                        "bytes": sum(struct.unpack_from("Q", raw, c * stats.stride + 8)[0] for c in cpus)})
+    return out
 
 
 def bpf_stats_enabled() -> bool:
@@ -108,6 +133,8 @@ def _program_entry(idir, name, entry, record, stats_on=False, top=0):
         program["counters"] = action_counters(maps[STATS_MAP])
     if REASONS_MAP in maps:
         program["drop_reasons"] = reason_counters(maps[REASONS_MAP])
+    if "lb_backends" in maps and "lb_stats" in maps:
+        program["backends"] = backend_counters(maps)
     program["health"] = program_health((entry.get("prog") or {}).get("id"), program["counters"], stats_on,
                                        timed=entry.get("hook") != "xdp")
     if top:

@@ -91,3 +91,20 @@ def test_problems_name_the_host_and_a_healthy_fleet_has_none():
     assert status_problems(hostvars, ["h1"]) == []
     assert status_problems(hostvars, ["h1", "h2", "h3"]) == [
         "h2: eth0/firewall: 12 packets ended in XDP_ABORTED.", "h3: UNREACHABLE: ssh: timed out"]
+
+
+def test_a_load_balancer_shows_one_row_per_backend():
+    datapath = {"eth0": {
+        "xdp_mode": "native", "managed": True, "xdp_prog": {"id": 1, "name": "wirespeed_root", "tag": "00"},
+        "chain": [{"name": "load_balancer", "hook": "xdp", "position": 0}],
+        "programs": {"load_balancer": {
+            "hook": "xdp", "counters": counters(5, 0), "drop_reasons": reasons(), "health": health(insns=400),
+            "backends": [{"backend": "198.51.100.21", "state": "active", "service": 0, "packets": 700, "bytes": 1},
+                         {"backend": "198.51.100.22", "state": "draining", "service": 0, "packets": 30,
+                          "bytes": 1}]}}}}
+    lines = status_table({"h1": {"wirespeed_status": {"datapath": datapath}}}, ["h1"])
+    assert rows(lines) == [
+        ["h1", "eth0", "xdp", "1", "load_balancer", "native", "5", "0", "ok", "400", "-", "-"],
+        ["h1", "eth0", "backend", "198.51.100.21", "(active)", "700"],
+        ["h1", "eth0", "backend", "198.51.100.22", "(draining)", "30"],
+    ]
