@@ -65,8 +65,6 @@ struct lb_vip {
 struct lb_service {
 	__u32 index;
 	__u32 size;		/* a prime <= LB_TABLE_SLOTS */
-	__u32 digest;		/* first bytes of the table's sha256 */
-	__u32 pad;
 };
 
 struct lb_backend {

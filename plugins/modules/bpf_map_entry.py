@@ -98,6 +98,13 @@ options:
     type: int
     default: 0
     version_added: 0.1.0
+  packed_count:
+    description:
+      - The number of entries the run covers, when more than O(packed) holds; the entries after its values are set
+        to zero (a table that became smaller, the tables of services that were removed). Default is as many as
+        O(packed) holds.
+    type: int
+    version_added: 0.1.0
   packed_digest:
     description:
       - The first hex digits of the sha256 of the bytes of O(packed). A mismatch fails the task before anything
@@ -213,7 +220,7 @@ removed:
   returned: always
   type: int
 packed_count:
-  description: Number of entries O(packed) covers.
+  description: Number of entries the run covers (O(packed_count), else as many as O(packed) holds).
   returned: with O(packed)
   type: int
 packed_digest:
@@ -290,6 +297,7 @@ ARGUMENT_SPEC = dict(
     packed=dict(type="str"),
     packed_offset=dict(type="int", default=0),
     packed_digest=dict(type="str"),
+    packed_count=dict(type="int"),
     maps=dict(type="list", elements="dict", options=dict(
         map=dict(type="str", required=True),
         entries=dict(type="raw"),
@@ -312,7 +320,8 @@ def run(params, check_mode, diff_mode):
                             map_name=params["map"], bpffs_path=params["bpffs"])
     if params["packed"] is not None:
         return mapsync.sync_packed(path, params["packed"], params["packed_offset"], params["packed_digest"],
-                                   check_mode=check_mode, diff=diff_mode, state_dir=params["state_dir"])
+                                   count=params["packed_count"], check_mode=check_mode, diff=diff_mode,
+                                   state_dir=params["state_dir"])
     return mapsync.sync(path, key=params["key"], value=params["value"], entries=params["entries"],
                         state=params["state"], exclusive=params["exclusive"], key_type=params["key_type"],
                         value_type=params["value_type"], check_mode=check_mode,

@@ -232,15 +232,14 @@ def table_entries(table_info):
 
 
 def entries(services):
-    """The map entries: lb_services (VIP, proto, port -> index, size, digest), lb_backends (id -> address, MAC,
+    """The map entries: lb_services (VIP, proto, port -> index, size), lb_backends (id -> address, MAC,
     weight, flags), and the tables per service (packed, with their digest)."""
     svc_entries, be_entries, tables = [], [], []
     for svc in services:
         slots, ids = service_table(svc)
         packed, digest = pack(slots)
         svc_entries.append({"key": {"addr": mapped(svc["vip"]), "port": svc["port"], "proto": svc["proto"]},
-                            "value": {"index": svc["index"], "size": svc["size"],
-                                      "digest": int(digest[:8], 16)}})
+                            "value": {"index": svc["index"], "size": svc["size"]}})
         for b in svc["backends"]:
             be_entries.append({"key": ids[b["address"]], "value": {
                 "addr": mapped(b["address"]), "mac": b["mac"], "weight": b["weight"], "service": svc["index"],

@@ -23,8 +23,8 @@ import pytest
 from conftest import BPF, TEST_BPF, xdp_hook
 from netlab import netns, run
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import hooks, info, mapsync
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import libbpf, neigh
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import checkpoint, hooks, info, mapsync
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import libbpf, maps, neigh
 from ansible_collections.wirespeed.datapath.plugins.plugin_utils import _maglev
 
 LB = os.path.join(BPF, "load_balancer.bpf.c")
@@ -125,10 +125,13 @@ class Lab:
             start = time.monotonic()
             for t in ent["tables"]:
                 mapsync.sync_packed(self.maps["lb_maglev"], t["table"], t["index"] * _maglev.MAX_SIZE,
-                                    t["digest"])
+                                    t["digest"], count=_maglev.MAX_SIZE)
             self.table_seconds = time.monotonic() - start
             mapsync.sync(self.maps["lb_services"], entries=ent["services"], exclusive=True)
             mapsync.sync(self.maps["lb_backends"], entries=ent["backends"], exclusive=True)
+            used = len(ent["tables"])
+            mapsync.sync_packed(self.maps["lb_maglev"], "", used * _maglev.MAX_SIZE,
+                                count=(_maglev.MAX_SERVICES - used) * _maglev.MAX_SIZE)
         return ent
 
     def clear_conns(self):
@@ -352,3 +355,28 @@ def test_unknown_services_and_fragments_go_down_the_chain(lab):
         assert out[6:12] == bytes.fromhex("020000000002") and out[30:34] == socket.inet_aton(lab.vip)
     finally:
         os.close(fd)
+
+
+def test_rollback_restores_tables_and_backends_then_removes_the_balancer(lab):
+    def contents():
+        with netns(lab.ns["lb"]):
+            return {name: maps.PinnedMap(lab.maps[name]).dump() for name in ("lb_maglev", "lb_backends", "lb_services")}
+    # small tables: a checkpoint holds every used slot, and this test is about what comes back, not about size
+    lab.write(lab.services(weights={"b1": 1, "b2": 1, "b3": 2}), size=401)
+    before = contents()
+    with netns(lab.ns["lb"]):
+        checkpoint.begin(lab.state_dir)
+    lab.write(lab.services(weights={"b1": 1, "b2": None, "b3": 2}, v6=False), size=401)
+    with netns(lab.ns["lb"]):
+        checkpoint.commit(lab.state_dir)
+    changed = contents()
+    assert changed["lb_maglev"] != before["lb_maglev"] and len(changed["lb_services"]) == 3
+    with netns(lab.ns["lb"]):
+        snap = checkpoint.take(lab.state_dir)
+        # a checkpoint holds the used slots only, not the whole array
+        assert len(snap["programs"][0]["maps"]["lb_maglev"]["entries"]) == 3 * 401
+        checkpoint.rollback("previous", "/sys/fs/bpf", lab.state_dir)
+    assert contents() == before
+    with netns(lab.ns["lb"]):
+        checkpoint.rollback("none", "/sys/fs/bpf", lab.state_dir)
+    assert "prog/xdp" not in run(["ip", "-n", lab.ns["lb"], "-d", "link", "show", lab.ifname]).stdout

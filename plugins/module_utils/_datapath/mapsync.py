@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import ctypes
 import errno
 import hashlib
 import heapq
@@ -26,6 +27,7 @@ from .types import codecs
 from .types.map_types import MapTypes
 
 DIFF_LINES = 300
+CHUNK_RANGE = 65537  # entries per batch lookup of a packed run
 GUESS_SAMPLE = 64  # entries looked at to tell addresses from numbers in an untyped field
 
 
@@ -428,21 +430,37 @@ def _apply_all(changes) -> None:
 # ---- a packed run of array values (the load balancer's Maglev tables) ------------------------------------------
 
 def _read_range(pinned, offset, count):
-    """The raw values of array entries offset .. offset+count-1, back to back."""
-    raw = bytearray()
-    for index in range(offset, offset + count):
-        value = libbpf.map_lookup(pinned.fd, struct.pack("I", index), pinned.slot_size)
-        raw += value if value is not None else b"\0" * pinned.slot_size
-    return bytes(raw)
+    """The raw values of array entries offset .. offset+count-1, back to back (batch lookups: the token of an
+    array is the index before the first one read)."""
+    lib = libbpf.lib()
+    chunk = min(count, CHUNK_RANGE) or 1
+    keys = ctypes.create_string_buffer(4 * chunk)
+    values = ctypes.create_string_buffer(pinned.slot_size * chunk)
+    token_in, token_out = ctypes.create_string_buffer(4), ctypes.create_string_buffer(4)
+    raw, start = bytearray(), offset
+    while len(raw) < count * pinned.slot_size:
+        want = ctypes.c_uint32(min(chunk, offset + count - start))
+        if start:
+            struct.pack_into("I", token_in, 0, start - 1)
+        ret = lib.bpf_map_lookup_batch(pinned.fd, token_in if start else None, token_out, keys, values,
+                                       ctypes.byref(want), ctypes.byref(pinned._opts))
+        if ret < 0 and -ret != errno.ENOENT:
+            libbpf.check(ret, "read %s" % pinned.path)
+        if not want.value:
+            break
+        raw += values.raw[:want.value * pinned.slot_size]
+        start += want.value
+    return bytes(raw[:count * pinned.slot_size])
 
 
-def sync_packed(path: str, packed: str, offset: int = 0, digest: str | None = None, *, check_mode: bool = False,
-                diff: bool = True, state_dir: str | None = None) -> dict:
+def sync_packed(path: str, packed: str, offset: int = 0, digest: str | None = None, *, count: int | None = None,
+                check_mode: bool = False, diff: bool = True, state_dir: str | None = None) -> dict:
     """Make array entries offset.. hold the values packed (base64 of the values' bytes back to back).
 
     Compares byte by byte with what the map holds and writes only the entries that differ, so a second run
     changes nothing; with digest (the first hex digits of the values' sha256) it refuses values that do not
-    match it, and checks the map against it after writing."""
+    match it, and checks the map against it after writing. With count, the run is count entries long: the
+    entries after the packed values are set to zero (a smaller table, or the tables of removed services)."""
     try:
         raw = base64.b64decode(packed, validate=True)
     except (binascii.Error, ValueError, TypeError):
@@ -459,7 +477,13 @@ def sync_packed(path: str, packed: str, offset: int = 0, digest: str | None = No
             raise DatapathError("packed values go into an array map, and %s is a %s map; use entries for it."
                                 % (path, pinned.type_name))
         size = pinned.value_size
-        count = len(raw) // size
+        given_digest = hashlib.sha256(raw).hexdigest()[:16]
+        given = len(raw) // size
+        count = given if count is None else count
+        if count < given:
+            raise DatapathError("packed holds %d values, more than packed_count %d; give a larger count."
+                                % (given, count))
+        raw += b"\0" * (size * (count - given))
         if len(raw) % size or offset < 0 or offset + count > pinned.max_entries:
             raise DatapathError("packed holds %d bytes from entry %d, which is not a whole number of %d-byte "
                                 "values inside the map's %d entries; check the values and packed_offset."
@@ -467,8 +491,7 @@ def sync_packed(path: str, packed: str, offset: int = 0, digest: str | None = No
         current = _read_range(pinned, offset, count)
         differ = [i for i in range(count) if current[i * size:(i + 1) * size] != raw[i * size:(i + 1) * size]]
         result = {"changed": bool(differ), "path": path, "map_type": pinned.type_name, "added": 0,
-                  "removed": 0, "updated": len(differ), "packed_count": count,
-                  "packed_digest": hashlib.sha256(raw).hexdigest()[:16]}
+                  "removed": 0, "updated": len(differ), "packed_count": count, "packed_digest": given_digest}
         if diff:
             moves = {}
             for i in differ:
