@@ -168,10 +168,10 @@ def lb_rows(root, args):
     with_conns = load_balancer(os.path.join(root, "lbc"), "198.18.0.1", backends, conn_table=1)
     hit = frame("198.18.0.9")
     with_conns.ns(hit, 1, 1)  # the flow is in the connection table from now on
+    other = frame("198.18.0.9", UDP, 80, "198.18.0.2")
     return [("load_balancer: new flow, Maglev table (10 backends)", table_only.ns(hit, args.runs, args.repeat)),
             ("load_balancer: flow in the connection table", with_conns.ns(hit, args.runs, args.repeat)),
-            ("load_balancer: not a service (passes)", with_conns.ns(frame("198.18.0.9", UDP, 80, "198.18.0.2"),
-                                                                   args.runs, args.repeat))]
+            ("load_balancer: not a service (passes)", with_conns.ns(other, args.runs, args.repeat))]
 
 
 def main():
