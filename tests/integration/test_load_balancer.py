@@ -9,19 +9,16 @@ the role's preflight names are applied here: TX checksum offload off on the clie
 program on the bridge-side end of the balancer's veth (native XDP_TX on veth needs it).
 """
 
-import array
 import collections
-import fcntl
 import os
 import random
 import socket
-import struct
 import threading
 import time
 
 import pytest
 from conftest import BPF, TEST_BPF, xdp_hook
-from netlab import netns, run
+from netlab import netns, run, tx_checksum_off
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import checkpoint, hooks, info, mapsync
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import libbpf, maps, neigh
@@ -30,14 +27,6 @@ from ansible_collections.wirespeed.datapath.plugins.plugin_utils import _maglev
 LB = os.path.join(BPF, "load_balancer.bpf.c")
 PASS = os.path.join(os.path.dirname(os.path.dirname(TEST_BPF)), "..", "bench", "bpf", "bare_pass.bpf.c")
 UDP_PORT, TCP_PORT = 5353, 8080
-
-
-def tx_checksum_off(dev):
-    """`ethtool -K dev tx off` (ETHTOOL_STXCSUM through SIOCETHTOOL), in the caller's namespace."""
-    value = array.array("I", [0x17, 0])  # struct ethtool_value {cmd ETHTOOL_STXCSUM, data 0}
-    ifreq = struct.pack("16sP", dev.encode(), value.buffer_info()[0])
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        fcntl.ioctl(s.fileno(), 0x8946, ifreq)  # SIOCETHTOOL
 
 
 class Lab:

@@ -36,7 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 sys.path.insert(0, HERE)
 from lab import Lab  # noqa: E402
-from netlab import Net, netns  # noqa: E402
+from netlab import Net, netns, tx_checksum_off  # noqa: E402
 
 ETH_P_ALL = 0x0003
 
@@ -200,15 +200,6 @@ def _sh(*cmd):
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
 
 
-def _tx_checksum_off(dev):
-    """`ethtool -K dev tx off` (ETHTOOL_STXCSUM through SIOCETHTOOL), in the caller's namespace."""
-    import array
-    import fcntl
-    value = array.array("I", [0x17, 0])
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        fcntl.ioctl(s.fileno(), 0x8946, struct.pack("16sP", dev.encode(), value.buffer_info()[0]))
-
-
 def lb(lab, host, port, count, vip, backends):
     """The veth facts first (XDP_PASS on the balancer's bridge port, TX checksum offload off on the peer, the VIP
     at the balancer's MAC in the peer's neighbour table), then UDP flows and TCP connections to the VIP."""
@@ -222,7 +213,7 @@ def lb(lab, host, port, count, vip, backends):
     try:
         mac = _sh("ip", "netns", "exec", host["ns"], "cat", "/sys/class/net/eth0/address").strip()
         with netns(lab.peer["ns"]):
-            _tx_checksum_off("eth0")
+            tx_checksum_off("eth0")
         _sh("ip", "-n", lab.peer["ns"], "neigh", "replace", vip, "lladdr", mac, "dev", "eth0", "nud", "permanent")
         for name in backends:
             with netns(lab.host(name)["ns"]):
