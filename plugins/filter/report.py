@@ -51,7 +51,7 @@ def _counter_cells(program, generic_unexpected=False, avg_ns=None):
 
 def _backend_rows(host, ifname, program):
     """One row per backend of a load balancer: the packets sent to it in the passed column."""
-    return [(host, ifname, "", "", "  backend %s (%s)" % (b["backend"], b["state"]), "", b["packets"])
+    return [(host, ifname, "", "", "  %s -> %s (%s)" % (b["service"], b["backend"], b["state"]), "", b["packets"])
             + ("",) * (len(COLUMNS) - 7) for b in (program or {}).get("backends") or []]
 
 

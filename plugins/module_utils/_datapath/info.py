@@ -52,11 +52,31 @@ def reason_counters(path: str) -> dict[str, dict[str, int]]:
 
 LB_BACKEND = struct.Struct("16s6sBxII")  # struct lb_backend of files/bpf/load_balancer.bpf.c
 LB_STATES = {1: "active", 2: "draining"}
+LB_VIP = struct.Struct("!16sHBx")  # struct lb_vip: address, port (network order), protocol
+LB_PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp"}
+
+
+def _address(raw):
+    ip = ipaddress.ip_address(raw)
+    return str(ip.ipv4_mapped or ip)
+
+
+def _services(path):
+    """{service index: 'vip proto/port'} from the load balancer's lb_services map."""
+    out = {}
+    with PinnedMap(path) as services:
+        for key, value in services.dump().items():
+            addr, port, proto = LB_VIP.unpack_from(key)
+            name = LB_PROTOCOLS.get(proto, str(proto))
+            out[struct.unpack_from("I", value)[0]] = "%s %s" % (_address(addr), name if name == "icmp" else
+                                                              "%s/%d" % (name, port))
+    return out
 
 
 def backend_counters(maps: dict) -> list[dict]:
     """The load balancer's backends with packets and bytes sent to each (maps lb_backends and lb_stats)."""
     out = []
+    names = _services(maps["lb_services"]) if "lb_services" in maps else {}
     with PinnedMap(maps["lb_backends"]) as backends, PinnedMap(maps["lb_stats"]) as stats:
         found = []
         for key, raw in sorted(backends.dump().items()):
@@ -66,9 +86,8 @@ def backend_counters(maps: dict) -> list[dict]:
         for index, addr, flags, service in found:
             raw = libbpf.map_lookup(stats.fd, struct.pack("I", index), stats.slot_size) or b""
             cpus = range(len(raw) // stats.stride)
-            ip = ipaddress.ip_address(addr)
-            out.append({"backend": str(ip.ipv4_mapped or ip), "state": LB_STATES.get(flags, str(flags)),
-                        "service": service,
+            out.append({"backend": _address(addr), "state": LB_STATES.get(flags, str(flags)),
+                        "service": names.get(service, str(service)),
                         "packets": sum(struct.unpack_from("Q", raw, c * stats.stride)[0] for c in cpus),
                         "bytes": sum(struct.unpack_from("Q", raw, c * stats.stride + 8)[0] for c in cpus)})
     return out

@@ -99,12 +99,13 @@ def test_a_load_balancer_shows_one_row_per_backend():
         "chain": [{"name": "load_balancer", "hook": "xdp", "position": 0}],
         "programs": {"load_balancer": {
             "hook": "xdp", "counters": counters(5, 0), "drop_reasons": reasons(), "health": health(insns=400),
-            "backends": [{"backend": "198.51.100.21", "state": "active", "service": 0, "packets": 700, "bytes": 1},
-                         {"backend": "198.51.100.22", "state": "draining", "service": 0, "packets": 30,
-                          "bytes": 1}]}}}}
+            "backends": [{"backend": "198.51.100.21", "state": "active", "service": "198.51.100.10 tcp/443",
+                          "packets": 700, "bytes": 1},
+                         {"backend": "198.51.100.22", "state": "draining", "service": "198.51.100.10 tcp/443",
+                          "packets": 30, "bytes": 1}]}}}}
     lines = status_table({"h1": {"wirespeed_status": {"datapath": datapath}}}, ["h1"])
     assert rows(lines) == [
         ["h1", "eth0", "xdp", "1", "load_balancer", "native", "5", "0", "ok", "400", "-", "-"],
-        ["h1", "eth0", "backend", "198.51.100.21", "(active)", "700"],
-        ["h1", "eth0", "backend", "198.51.100.22", "(draining)", "30"],
+        ["h1", "eth0", "198.51.100.10", "tcp/443", "->", "198.51.100.21", "(active)", "700"],
+        ["h1", "eth0", "198.51.100.10", "tcp/443", "->", "198.51.100.22", "(draining)", "30"],
     ]
