@@ -342,6 +342,15 @@ def test_unknown_services_and_fragments_go_down_the_chain(lab):
         assert verdict == 3  # XDP_TX
         assert out[0:6] in [bytes.fromhex(m.replace(":", "")) for m in lab.macs.values()]
         assert out[6:12] == bytes.fromhex("020000000002") and out[30:34] == socket.inet_aton(lab.vip)
+        # ICMP: echo requests are balanced (v4 and v6), a reply or a truncated echo header is not
+        from scapy.layers.inet import ICMP
+        from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
+        v4 = eth / IP(src=lab.net + "2", dst=lab.vip)
+        assert libbpf.test_run(fd, bytes(v4 / ICMP(type=8, id=7) / b"x"))[0] == 3
+        assert libbpf.test_run(fd, bytes(v4 / ICMP(type=0, id=7) / b"x"))[0] == 2
+        assert libbpf.test_run(fd, bytes(v4 / ICMP(type=8, id=7))[:-4])[0] == 2  # 4 of the 8 echo header bytes
+        v6 = eth / IPv6(src=lab.net6 + "2", dst=lab.vip6) / ICMPv6EchoRequest(id=7)
+        assert libbpf.test_run(fd, bytes(v6))[0] == 2  # no icmp service on the IPv6 VIP: passes
     finally:
         os.close(fd)
 
