@@ -68,8 +68,8 @@ def _services(path):
         for key, value in services.dump().items():
             addr, port, proto = LB_VIP.unpack_from(key)
             name = LB_PROTOCOLS.get(proto, str(proto))
-            out[struct.unpack_from("I", value)[0]] = "%s %s" % (_address(addr), name if name == "icmp" else
-                                                              "%s/%d" % (name, port))
+            where = name if name == "icmp" else "%s/%d" % (name, port)
+            out[struct.unpack_from("I", value)[0]] = "%s %s" % (_address(addr), where)
     return out
 
 
