@@ -49,10 +49,18 @@ def _counter_cells(program, generic_unexpected=False, avg_ns=None):
             ", ".join("%s=%d" % kv for kv in sorted(reasons.items())) or "-")
 
 
-def _backend_rows(host, ifname, program):
-    """One row per backend of a load balancer: the packets sent to it in the passed column."""
-    return [(host, ifname, "", "", "  %s -> %s (%s)" % (b["service"], b["backend"], b["state"]), "", b["packets"])
-            + ("",) * (len(COLUMNS) - 7) for b in (program or {}).get("backends") or []]
+def _queue_rows(host, ifname, name, program):
+    """One row per RX queue of a steering program (af_xdp): whether a socket is attached, the matching packets
+    that fell back to the kernel for want of one (passed) and those redirected to it."""
+    return [(host, ifname, "xsk", "q%d" % q["queue"], "%s: %s" % (name, "socket" if q["socket"] else "no socket"),
+             "-", q["fallback"], "-", "-", "-", "-", "redirected=%d" % q["redirected"])
+            for q in (program or {}).get("xsk_queues") or []]
+
+
+def _backend_rows(host, ifname, name, program):
+    """One row per backend of a load balancer (service -> backend, state): the packets sent to it (passed)."""
+    return [(host, ifname, "lb", "-", "%s: %s -> %s (%s)" % (name, b["service"], b["backend"], b["state"]), "-",
+             b["packets"], "-", "-", "-", "-", "-") for b in (program or {}).get("backends") or []]
 
 
 def _program_rows(host, ifname, iface):
@@ -63,7 +71,8 @@ def _program_rows(host, ifname, iface):
     for entry in iface.get("chain") or []:
         rows.append((host, ifname, "xdp", entry["position"] + 1, entry["name"], iface.get("xdp_mode") or "-",
                      *_counter_cells(programs.get(entry["name"]), generic, chain_ns)))
-        rows.extend(_backend_rows(host, ifname, programs.get(entry["name"])))
+        rows.extend(_queue_rows(host, ifname, entry["name"], programs.get(entry["name"])))
+        rows.extend(_backend_rows(host, ifname, entry["name"], programs.get(entry["name"])))
     for direction in ("ingress", "egress"):
         for f in (iface.get("tc") or {}).get(direction) or []:
             name = f.get("program")

@@ -36,7 +36,8 @@ from .record.record import Record
 from .record.store import DEFAULT_STATE_DIR, StateStore, read_json, write_json
 
 HISTORY_KEEP = 10
-SKIP_TYPES = maps.PERCPU | {maps.LRU_HASH}
+# counters, flow state, and AF_XDP sockets (applications own them, the kernel refuses to read them back)
+SKIP_TYPES = maps.PERCPU | {maps.LRU_HASH, maps.XSKMAP}
 KEYS_ONLY = {maps.HASH, maps.LPM_TRIE, maps.DEVMAP_HASH}
 FORMAT = 2  # 1: program records were flat dicts (read through Record.from_dict)
 
