@@ -68,7 +68,7 @@ integration: deps
 	$(PY) -m pytest -q -p no:cacheprovider tests/integration
 
 MOLECULE_ROLES := firewall ssh_limiter wireguard_filter mirror egress_ratelimit dscp_marking conn_limiter af_xdp \
-	l2_forwarder
+	l2_forwarder load_balancer
 
 # each role's scenario: lab create, check, converge, idempotence, verify with packets, destroy
 molecule: deps
@@ -85,11 +85,13 @@ demo: deps
 	$(PY) tests/lab/demo.py
 
 bench: deps
-	@command -v ipset >/dev/null && command -v nft >/dev/null && command -v iptables-restore >/dev/null || \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ipset nftables iptables >/dev/null
+	@command -v ipset >/dev/null && command -v nft >/dev/null && command -v iptables-restore >/dev/null && \
+		command -v ipvsadm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends ipset nftables iptables ipvsadm >/dev/null
 	$(PY) bench/map_sync.py --rounds 7 $(BENCH_ARGS)
 	$(PY) bench/programs.py
 	$(PY) bench/veth_mpps.py
+	$(PY) bench/load_balancer.py
 	$(PY) bench/fleet.py --hosts 5,10,20
 
 lab-up: deps

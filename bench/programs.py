@@ -40,7 +40,7 @@ from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kerne
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program import compile as bpfcc  # noqa: E402
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.bpf_object import BpfObject  # noqa: E402
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.config import write_config  # noqa: E402
-from ansible_collections.wirespeed.datapath.plugins.plugin_utils import _qos  # noqa: E402
+from ansible_collections.wirespeed.datapath.plugins.plugin_utils import _maglev, _qos  # noqa: E402
 
 INCLUDE = os.path.join(REPO, "files", "bpf", "include")
 TARGET_NS = 60.0
@@ -144,6 +144,36 @@ def tc_rows(root, args):
     return rows
 
 
+def load_balancer(pin_dir, vip, backends, conn_table=1, size=65537, port=53, macs=None):
+    """load_balancer.bpf.c loaded with one UDP service on vip:port over `backends` (addresses); MACs made up
+    unless given."""
+    lb = Loaded(os.path.join(REPO, "files", "bpf", "load_balancer.bpf.c"), pin_dir, {"conn_table": conn_table})
+    macs = macs or ["02:00:00:00:01:%02x" % i for i in range(len(backends))]
+    services = [{"vip": vip, "proto": "udp", "port": port,
+                 "backends": [{"address": a, "mac": m} for a, m in zip(backends, macs)]}]
+    ent = _maglev.entries(_maglev.check(services, size=size))
+    mapsync.sync(lb.maps["lb_backends"], entries=ent["backends"], diff=False)
+    for t in ent["tables"]:
+        mapsync.sync_packed(lb.maps["lb_maglev"], t["table"], t["index"] * _maglev.MAX_SIZE, t["digest"],
+                            diff=False)
+    mapsync.sync(lb.maps["lb_services"], entries=ent["services"], diff=False)
+    return lb
+
+
+def lb_rows(root, args):
+    """The balancer: a packet to the service through the Maglev table (no connection table), the same with the
+    connection table holding the flow, and a packet to no service (passes)."""
+    backends = ["198.18.1.%d" % i for i in range(1, 11)]
+    table_only = load_balancer(os.path.join(root, "lbt"), "198.18.0.1", backends, conn_table=0)
+    with_conns = load_balancer(os.path.join(root, "lbc"), "198.18.0.1", backends, conn_table=1)
+    hit = frame("198.18.0.9")
+    with_conns.ns(hit, 1, 1)  # the flow is in the connection table from now on
+    other = frame("198.18.0.9", UDP, 80, "198.18.0.2")
+    return [("load_balancer: new flow, Maglev table (10 backends)", table_only.ns(hit, args.runs, args.repeat)),
+            ("load_balancer: flow in the connection table", with_conns.ns(hit, args.runs, args.repeat)),
+            ("load_balancer: not a service (passes)", with_conns.ns(other, args.runs, args.repeat))]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=11)
@@ -197,6 +227,7 @@ def main():
                      full.ns(frame("198.18.0.9"), args.runs, args.repeat)))
         sampled = Loaded(fx_src, os.path.join(root, "fxs"), {"sample_rate": 100})
         rows.append(("flow_export: sample_rate 100", sampled.ns(frame("198.18.0.9"), args.runs, args.repeat)))
+        rows.extend(lb_rows(root, args))
         rows.extend(mirror_rows(root, args))
         rows.extend(tc_rows(root, args))
     finally:

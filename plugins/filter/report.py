@@ -58,6 +58,12 @@ def _queue_rows(host, ifname, name, program):
             for q in (program or {}).get("xsk_queues") or []]
 
 
+def _backend_rows(host, ifname, name, program):
+    """One row per backend of a load balancer (service -> backend, state): the packets sent to it (passed)."""
+    return [(host, ifname, "lb", "-", "%s: %s -> %s (%s)" % (name, b["service"], b["backend"], b["state"]), "-",
+             b["packets"], "-", "-", "-", "-", "-") for b in (program or {}).get("backends") or []]
+
+
 def _program_rows(host, ifname, iface):
     rows = []
     programs = iface.get("programs") or {}
@@ -67,6 +73,7 @@ def _program_rows(host, ifname, iface):
         rows.append((host, ifname, "xdp", entry["position"] + 1, entry["name"], iface.get("xdp_mode") or "-",
                      *_counter_cells(programs.get(entry["name"]), generic, chain_ns)))
         rows.extend(_queue_rows(host, ifname, entry["name"], programs.get(entry["name"])))
+        rows.extend(_backend_rows(host, ifname, entry["name"], programs.get(entry["name"])))
     for direction in ("ingress", "egress"):
         for f in (iface.get("tc") or {}).get(direction) or []:
             name = f.get("program")

@@ -92,6 +92,33 @@ options:
     description: Return the map's entries after the task, decoded like the input (per-CPU values summed).
     type: bool
     default: false
+  packed:
+    description:
+      - The values of a run of array entries, from O(packed_offset) on, as their bytes back to back in base64
+        (for the load balancer's Maglev tables, 65537 values each, where a list of entries would be megabytes
+        of JSON). Entries that already hold their value are left alone, so a second run changes nothing, and
+        the diff counts the entries that change, by old and new value.
+      - Only for array maps; not together with O(entries), O(key), O(exclusive) or O(maps).
+    type: str
+    version_added: 0.1.0
+  packed_offset:
+    description: Index of the first entry O(packed) writes.
+    type: int
+    default: 0
+    version_added: 0.1.0
+  packed_count:
+    description:
+      - The number of entries the run covers, when more than O(packed) holds; the entries after its values are set
+        to zero (a table that became smaller, the tables of services that were removed). Default is as many as
+        O(packed) holds.
+    type: int
+    version_added: 0.1.0
+  packed_digest:
+    description:
+      - The first hex digits of the sha256 of the bytes of O(packed). A mismatch fails the task before anything
+        is written, and the map is read back and checked against it after writing.
+    type: str
+    version_added: 0.1.0
   maps:
     description:
       - Several maps of the program named by O(interface) and O(name), synced in one task instead of one
@@ -200,6 +227,14 @@ removed:
   description: Number of entries removed.
   returned: always
   type: int
+packed_count:
+  description: Number of entries the run covers (O(packed_count), else as many as O(packed) holds).
+  returned: with O(packed)
+  type: int
+packed_digest:
+  description: The first 16 hex digits of the sha256 of the values of O(packed).
+  returned: with O(packed)
+  type: str
 updated:
   description: Number of entries whose value changed.
   returned: always
@@ -269,6 +304,10 @@ ARGUMENT_SPEC = dict(
     key_type=dict(type="str", choices=TYPE_NAMES, no_log=False),
     value_type=dict(type="str", choices=TYPE_NAMES),
     return_entries=dict(type="bool", default=False),
+    packed=dict(type="str"),
+    packed_offset=dict(type="int", default=0),
+    packed_digest=dict(type="str"),
+    packed_count=dict(type="int"),
     maps=dict(type="list", elements="dict", options=dict(
         map=dict(type="str", required=True),
         entries=dict(type="raw"),
@@ -296,6 +335,10 @@ def _run(params, check_mode, diff_mode):
         raise DatapathError("name the map with map (or path), or give several with maps.")
     path = mapsync.map_path(params["path"], interface=params["interface"], name=params["name"],
                             map_name=params["map"], bpffs_path=params["bpffs"])
+    if params["packed"] is not None:
+        return mapsync.sync_packed(path, params["packed"], params["packed_offset"], params["packed_digest"],
+                                   count=params["packed_count"], check_mode=check_mode, diff=diff_mode,
+                                   state_dir=params["state_dir"])
     return mapsync.sync(path, key=params["key"], value=params["value"], entries=params["entries"],
                         state=params["state"], exclusive=params["exclusive"], key_type=params["key_type"],
                         value_type=params["value_type"], check_mode=check_mode,
@@ -306,7 +349,8 @@ def main():
     DatapathModule(
         ARGUMENT_SPEC,
         mutually_exclusive=[("path", "interface"), ("key", "entries"), ("maps", "map"), ("maps", "key"),
-                            ("maps", "entries"), ("maps", "return_entries")],
+                            ("maps", "entries"), ("maps", "return_entries"),
+                            ("packed", "entries"), ("packed", "key"), ("packed", "maps"), ("packed", "exclusive")],
         required_together=[("interface", "name")],
         required_one_of=[("path", "interface")],
         required_by={"maps": ("interface", "name"), "map": ("interface", "name"), "netns": ("interface", "name")},

@@ -10,8 +10,10 @@ seconds, and close() removes namespaces, pins and state even after a failure.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import ctypes
+import fcntl
 import os
 import random
 import shutil
@@ -52,6 +54,15 @@ def netns(name):
         _libc.setns(here, CLONE_NEWNET)
         os.close(here)
         os.close(there)
+
+
+def tx_checksum_off(dev):
+    """`ethtool -K dev tx off` (ETHTOOL_STXCSUM through SIOCETHTOOL) in the caller's namespace: a veth that sends
+    to an XDP_TX balancer must checksum in software (the lab has no ethtool binary)."""
+    value = array.array("I", [0x17, 0])  # struct ethtool_value {cmd ETHTOOL_STXCSUM, data 0}
+    ifreq = struct.pack("16sP", dev.encode(), value.buffer_info()[0])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        fcntl.ioctl(sock.fileno(), 0x8946, ifreq)  # SIOCETHTOOL
 
 
 def run(cmd, check=True):

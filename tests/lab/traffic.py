@@ -14,6 +14,10 @@
     traffic.py dscp LABDIR HOST PORT [COUNT]     datagrams from HOST to the peer; the TOS bytes read there
     traffic.py newflows LABDIR HOST PORT [COUNT] one datagram from each of COUNT new sockets of the peer
                                                  to HOST:PORT; how many arrived (conn_limiter)
+    traffic.py lb LABDIR HOST PORT [COUNT] --vip VIP --backends lab2,lab3
+                                                 HOST balances VIP: one datagram from each of COUNT source
+                                                 ports of the peer, which backend got it, and TCP
+                                                 connections to VIP:PORT+1 answered from the VIP
 
 Every run sends a fixed number of packets and waits at most a few seconds.
 """
@@ -32,7 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 sys.path.insert(0, HERE)
 from lab import Lab  # noqa: E402
-from netlab import Net, netns  # noqa: E402
+from netlab import Net, netns, tx_checksum_off  # noqa: E402
 
 ETH_P_ALL = 0x0003
 
@@ -188,15 +192,104 @@ def newflows(lab, host, port, count):
             tx.close()
 
 
+BARE_PASS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "bench", "bpf", "bare_pass.bpf.c")
+
+
+def _sh(*cmd):
+    import subprocess
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+
+
+def lb(lab, host, port, count, vip, backends):
+    """The veth facts first (XDP_PASS on the balancer's bridge port, TX checksum offload off on the peer, the VIP
+    at the balancer's MAC in the peer's neighbour table), then UDP flows and TCP connections to the VIP."""
+    import tempfile
+    import threading
+    obj = os.path.join(tempfile.mkdtemp(prefix="wslbpass"), "pass.o")
+    _sh("clang", "-O2", "-g", "-target", "bpf", "-I/usr/include/%s-linux-gnu" % os.uname().machine, "-c", BARE_PASS,
+        "-o", obj)
+    _sh("ip", "link", "set", "dev", host["veth"], "xdpdrv", "obj", obj, "sec", "xdp")
+    servers, stop = {}, threading.Event()
+    try:
+        mac = _sh("ip", "netns", "exec", host["ns"], "cat", "/sys/class/net/eth0/address").strip()
+        with netns(lab.peer["ns"]):
+            tx_checksum_off("eth0")
+        _sh("ip", "-n", lab.peer["ns"], "neigh", "replace", vip, "lladdr", mac, "dev", "eth0", "nud", "permanent")
+        for name in backends:
+            with netns(lab.host(name)["ns"]):
+                u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            u.bind((vip, port))
+            u.setblocking(False)
+            t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            t.bind((vip, port + 1))
+            t.listen(8)
+            t.settimeout(0.2)
+            servers[name] = (u, t)
+
+        def accept(name, t):
+            while not stop.is_set():
+                try:
+                    conn, _peer = t.accept()
+                except OSError:
+                    continue
+                with conn:
+                    conn.sendall(name.encode())
+        for name, (_u, t) in servers.items():
+            threading.Thread(target=accept, args=(name, t), daemon=True).start()
+        with netns(lab.peer["ns"]):
+            senders = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _i in range(count)]
+        for i, tx in enumerate(senders):
+            tx.bind((lab.peer["ip"], 30000 + i))
+            tx.sendto(b"f", (vip, port))
+            tx.close()
+            time.sleep(0.0005)
+        got, start, last = {}, time.monotonic(), time.monotonic()
+        while time.monotonic() - last < 0.5 and time.monotonic() - start < 5:
+            for name, (u, _t) in servers.items():
+                while True:
+                    try:
+                        _data, src = u.recvfrom(16)
+                    except BlockingIOError:
+                        break
+                    got[src[1]] = name
+                    last = time.monotonic()
+            time.sleep(0.005)
+        answers = []
+        for _i in range(6):
+            with netns(lab.peer["ns"]):
+                c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            with c:
+                c.settimeout(2)
+                try:
+                    c.connect((vip, port + 1))
+                    answers.append({"from": c.getpeername()[0], "backend": c.recv(16).decode()})
+                except OSError as exc:
+                    answers.append({"error": str(exc)})
+        flows = {name: sum(1 for v in got.values() if v == name) for name in backends}
+        return {"sent": count, "flows": flows, "by_port": {str(k): v for k, v in sorted(got.items())},
+                "tcp": answers}
+    finally:
+        stop.set()
+        for u, t in servers.values():
+            u.close()
+            t.close()
+        _sh("ip", "link", "set", "dev", host["veth"], "xdpdrv", "off")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("kind", choices=["udp", "tcp", "wireguard", "mirror", "egress", "dscp", "newflows"])
+    kinds = ["udp", "tcp", "wireguard", "mirror", "egress", "dscp", "newflows", "lb"]
+    parser.add_argument("kind", choices=kinds)
     parser.add_argument("labdir")
     parser.add_argument("host")
     parser.add_argument("port", type=int)
     parser.add_argument("count", type=int, nargs="?", default=10)
     parser.add_argument("--from", dest="source", choices=["peer", "peer2", "controller"], default="peer",
                         help="the peer's first or second address, or the controller (root namespace)")
+    parser.add_argument("--vip", help="lb: the service's VIP")
+    parser.add_argument("--backends", default="", help="lb: the backend hosts, comma-separated")
     args = parser.parse_args(argv)
     if not 1 <= args.count <= 1000:
         parser.error("count must be 1 to 1000")
@@ -216,6 +309,8 @@ def main(argv=None):
         out = dscp(lab, host, args.port, args.count)
     elif args.kind == "newflows":
         out = newflows(lab, host, args.port, args.count)
+    elif args.kind == "lb":
+        out = lb(lab, host, args.port, args.count, args.vip, args.backends.split(","))
     else:
         out = mirror(lab, host, args.port, args.count)
     print(json.dumps(out))

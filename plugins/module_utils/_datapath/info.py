@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import struct
 import time
@@ -65,6 +66,49 @@ def outcome_counters(path: str, names: tuple[str, ...]) -> dict[str, int]:
             value = raw.get(struct.pack("I", index), b"")
             out[name] = sum(struct.unpack_from("Q", value, c * pinned.stride)[0]
                             for c in range(len(value) // pinned.stride))
+    return out
+
+
+LB_BACKEND = struct.Struct("16s6sBxII")  # struct lb_backend of files/bpf/load_balancer.bpf.c
+LB_STATES = {1: "active", 2: "draining"}
+LB_VIP = struct.Struct("!16sHBx")  # struct lb_vip: address, port (network order), protocol
+LB_PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp"}
+
+
+def _address(raw):
+    ip = ipaddress.ip_address(raw)
+    return str(ip.ipv4_mapped or ip)
+
+
+def _services(path):
+    """{service index: 'vip proto/port'} from the load balancer's lb_services map."""
+    out = {}
+    with PinnedMap(path) as services:
+        for key, value in services.dump().items():
+            addr, port, proto = LB_VIP.unpack_from(key)
+            name = LB_PROTOCOLS.get(proto, str(proto))
+            where = name if name == "icmp" else "%s/%d" % (name, port)
+            out[struct.unpack_from("I", value)[0]] = "%s %s" % (_address(addr), where)
+    return out
+
+
+def backend_counters(maps: dict) -> list[dict]:
+    """The load balancer's backends with packets and bytes sent to each (maps lb_backends and lb_stats)."""
+    out = []
+    names = _services(maps["lb_services"]) if "lb_services" in maps else {}
+    with PinnedMap(maps["lb_backends"]) as backends, PinnedMap(maps["lb_stats"]) as stats:
+        found = []
+        for key, raw in sorted(backends.dump().items()):
+            addr, _mac, flags, _weight, service = LB_BACKEND.unpack_from(raw)
+            if flags:
+                found.append((struct.unpack("I", key)[0], addr, flags, service))
+        for index, addr, flags, service in found:
+            raw = libbpf.map_lookup(stats.fd, struct.pack("I", index), stats.slot_size) or b""
+            cpus = range(len(raw) // stats.stride)
+            out.append({"backend": _address(addr), "state": LB_STATES.get(flags, str(flags)),
+                        "service": names.get(service, str(service)),
+                        "packets": sum(struct.unpack_from("Q", raw, c * stats.stride)[0] for c in cpus),
+                        "bytes": sum(struct.unpack_from("Q", raw, c * stats.stride + 8)[0] for c in cpus)})
     return out
 
 
@@ -144,6 +188,8 @@ def _program_entry(idir, name, entry, record, stats_on=False, top=0, link=None):
     for map_name, names in OUTCOME_MAPS.items():
         if map_name in maps:
             program["outcomes"] = outcome_counters(maps[map_name], names)
+    if "lb_backends" in maps and "lb_stats" in maps:
+        program["backends"] = backend_counters(maps)
     program["health"] = program_health((entry.get("prog") or {}).get("id"), program["counters"], stats_on,
                                        timed=entry.get("hook") != "xdp")
     if top:

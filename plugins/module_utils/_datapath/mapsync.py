@@ -9,19 +9,25 @@ kernel refusal half-way puts back exactly what the map held.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import ctypes
 import errno
+import hashlib
 import heapq
 import os
+import struct
 
 from .errors import DatapathError
-from .kernel import bpffs
+from .kernel import bpffs, libbpf
 from .kernel.maps import ARRAYS, DEVMAP, PERCPU, PinnedMap
 from .record.store import StateStore
 from .types import codecs
 from .types.map_types import MapTypes
 
 DIFF_LINES = 300
+CHUNK_RANGE = 65537  # entries per batch lookup of a packed run
 GUESS_SAMPLE = 64  # entries looked at to tell addresses from numbers in an untyped field
 
 
@@ -419,3 +425,86 @@ def _apply_all(changes) -> None:
         for change in reversed(done):
             change.restore()
         raise
+
+
+# ---- a packed run of array values (the load balancer's Maglev tables) ------------------------------------------
+
+def _read_range(pinned, offset, count):
+    """The raw values of array entries offset .. offset+count-1, back to back (batch lookups: the token of an
+    array is the index before the first one read)."""
+    lib = libbpf.lib()
+    chunk = min(count, CHUNK_RANGE) or 1
+    keys = ctypes.create_string_buffer(4 * chunk)
+    values = ctypes.create_string_buffer(pinned.slot_size * chunk)
+    token_in, token_out = ctypes.create_string_buffer(4), ctypes.create_string_buffer(4)
+    raw, start = bytearray(), offset
+    while len(raw) < count * pinned.slot_size:
+        want = ctypes.c_uint32(min(chunk, offset + count - start))
+        if start:
+            struct.pack_into("I", token_in, 0, start - 1)
+        ret = lib.bpf_map_lookup_batch(pinned.fd, token_in if start else None, token_out, keys, values,
+                                       ctypes.byref(want), ctypes.byref(pinned._opts))
+        if ret < 0 and -ret != errno.ENOENT:
+            libbpf.check(ret, "read %s" % pinned.path)
+        if not want.value:
+            break
+        raw += values.raw[:want.value * pinned.slot_size]
+        start += want.value
+    return bytes(raw[:count * pinned.slot_size])
+
+
+def sync_packed(path: str, packed: str, offset: int = 0, digest: str | None = None, *, count: int | None = None,
+                check_mode: bool = False, diff: bool = True, state_dir: str | None = None) -> dict:
+    """Make array entries offset.. hold the values packed (base64 of the values' bytes back to back).
+
+    Compares byte by byte with what the map holds and writes only the entries that differ, so a second run
+    changes nothing; with digest (the first hex digits of the values' sha256) it refuses values that do not
+    match it, and checks the map against it after writing. With count, the run is count entries long: the
+    entries after the packed values are set to zero (a smaller table, or the tables of removed services)."""
+    try:
+        raw = base64.b64decode(packed, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise DatapathError("packed is not base64; give the values' bytes back to back, base64-encoded.") from None
+    if digest and not hashlib.sha256(raw).hexdigest().startswith(str(digest).lower()):
+        raise DatapathError("packed does not match packed_digest %s (it hashes to %s); the values were damaged "
+                            "on the way, run again." % (digest, hashlib.sha256(raw).hexdigest()[:16]))
+    if check_mode and not os.path.exists(path):  # its program is itself only previewed by an earlier task
+        return {"changed": True, "pinned": False, "path": path, "added": 0, "removed": 0,
+                "updated": 0, "packed_digest": hashlib.sha256(raw).hexdigest()[:16],
+                "msg": "%s is not pinned yet; its program is deployed first." % path}
+    with StateStore(state_dir).lock() if state_dir else contextlib.nullcontext(), PinnedMap(path) as pinned:
+        if pinned.type_name != "array" or pinned.key_size != 4:
+            raise DatapathError("packed values go into an array map, and %s is a %s map; use entries for it."
+                                % (path, pinned.type_name))
+        size = pinned.value_size
+        given_digest = hashlib.sha256(raw).hexdigest()[:16]
+        given = len(raw) // size
+        count = given if count is None else count
+        if count < given:
+            raise DatapathError("packed holds %d values, more than packed_count %d; give a larger count."
+                                % (given, count))
+        raw += b"\0" * (size * (count - given))
+        if len(raw) % size or offset < 0 or offset + count > pinned.max_entries:
+            raise DatapathError("packed holds %d bytes from entry %d, which is not a whole number of %d-byte "
+                                "values inside the map's %d entries; check the values and packed_offset."
+                                % (len(raw), offset, size, pinned.max_entries))
+        current = _read_range(pinned, offset, count)
+        differ = [i for i in range(count) if current[i * size:(i + 1) * size] != raw[i * size:(i + 1) * size]]
+        result = {"changed": bool(differ), "path": path, "map_type": pinned.type_name, "added": 0,
+                  "removed": 0, "updated": len(differ), "packed_count": count, "packed_digest": given_digest}
+        if diff:
+            moves = {}
+            for i in differ:
+                pair = (current[i * size:(i + 1) * size].hex(), raw[i * size:(i + 1) * size].hex())
+                moves[pair] = moves.get(pair, 0) + 1
+            lines = ["~ %d entries %s -> %s" % (n, a, b) for (a, b), n in
+                     sorted(moves.items(), key=lambda kv: -kv[1])[:20]]
+            result["diff"] = {"before_header": path, "after_header": path,
+                              "prepared": prepared(lines, 0, 0, len(differ))}
+        if differ and not check_mode:
+            pinned.write_packed([struct.pack("I", offset + i) for i in differ],
+                                b"".join(raw[i * size:(i + 1) * size] for i in differ))
+            if _read_range(pinned, offset, count) != raw:
+                raise DatapathError("%s does not hold the packed values after writing them; another writer "
+                                    "changed it at the same time, run again." % path)
+        return result

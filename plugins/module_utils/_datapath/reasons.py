@@ -26,6 +26,7 @@ REASONS = (
     (9, "wg_handshake_limit", "too many WireGuard handshake initiations from the source"),
     (10, "rate_limited", "over the rate of its destination (egress_ratelimit)"),
     (11, "conn_limit", "a new connection over the per-source rate (conn_limiter)"),
+    (12, "lb_no_backend", "to a load-balanced service whose table names no active backend"),
 )
 NAMES = {number: name for number, name, _text in REASONS}
 

@@ -281,6 +281,32 @@ static __always_inline int ws_parse_packet(struct ws_cursor *c,
 	return WS_PKT_OK;
 }
 
+/* ---- ICMP echo ---------------------------------------------------------- */
+
+#define WS_ICMP_ECHO_REQUEST	8
+#define WS_ICMPV6_ECHO_REQUEST	128
+
+/*
+ * Whether a parsed packet is an ICMP (IPv4) or ICMPv6 echo request: 1 with
+ * its identifier (network order) in *id, 0 otherwise.  The echo header is
+ * type, code, checksum, identifier, sequence: 8 bytes.
+ */
+static __always_inline int ws_icmp_echo_id(struct ws_packet *pkt, void *end,
+					   __be16 *id)
+{
+	__u8 *h = pkt->l4;
+
+	if (!pkt->l4_present || (void *)(h + 8) > end)
+		return 0;
+	if (!(pkt->family == 4 && pkt->l4_proto == IPPROTO_ICMP &&
+	      h[0] == WS_ICMP_ECHO_REQUEST) &&
+	    !(pkt->family == 6 && pkt->l4_proto == IPPROTO_ICMPV6 &&
+	      h[0] == WS_ICMPV6_ECHO_REQUEST))
+		return 0;
+	*id = *(__be16 *)(h + 4);
+	return 1;
+}
+
 /* ---- a packet's address as one 16-byte key (IPv4 as ::ffff:a.b.c.d) ---- */
 
 /* An address as a map key, whichever the family (ratelimit.h, the TC limiters). */

@@ -19,7 +19,8 @@ enum ws_reason {
 	WS_REASON_WG_HANDSHAKE_LIMIT = 9,	/* too many WireGuard handshake initiations from the source */
 	WS_REASON_RATE_LIMITED = 10,	/* over the rate of its destination (egress_ratelimit) */
 	WS_REASON_CONN_LIMIT = 11,	/* a new connection over the per-source rate (conn_limiter) */
-	WS_REASON_COUNT = 12,
+	WS_REASON_LB_NO_BACKEND = 12,	/* to a load-balanced service whose table names no active backend */
+	WS_REASON_COUNT = 13,
 };
 
 #endif /* WIRESPEED_REASONS_H */

@@ -124,3 +124,23 @@ def test_forwarder_rows_show_its_outcomes_and_far_ends_in_namespaces():
     assert got[0][:5] == ["h1", "blue:e", "xdp", "1", "l2_peer"] and got[0][6] == "210"
     assert got[1][4] == "l2_forwarder"
     assert got[1][-4:] == ["forwarded=205,", "flooded=3,", "passed=2,", "unknown=0"]
+
+
+def test_a_load_balancer_shows_one_row_per_backend():
+    datapath = {"eth0": {
+        "xdp_mode": "native", "managed": True, "xdp_prog": {"id": 1, "name": "wirespeed_root", "tag": "00"},
+        "chain": [{"name": "load_balancer", "hook": "xdp", "position": 0}],
+        "programs": {"load_balancer": {
+            "hook": "xdp", "counters": counters(5, 0), "drop_reasons": reasons(), "health": health(insns=400),
+            "backends": [{"backend": "198.51.100.21", "state": "active", "service": "198.51.100.10 tcp/443",
+                          "packets": 700, "bytes": 1},
+                         {"backend": "198.51.100.22", "state": "draining", "service": "198.51.100.10 tcp/443",
+                          "packets": 30, "bytes": 1}]}}}}
+    lines = status_table({"h1": {"wirespeed_status": {"datapath": datapath}}}, ["h1"])
+    assert rows(lines) == [
+        ["h1", "eth0", "xdp", "1", "load_balancer", "native", "5", "0", "ok", "400", "-", "-"],
+        ["h1", "eth0", "lb", "-", "load_balancer:", "198.51.100.10", "tcp/443", "->", "198.51.100.21", "(active)",
+         "-", "700", "-", "-", "-", "-", "-"],
+        ["h1", "eth0", "lb", "-", "load_balancer:", "198.51.100.10", "tcp/443", "->", "198.51.100.22", "(draining)",
+         "-", "30", "-", "-", "-", "-", "-"],
+    ]
