@@ -20,7 +20,10 @@
  *   allow_v4, allow_v6, deny_net_v4, deny_net_v6
  *               LPM trie, key CIDR, value u64
  *   deny_v4 (key IPv4), deny_v6 (key IPv6)
- *               hash, value u64
+ *               per-CPU hash, value u64 per CPU (datapath_info and the
+ *               metrics sum them): a source flooding from every CPU at
+ *               once bumps a counter no other CPU writes, so the list
+ *               scales with the CPUs (bench/scaling.py)
  *   deny_ports  LPM trie, key {prefixlen, proto, pad, port (network order)},
  *               value u64; xdp_map_entry writes and shows the keys as
  *               "tcp/8080" and "icmp": prefixlen 8 is a whole protocol
@@ -65,7 +68,7 @@ struct fw_port_rule {
 
 #define FW_HASH(_name, _key, _max)			\
 	struct {					\
-		__uint(type, BPF_MAP_TYPE_HASH);	\
+		__uint(type, BPF_MAP_TYPE_PERCPU_HASH);	\
 		__uint(max_entries, _max);		\
 		__type(key, _key);			\
 		__type(value, __u64);			\
@@ -81,10 +84,14 @@ WS_LPM_MAP(deny_net_v6, struct ws_lpm_v6, FW_NET_MAX);
  */
 WS_LPM_MAP(deny_ports, struct fw_port_rule, FW_PORTS_MAX);
 
-static __always_inline void hit(__u64 *counter)
+static __always_inline void hit(__u64 *counter, __u32 reason)
 {
-	if (counter)
-		/* shared across CPUs: atomic */
+	if (!counter)
+		return;
+	if (reason == WS_REASON_DENY_ADDR)
+		*counter += 1;	/* per-CPU value: no other CPU writes it */
+	else
+		/* an LPM trie has no per-CPU values: shared, atomic */
 		__sync_fetch_and_add(counter, 1);
 }
 
@@ -139,7 +146,7 @@ int firewall(struct xdp_md *ctx)
 
 	if (ws_source_allowed(&pkt))
 		goto next;
-	hit(entry);
+	hit(entry, reason);
 	return ws_drop(ctx, reason);
 next:
 	return ws_pass(ctx);

@@ -2,10 +2,11 @@
 
 A checkpoint holds every program this collection runs on the host (its
 stored object, config, priority, mode or hook) and the contents of its maps.
-Counters are not part of it: per-CPU maps (action and reason counters) and
-LRU maps (rate-limit state) are left out, and for hash and LPM maps only the
-set of keys decides whether two checkpoints differ, since their values count
-hits.
+Counters are not part of it: per-CPU arrays (action and reason counters) and
+LRU maps (rate-limit state) and per-CPU hashes of records (the flow table) are
+left out, and for hash (a per-CPU hash of u64 counters too: the firewall's
+deny lists) and LPM maps only the set of keys decides whether two
+checkpoints differ, since their values count hits.
 
 A run brackets its changes with begin() and commit(). begin() writes the
 datapath as it is to `pending`; commit() moves `pending` onto the history
@@ -36,8 +37,8 @@ from .record.record import Record
 from .record.store import DEFAULT_STATE_DIR, StateStore, read_json, write_json
 
 HISTORY_KEEP = 10
-SKIP_TYPES = maps.PERCPU | {maps.LRU_HASH}
-KEYS_ONLY = {maps.HASH, maps.LPM_TRIE, maps.DEVMAP_HASH}
+SKIP_TYPES = {maps.PERCPU_ARRAY, maps.LRU_PERCPU_HASH, maps.LRU_HASH}
+KEYS_ONLY = {maps.HASH, maps.PERCPU_HASH, maps.LPM_TRIE, maps.DEVMAP_HASH}
 FORMAT = 2  # 1: program records were flat dicts (read through Record.from_dict)
 
 
@@ -58,8 +59,8 @@ def _map_contents(pin_path):
         return out
     for name in sorted(os.listdir(mdir)):
         with maps.PinnedMap(os.path.join(mdir, name)) as m:
-            if m.type in SKIP_TYPES:
-                continue
+            if m.type in SKIP_TYPES or (m.type == maps.PERCPU_HASH and m.value_size != 8):
+                continue  # counters and state; a per-CPU hash of one u64 counter per key is a set (deny lists)
             out[name] = {"type": m.type, "key_size": m.key_size, "value_size": m.value_size,
                          "entries": sorted([k.hex(), v.hex()] for k, v in m.dump().items())}
     return out
@@ -420,6 +421,9 @@ def write_maps(p: dict) -> None:
             got = m.dump()
             if content["type"] in KEYS_ONLY:
                 m.delete([k for k in got if k not in want])
-                m.write([(k, v) for k, v in want.items() if k not in got])
+                # a per-CPU counter recorded on a host with another CPU count (or before the map was per-CPU)
+                # starts at zero: only the keys matter
+                m.write([(k, v if len(v) == m.slot_size else bytes(m.slot_size)) for k, v in want.items()
+                         if k not in got])
             else:
                 m.write([(k, v) for k, v in want.items() if got.get(k) != v])
