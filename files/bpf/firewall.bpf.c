@@ -29,6 +29,17 @@
  *               "tcp/8080" and "icmp": prefixlen 8 is a whole protocol
  *               ({8, udp, 0, 0}), 32 one port ({32, tcp, 0, 8080}); one
  *               lookup finds either, the port rule first
+ *   prefilter_v4     array of u64 words, mmapable: bit n (word n / 64, bit
+ *                    n % 64) set when an entry of deny_v4 or deny_net_v4 may
+ *                    cover an address of the IPv4 /24 number n; written only
+ *                    by the engine (module_utils/_datapath/prefilter.py)
+ *   prefilter_state  one u64: the index's generation; 0: not in use
+ *               An IPv4 source whose /24 bit is clear, with a generation in
+ *               place, skips the deny hash and the CIDR trie: the clean path
+ *               stays flat however long the lists are. The index is a
+ *               superset (entries are marked before they are listed), so it
+ *               only saves time; without a generation every packet takes
+ *               the full lookups.
  *   ws_stats    per-CPU packets/bytes per XDP action
  *   ws_reasons  per-CPU packets/bytes per drop reason (wirespeed/reasons.h)
  * Config (const volatile, set at load time):
@@ -78,6 +89,36 @@ FW_HASH(deny_v4, __be32, FW_DENY_MAX);
 FW_HASH(deny_v6, struct fw_addr_v6, FW_DENY_MAX);
 WS_LPM_MAP(deny_net_v4, struct ws_lpm_v4, FW_NET_MAX);
 WS_LPM_MAP(deny_net_v6, struct ws_lpm_v6, FW_NET_MAX);
+#define FW_PREFILTER_WORDS (1 << 18)	/* 2^24 /24s, 64 per word: 2 MiB */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FW_PREFILTER_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(map_flags, BPF_F_MMAPABLE);
+} prefilter_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} prefilter_state SEC(".maps");
+
+/* 1: no entry of deny_v4 or deny_net_v4 covers saddr (the index says so). */
+static __always_inline int v4_unlisted(__be32 saddr)
+{
+	__u32 zero = 0, slot = bpf_ntohl(saddr) >> 8, word = slot >> 6;
+	__u64 *generation = bpf_map_lookup_elem(&prefilter_state, &zero);
+	__u64 *bits;
+
+	if (!generation || !*generation)
+		return 0;
+	bits = bpf_map_lookup_elem(&prefilter_v4, &word);
+	return bits && !(*bits & (1ULL << (slot & 63)));
+}
+
 /*
  * An LPM trie rather than a hash of {proto, port}: one lookup answers both
  * "this port" and "the whole protocol", where a hash needs two.
@@ -128,6 +169,8 @@ int firewall(struct xdp_md *ctx)
 	if (ret != WS_PKT_OK)
 		goto next;
 
+	if (pkt.family == 4 && v4_unlisted(pkt.saddr.v4))
+		goto ports;
 	if (pkt.family == 4)
 		entry = bpf_map_lookup_elem(&deny_v4, &pkt.saddr.v4);
 	else
@@ -137,6 +180,7 @@ int firewall(struct xdp_md *ctx)
 	else if ((entry = ws_lpm_find(&deny_net_v4, &deny_net_v6, pkt.family,
 				      &pkt.saddr)))
 		reason = WS_REASON_DENY_CIDR;
+ports:
 	if (!reason && (entry = port_rule(&pkt)))
 		reason = WS_REASON_DENY_PORT;
 	if (!reason && default_drop)

@@ -30,7 +30,7 @@ import os
 import subprocess
 import time
 
-from . import hooks
+from . import hooks, prefilter
 from .errors import DatapathError
 from .kernel import bpffs, maps
 from .record.record import Record
@@ -59,6 +59,8 @@ def _map_contents(pin_path):
         return out
     for name in sorted(os.listdir(mdir)):
         with maps.PinnedMap(os.path.join(mdir, name)) as m:
+            if name.startswith(prefilter.PREFIX):
+                continue  # derived from the deny lists, rebuilt from them (prefilter.py)
             if m.type in SKIP_TYPES or (m.type == maps.PERCPU_HASH and m.value_size != 8):
                 continue  # counters and state; a per-CPU hash of one u64 counter per key is a set (deny lists)
             out[name] = {"type": m.type, "key_size": m.key_size, "value_size": m.value_size,
@@ -412,6 +414,10 @@ def apply_step(step: tuple, bpffs_path: str, state_dir: str) -> None:
 def write_maps(p: dict) -> None:
     """Make each recorded map hold the recorded keys; live values (hit counts) of kept keys stay."""
     mdir = os.path.join(record_of(p).pin_path, "maps")
+    index = prefilter.for_map(os.path.join(mdir, prefilter.LISTS[0]))
+    for name in prefilter.LISTS if index else ():
+        if name in p["maps"]:  # marked before they are listed: the index stays a superset
+            index.cover(name, [bytes.fromhex(k) for k, _v in p["maps"][name]["entries"]])
     for name, content in sorted(p["maps"].items()):
         with maps.PinnedMap(os.path.join(mdir, name)) as m:
             if (m.key_size, m.value_size) != (content["key_size"], content["value_size"]):
@@ -427,3 +433,5 @@ def write_maps(p: dict) -> None:
                          if k not in got])
             else:
                 m.write([(k, v) for k, v in want.items() if got.get(k) != v])
+    if index:
+        index.refresh()  # bits of removed entries cleared, the index verified

@@ -8,7 +8,7 @@ import os
 import struct
 import time
 
-from . import hooks, host, reasons
+from . import hooks, host, prefilter, reasons
 from .kernel import bpffs, libbpf, xdp_netlink
 from .kernel.maps import HASH, LPM_TRIE, LRU_HASH, LRU_PERCPU_HASH, PERCPU, PERCPU_HASH, PinnedMap, possible_cpus
 from .record.store import DEFAULT_STATE_DIR, StateStore
@@ -112,6 +112,8 @@ def _program_entry(idir, name, entry, record, stats_on=False, top=0):
                                        timed=entry.get("hook") != "xdp")
     if top:
         program["top_denied"] = top_denied(maps, top)
+    if prefilter.INDEX in maps:
+        program["prefilter"] = prefilter.Prefilter(mdir).state()
     return program
 
 
