@@ -49,6 +49,9 @@ def table(rows: list[dict], show_all: bool = False) -> str:
         goal = "%s %s" % (r["op"], fmt(r["goal"], r["unit"])) if "goal" in r else ""
         verdict = ("met" if r["met"] else "NOT met") if "goal" in r else ""
         lines.append("%-*s  %10s  %12s  %s" % (width, label, fmt(r["value"], r.get("unit", "")), goal, verdict))
+    for r in shown:
+        if r.get("note", "").startswith("over: "):
+            lines.append("  %s %s" % (r["bench"], r["note"]))
     targets = [r for r in rows if "goal" in r]
     lines.append("%d of %d targets met" % (sum(r["met"] for r in targets), len(targets)))
     return "\n".join(lines)

@@ -148,7 +148,7 @@ def main():
         def nft(elements, cidrs):
             sh("nft", "-f", "-", ns=bench.dut, stdin=(
                 "table netdev wsbench {\n set deny { type ipv4_addr; size 262144; }\n"
-                " set nets { type ipv4_addr; flags interval; size 65536; }\n"
+                " set nets { type ipv4_addr; flags interval; auto-merge; size 65536; }\n"
                 " chain ingress { type filter hook ingress device dut0 priority 0;"
                 " ip saddr @deny drop; ip saddr @nets drop; }\n}\n"))
             batch = ["add element netdev wsbench deny { %s }" % ", ".join(elements[start:start + 20000])

@@ -8,7 +8,6 @@ import ipaddress
 import mmap
 import os
 import random
-import shutil
 import struct
 import threading
 
@@ -20,7 +19,7 @@ from scapy.layers.l2 import Ether
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import info, mapsync, prefilter
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import bpffs, libbpf, maps
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import libbpf, maps
 
 XDP_DROP, XDP_PASS = 1, 2
 LISTED, CLEAN, NEIGHBOUR = "203.0.113.7", "198.18.0.9", "203.0.113.8"  # NEIGHBOUR: unlisted, LISTED's /24
@@ -30,17 +29,6 @@ NETS = ("100.64.0.0/12", "192.0.2.16/28")
 def frame(src):
     return bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src=src, dst="198.51.100.1")
                  / UDP(sport=1, dport=53) / (b"x" * 18))
-
-
-@pytest.fixture(scope="module")
-def pins():
-    bpffs.ensure_bpffs()
-    root = os.path.join(bpffs.DEFAULT_BPFFS, "wstestpf%05x" % random.randrange(1 << 20))
-    os.makedirs(root)
-    try:
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

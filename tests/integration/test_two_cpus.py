@@ -8,8 +8,6 @@ exact count: a lost update between the CPUs would show as more admissions than t
 """
 
 import os
-import random
-import shutil
 import threading
 
 import packets
@@ -19,24 +17,13 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import info, mapsync
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import bpffs, libbpf, maps
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import libbpf, maps
 
 REPEAT = 100000  # runs per CPU
 SYN = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="203.0.113.7", dst="198.18.0.1")
             / TCP(sport=40000, dport=22, flags="S"))
 
 pytestmark = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
-
-
-@pytest.fixture(scope="module")
-def pins():
-    bpffs.ensure_bpffs()
-    root = os.path.join(bpffs.DEFAULT_BPFFS, "wstest2cpu%05x" % random.randrange(1 << 20))
-    os.makedirs(root)
-    try:
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def load(objects, pins, name, config, prog_type=libbpf.PROG_TYPE_XDP):
@@ -68,35 +55,26 @@ def both_cpus(prog, frame):
     return info.action_counters(prog.maps["ws_stats"])
 
 
-def test_ssh_limiter_admits_max_new_syns_from_two_cpus(objects, pins):
-    prog = load(objects, pins, "ssh_limiter", {"ports": [22], "max_new": 5, "window_ms": 60000, "ban_s": 600})
+INITIATION = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="203.0.113.8")
+                   / UDP(sport=40000, dport=51820) / (b"\x01\0\0\0" + b"\xab" * 144))
+LIMITERS = {  # program: (config, hook, flood, admissions the limit allows on a clock that does not move)
+    "ssh_limiter": ({"ports": [22], "max_new": 5, "window_ms": 60000, "ban_s": 600}, libbpf.PROG_TYPE_XDP, SYN, 5),
+    "wireguard_filter": ({"ports": [51820], "handshake_limit": 7, "window_ms": 60000, "ban_s": 0},
+                         libbpf.PROG_TYPE_XDP, INITIATION, 7),
+    # the bucket holds burst + 1 connections
+    "conn_limiter": ({"interval_ns": 10 ** 12, "burst": 9}, libbpf.PROG_TYPE_SCHED_CLS, SYN, 10),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LIMITERS))
+def test_a_limiter_admits_its_limit_and_no_more_from_two_cpus(objects, pins, name):
+    config, prog_type, flood, limit = LIMITERS[name]
+    prog = load(objects, pins, name, config, prog_type)
     try:
-        counted = both_cpus(prog, SYN)
+        counted = both_cpus(prog, flood)
     finally:
         prog.close()
-    assert counted["pass"]["packets"] == 5 and counted["drop"]["packets"] == 2 * REPEAT - 5, counted
-
-
-def test_wireguard_filter_admits_the_handshake_limit_from_two_cpus(objects, pins):
-    config = {"ports": [51820], "handshake_limit": 7, "window_ms": 60000, "ban_s": 0}
-    prog = load(objects, pins, "wireguard_filter", config)
-    initiation = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="203.0.113.8")
-                       / UDP(sport=40000, dport=51820) / (b"\x01\0\0\0" + b"\xab" * 144))
-    try:
-        counted = both_cpus(prog, initiation)
-    finally:
-        prog.close()
-    assert counted["pass"]["packets"] == 7 and counted["drop"]["packets"] == 2 * REPEAT - 7, counted
-
-
-def test_conn_limiter_admits_its_burst_from_two_cpus(objects, pins):
-    prog = load(objects, pins, "conn_limiter", {"interval_ns": 10 ** 12, "burst": 9}, libbpf.PROG_TYPE_SCHED_CLS)
-    try:
-        counted = both_cpus(prog, SYN)
-    finally:
-        prog.close()
-    # the bucket holds burst + 1 connections; the clock does not move, so none comes back
-    assert counted["pass"]["packets"] == 10 and counted["drop"]["packets"] == 2 * REPEAT - 10, counted
+    assert counted["pass"]["packets"] == limit and counted["drop"]["packets"] == 2 * REPEAT - limit, counted
 
 
 def test_firewall_hits_from_two_cpus_add_up(objects, pins):
