@@ -67,7 +67,7 @@ unit: deps
 integration: deps
 	$(PY) -m pytest -q -p no:cacheprovider tests/integration
 
-MOLECULE_ROLES := firewall ssh_limiter wireguard_filter mirror egress_ratelimit dscp_marking conn_limiter
+MOLECULE_ROLES := firewall ssh_limiter wireguard_filter mirror egress_ratelimit dscp_marking conn_limiter af_xdp
 
 # each role's scenario: lab create, check, converge, idempotence, verify with packets, destroy
 molecule: deps

@@ -48,6 +48,12 @@ def port_rules(rules, variable="the port rules"):
 
 
 @_wrap
+def steer_rules(rules, variable="the rules"):
+    """{udp_ports, tcp_ports} for the af_xdp steering program; fails naming the variable and rule."""
+    return _addresses.steer_rules(rules, variable)
+
+
+@_wrap
 def port_check(values, variable="the ports"):
     """The ports as integers; fails naming the variable and item of one out of 1..65535."""
     return _addresses.ports(values, variable)
@@ -93,5 +99,6 @@ class FilterModule:
     def filters(self):
         return {"address_check": address_check, "address_split": address_split,
                 "address_conflicts": address_conflicts, "port_rules": port_rules, "port_check": port_check,
+                "steer_rules": steer_rules,
                 "protocol_number": protocol_number, "rate_bps": rate_bps, "burst_bytes": burst_bytes,
                 "egress_rules": egress_rules, "dscp_rules": dscp_rules, "conn_settings": conn_settings}

@@ -49,6 +49,14 @@ def _counter_cells(program, generic_unexpected=False, avg_ns=None):
             ", ".join("%s=%d" % kv for kv in sorted(reasons.items())) or "-")
 
 
+def _queue_rows(host, ifname, name, program):
+    """One row per RX queue of a steering program (af_xdp): whether a socket is attached, the matching packets
+    that fell back to the kernel for want of one (passed) and those redirected to it."""
+    return [(host, ifname, "xsk", "q%d" % q["queue"], "%s: %s" % (name, "socket" if q["socket"] else "no socket"),
+             "-", q["fallback"], "-", "-", "-", "-", "redirected=%d" % q["redirected"])
+            for q in (program or {}).get("xsk_queues") or []]
+
+
 def _program_rows(host, ifname, iface):
     rows = []
     programs = iface.get("programs") or {}
@@ -57,6 +65,7 @@ def _program_rows(host, ifname, iface):
     for entry in iface.get("chain") or []:
         rows.append((host, ifname, "xdp", entry["position"] + 1, entry["name"], iface.get("xdp_mode") or "-",
                      *_counter_cells(programs.get(entry["name"]), generic, chain_ns)))
+        rows.extend(_queue_rows(host, ifname, entry["name"], programs.get(entry["name"])))
     for direction in ("ingress", "egress"):
         for f in (iface.get("tc") or {}).get(direction) or []:
             name = f.get("program")

@@ -144,6 +144,11 @@ datapath:
         - C(health) holds C(aborted) (XDP_ABORTED packets from the program's C(ws_stats), null without one),
           C(xlated_insns), C(jited_bytes), C(verified_insns), C(bpf_stats) (whether the kernel counts runs),
           C(run_cnt) and C(avg_ns) (nanoseconds per run; both null while kernel BPF stats are off).
+        - A steering program (the af_xdp role's, with an C(xsk_queue_stats) map) has C(xsk_queues), one item per
+          RX queue of the interface - C(queue), C(socket) (whether its XSKMAP holds an AF_XDP socket for the
+          queue), C(bound) (AF_XDP sockets bound to the queue as the kernel's xdp_diag lists them, null when the
+          kernel has no xdp_diag), C(redirected) and C(fallback) (matching packets that passed to the kernel
+          because no socket was there).
       type: dict
   sample:
     eth0:
@@ -225,12 +230,14 @@ host:
     interfaces:
       description:
         - Interface name to ifindex, kind (veth, bridge, vlan... or hardware), driver, xdp_native (true,
-          false, or null when not known before attaching) and xdp_offload.
+          false, or null when not known before attaching), xdp_offload and rx_queues (RX queues in use, from
+          sysfs; null when not known).
       type: dict
   sample:
     kernel: 6.18.0-1-amd64
     controller_address: 198.18.7.1
-    interfaces: {eth0: {ifindex: 2, kind: veth, driver: null, xdp_native: true, xdp_offload: false}}
+    interfaces:
+      eth0: {ifindex: 2, kind: veth, driver: null, xdp_native: true, xdp_offload: false, rx_queues: 1}
 detail:
   description: Compiler output, the tail of the verifier log or the kernel's words, when the task failed on one of them.
   returned: failure, when there is such output

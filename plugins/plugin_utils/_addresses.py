@@ -175,6 +175,33 @@ def port_rules(rules, variable):
     return out
 
 
+STEER_PORTS_MAX = 16  # per protocol: files/bpf/include/wirespeed/ports.h
+
+
+def steer_rules(rules, variable):
+    """{udp_ports, tcp_ports} of the af_xdp steering program from [{proto: udp|tcp, port}] rules; errors name the
+    variable and rule."""
+    if not isinstance(rules, (list, tuple)) or not rules:
+        raise AddressError("%s is %r; give at least one rule such as {proto: udp, port: 4789}." % (variable, rules))
+    out = {"udp_ports": [], "tcp_ports": []}
+    for i, rule in enumerate(rules):
+        where = "%s rule %d" % (variable, i + 1)
+        if not isinstance(rule, dict) or "proto" not in rule or "port" not in rule:
+            raise AddressError("%s is %r; write it as {proto: udp, port: 4789}." % (where, rule))
+        number = protocol(rule["proto"], where + " proto")
+        if number not in (6, 17):
+            raise AddressError("%s proto is %r; AF_XDP steering matches tcp or udp by destination port."
+                               % (where, rule["proto"]))
+        listed = out["tcp_ports" if number == 6 else "udp_ports"]
+        checked = port(rule["port"], where + " port")
+        if checked not in listed:
+            listed.append(checked)
+        if len(listed) > STEER_PORTS_MAX:
+            raise AddressError("%s has more than %d %s ports; steer at most %d ports per protocol."
+                               % (variable, STEER_PORTS_MAX, "tcp" if number == 6 else "udp", STEER_PORTS_MAX))
+    return out
+
+
 def ports(values, variable):
     """Port numbers of a list; errors name the variable and item."""
     if not isinstance(values, (list, tuple)):

@@ -55,7 +55,7 @@ def test_the_alias_reaches_bpf_map_entry():
 
 
 ROLES = ["firewall", "ssh_limiter", "wireguard_filter", "mirror", "egress_ratelimit", "dscp_marking", "conn_limiter",
-         "preflight", "persistence", "host", "metrics", "flow_export"]
+         "preflight", "persistence", "host", "metrics", "flow_export", "af_xdp"]
 
 
 def _yaml(path):

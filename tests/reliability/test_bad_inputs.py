@@ -200,6 +200,23 @@ CASES = {
     "conn_limiter: a malformed allow entry": (
         role("conn_limiter", conn_limiter_interfaces=["eth0"], conn_limiter_allow=["10.0.0.300"]),
         r"conn_limiter_allow item 1 is '10\.0\.0\.300', which is not an IPv4 or IPv6"),
+    "af_xdp: a queue the interface does not have": (
+        role("af_xdp", af_xdp_interfaces=["eth0"], af_xdp_rules=[{"proto": "udp", "port": 7400}],
+             af_xdp_queues=[0, 3]),
+        r"af_xdp_queues names queue 3, which eth0 on \S+ does not have \(it has 1 RX queue, 0 to 0\)"),
+    "af_xdp: a protocol without ports": (
+        role("af_xdp", af_xdp_interfaces=["eth0"], af_xdp_rules=[{"proto": "icmp", "port": 1}]),
+        r"af_xdp_rules rule 1 proto is 'icmp'; AF_XDP steering matches tcp or udp"),
+    "af_xdp: a port out of range": (
+        role("af_xdp", af_xdp_interfaces=["eth0"], af_xdp_rules=[{"proto": "udp", "port": 0}]),
+        r"af_xdp_rules rule 1 port is 0, which is not a port"),
+    "af_xdp: an interface that does not exist": (
+        role("af_xdp", af_xdp_interfaces=["eth7"], af_xdp_rules=[{"proto": "udp", "port": 7400}]),
+        r"af_xdp_interfaces names eth7, which does not exist"),
+    "af_xdp: a group the host does not have": (
+        role("af_xdp", af_xdp_interfaces=["eth0"], af_xdp_rules=[{"proto": "tcp", "port": 9000}],
+             af_xdp_group="no-such-group-ws"),
+        r"af_xdp_group is no-such-group-ws, which is not a group"),
 }
 FEED_CASES = {
     # feed files with hostile content: named by file and line, read with bounded memory

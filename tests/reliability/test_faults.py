@@ -156,10 +156,7 @@ def test_two_runs_at_once_are_serialised_and_both_end_consistent(lab, host):
     for deny in (a, b):
         cmd = [os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, ROLE, "-e",
                json.dumps({"role_under_test": "firewall", "firewall_interfaces": ["eth0"], "firewall_deny": deny})]
-        env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False",
-                   ANSIBLE_COLLECTIONS_PATH=os.path.join(os.path.dirname(os.path.dirname(HERE)), "build",
-                                                         "collections"))
-        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        procs.append(_popen(cmd))
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     dump = sh(lab, host, "bpftool -j map dump pinned /sys/fs/bpf/wirespeed/eth0/firewall/maps/deny_v4")
@@ -172,20 +169,33 @@ def _kill_module_when_running(lab, host, module, delay):
     """SIGKILL the module's process on the host once it has run for `delay` seconds."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        pids = lab.ssh(host, "pgrep -f AnsiballZ_%s" % module).stdout.split()
+        pids = _module_pids(lab, host, module)
         if pids:
             time.sleep(delay)
-            lab.ssh(host, "pkill -9 -f AnsiballZ_%s" % module)
+            lab.ssh(host, "kill -9 %s" % " ".join(pids))
             return True
         time.sleep(0.05)
     return False
 
 
-def _background(lab, book):
+def _module_pids(lab, host, module):
+    """The PIDs of the module's processes on this lab host only: the lab shares the machine's PID namespace,
+    so a plain pgrep would also find another test's (or another user's) module run."""
+    pattern = "AnsiballZ_[%s]%s" % (module[0], module[1:])  # the bracket keeps this shell out of its own match
+    script = ('me=$(readlink /proc/self/ns/net); for p in $(pgrep -f "%s"); do '
+              '[ "$(readlink /proc/$p/ns/net 2>/dev/null)" = "$me" ] && echo $p; done; true' % pattern)
+    return lab.ssh(host, script).stdout.split()
+
+
+def _popen(argv, **env):
+    """ansible-playbook started in the background against the lab, its output captured."""
     env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False",
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(os.path.dirname(os.path.dirname(HERE)), "build", "collections"))
-    return subprocess.Popen([os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, book], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, "build", "collections"), **env)
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _background(lab, book):
+    return _popen([os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, book])
 
 
 def test_a_module_killed_in_a_100k_sync_leaves_a_working_chain_and_the_next_run_converges(lab, host):
@@ -250,16 +260,13 @@ def programs(lab, host):
 
 
 def _site_in_background(lab):
-    env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_TIMEOUT="5",
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, "build", "collections"))
-    return subprocess.Popen([os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, SITE], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return _popen([os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, SITE], ANSIBLE_TIMEOUT="5")
 
 
 def _wait_for_module(lab, host, module, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if lab.ssh(host, "pgrep -f AnsiballZ_%s" % module).stdout.split():
+        if _module_pids(lab, host, module):
             return True
         time.sleep(0.05)
     return False

@@ -76,13 +76,23 @@ def xdp_native(kind: str | None, driver: str | None) -> bool | None:
     return None  # unknown: the attach itself will tell, and leave the previous datapath
 
 
+def rx_queues(name: str) -> int | None:
+    """RX queues the interface uses now (sysfs queues/rx-*; ethtool's channels), or None when sysfs does not show
+    it (a /sys of another network namespace)."""
+    try:
+        return len([q for q in os.listdir("/sys/class/net/%s/queues" % name) if q.startswith("rx-")]) or None
+    except OSError:
+        return None
+
+
 def facts(bpffs_path: str = bpffs.DEFAULT_BPFFS) -> dict:
     """{kernel, kernel_version, bpffs, btf, controller_address, interfaces: {name: {...}}}."""
     interfaces = {}
     for name, (index, kind) in sorted(xdp_netlink.link_kinds().items()):
         driver_ = driver(name)
         interfaces[name] = {"ifindex": index, "kind": kind or "hardware", "driver": driver_,
-                            "xdp_native": xdp_native(kind, driver_), "xdp_offload": driver_ in OFFLOAD_DRIVERS}
+                            "xdp_native": xdp_native(kind, driver_), "xdp_offload": driver_ in OFFLOAD_DRIVERS,
+                            "rx_queues": rx_queues(name)}
     return {
         "kernel": _release(), "kernel_version": list(kernel_version()),
         "bpffs": {"path": bpffs_path, "mounted": bpffs.mounted_bpffs(bpffs_path),

@@ -9,7 +9,7 @@ import struct
 import time
 
 from . import hooks, host, prefilter, reasons
-from .kernel import bpffs, libbpf, xdp_netlink
+from .kernel import bpffs, libbpf, xdp_netlink, xsks
 from .kernel.maps import HASH, LPM_TRIE, LRU_HASH, LRU_PERCPU_HASH, PERCPU, PERCPU_HASH, PinnedMap, possible_cpus
 from .record.store import DEFAULT_STATE_DIR, StateStore
 from .types.map_types import MapTypes
@@ -18,6 +18,9 @@ XDP_ACTIONS = ("aborted", "drop", "pass", "tx", "redirect")
 STATS_MAP = "ws_stats"
 REASONS_MAP = "ws_reasons"
 BPF_STATS_SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
+XSK_STATS_MAP = "xsk_queue_stats"  # per RX queue: redirected, fallback (files/bpf/af_xdp.bpf.c)
+XSK_MAP = "xsks"
+XSK_QUEUES = 64
 DENY_PREFIX = "deny"  # maps whose 8-byte values count the packets each entry dropped (files/bpf/firewall.bpf.c)
 
 
@@ -100,7 +103,21 @@ def top_denied(maps: dict[str, str], count: int) -> list[dict]:
     return sorted(hits, key=lambda h: -h["packets"])[:count]
 
 
-def _program_entry(idir, name, entry, record, stats_on=False, top=0):
+def xsk_queues(ifname: str, index: int, maps: dict[str, str]) -> list[dict]:
+    """Per RX queue of a steering program (af_xdp): whether its XSKMAP holds a socket for the queue, the packets
+    redirected to it or that fell back to the kernel for want of one and, where the kernel has xdp_diag, how many
+    AF_XDP sockets are bound to the queue (None without it)."""
+    count = min(host.rx_queues(ifname) or 1, XSK_QUEUES)
+    counted = percpu_counters(maps[XSK_STATS_MAP], [str(q) for q in range(count)])  # {redirected, fallback},
+    present = xsks.in_map(maps[XSK_MAP], range(count)) if XSK_MAP in maps else {}  # read as {packets, bytes}
+    on_queue = xsks.bound(index, count)
+    return [{"queue": q, "socket": present.get(q, False),
+             "bound": None if on_queue is None else len(on_queue.get(q) or []),
+             "redirected": counted[str(q)]["packets"], "fallback": counted[str(q)]["bytes"]}
+            for q in range(count)]
+
+
+def _program_entry(idir, name, entry, record, stats_on=False, top=0, link=None):
     mdir = os.path.join(idir, name, "maps")
     maps = {m: os.path.join(mdir, m) for m in sorted(os.listdir(mdir))} if os.path.isdir(mdir) else {}
     program = dict(entry, maps=maps, counters=None, record=record.to_dict() if record else None)
@@ -114,6 +131,8 @@ def _program_entry(idir, name, entry, record, stats_on=False, top=0):
         program["top_denied"] = top_denied(maps, top)
     if prefilter.INDEX in maps:
         program["prefilter"] = prefilter.Prefilter(mdir).state()
+    if XSK_STATS_MAP in maps and link:
+        program["xsk_queues"] = xsk_queues(link[0], link[1], maps)
     return program
 
 
@@ -128,7 +147,7 @@ def interface_info(ifname: str, index: int, bpffs_path: str = bpffs.DEFAULT_BPFF
     for hook in hooks.HOOKS.values():
         for name, entry in hook.inspect(ifname, index, bpffs_path, pinned, out).items():
             record = store.current(ifname, name) if store else None
-            out["programs"][name] = _program_entry(idir, name, entry, record, stats_on, top)
+            out["programs"][name] = _program_entry(idir, name, entry, record, stats_on, top, (ifname, index))
     if out.get("xdp_prog"):  # the attached XDP program (our chain's root: every packet through the whole chain)
         out["xdp_health"] = program_health(out["xdp_prog"]["id"], None, stats_on)
     return out

@@ -205,6 +205,7 @@ def lib() -> ctypes.CDLL:
         _sig(handle, "bpf_map_delete_elem", i, i, p)
         _sig(handle, "bpf_map_get_next_key", i, i, p, p)
         _sig(handle, "bpf_prog_test_run_opts", i, i, ctypes.POINTER(TestRunOpts))
+        _sig(handle, "bpf_prog_load", i, i, cs, cs, p, sz, p)
         u32p = ctypes.POINTER(u32)
         _sig(handle, "bpf_map_lookup_batch", i, i, p, p, p, p, u32p, p)
         _sig(handle, "bpf_map_update_batch", i, i, p, p, u32p, p)
@@ -296,6 +297,13 @@ def test_run(prog_fd: int, packet: bytes, repeat: int = 1) -> tuple[int, bytes, 
                        data_size_out=len(data_out), repeat=repeat)
     check(lib().bpf_prog_test_run_opts(prog_fd, ctypes.byref(opts)), "test run")
     return opts.retval, data_out.raw[:opts.data_size_out], opts.duration
+
+
+def prog_load(prog_type: int, name: str, insns: bytes, license_: str = "GPL") -> int:
+    """Load a program given as raw instructions (8 bytes each); its fd."""
+    code = ctypes.create_string_buffer(insns, len(insns))
+    return check(lib().bpf_prog_load(prog_type, name.encode(), license_.encode(), code, len(insns) // 8, None),
+                 "load %s" % name)
 
 
 def map_update(fd: int, key: bytes, value: bytes, flags: int = 0) -> None:

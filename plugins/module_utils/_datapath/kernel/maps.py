@@ -15,6 +15,7 @@ from . import libbpf
 # enum bpf_map_type (linux/bpf.h)
 HASH, ARRAY, PERCPU_HASH, PERCPU_ARRAY, LRU_HASH, LRU_PERCPU_HASH, LPM_TRIE = 1, 2, 5, 6, 9, 10, 11
 DEVMAP, DEVMAP_HASH = 14, 25
+XSKMAP = 17  # AF_XDP sockets: user space cannot read it back (lookups are refused)
 TYPE_NAMES = {HASH: "hash", ARRAY: "array", PERCPU_HASH: "percpu_hash", PERCPU_ARRAY: "percpu_array",
               LRU_HASH: "lru_hash", LRU_PERCPU_HASH: "lru_percpu_hash", LPM_TRIE: "lpm_trie",
               DEVMAP: "devmap", DEVMAP_HASH: "devmap_hash"}

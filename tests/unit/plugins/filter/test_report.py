@@ -58,6 +58,21 @@ def test_tc_programs_show_their_counters_like_xdp_ones():
     ]
 
 
+def test_a_steering_program_has_a_row_per_queue():
+    datapath = {"eth0": dict(DATAPATH["eth0"], tc={}, chain=[{"name": "af_xdp", "hook": "xdp", "position": 0}],
+                             programs={"af_xdp": {"hook": "xdp", "counters": counters(5, 0), "health": health(),
+                                                  "xsk_queues": [
+                                                      {"queue": 0, "socket": True, "bound": None, "redirected": 30,
+                                                       "fallback": 2},
+                                                      {"queue": 1, "socket": False, "bound": 0, "redirected": 0,
+                                                       "fallback": 7}]}})}
+    lines = status_table({"h1": {"wirespeed_status": {"datapath": datapath}}}, ["h1"])
+    assert rows(lines)[1:] == [
+        ["h1", "eth0", "xsk", "q0", "af_xdp:", "socket", "-", "2", "-", "-", "-", "-", "redirected=30"],
+        ["h1", "eth0", "xsk", "q1", "af_xdp:", "no", "socket", "-", "7", "-", "-", "-", "-", "redirected=0"],
+    ]
+
+
 def test_columns_line_up():
     lines = status_table({"h1": {"wirespeed_status": {"datapath": DATAPATH}}}, ["h1"])
     start = lines[0].index("passed")

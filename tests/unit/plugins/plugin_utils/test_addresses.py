@@ -78,3 +78,18 @@ def test_hostile_feed_content_is_named_by_line(tmp_path, content, expected):
     feed.write_bytes(content)
     with pytest.raises(a.AddressError, match=expected):
         a.read_file(str(feed))
+
+
+def test_steer_rules_split_by_protocol_and_name_the_bad_rule():
+    assert a.steer_rules([{"proto": "udp", "port": 7400}, {"proto": "TCP", "port": "443"},
+                          {"proto": 17, "port": 7400}], "af_xdp_rules") == {"udp_ports": [7400], "tcp_ports": [443]}
+    for rules, expected in [
+            ([], "af_xdp_rules is [];"),
+            ([{"proto": "icmp", "port": 1}], "af_xdp_rules rule 1 proto is 'icmp'; AF_XDP steering matches tcp or udp"),
+            ([{"proto": "udp", "port": 7400}, {"proto": "udp", "port": 70000}], "af_xdp_rules rule 2 port is 70000"),
+            ([{"proto": "udp"}], "af_xdp_rules rule 1 is {'proto': 'udp'}; write it as"),
+            ([{"proto": "sctp", "port": 9}], "af_xdp_rules rule 1 proto is 'sctp'"),
+            ([{"proto": "udp", "port": p} for p in range(1, 18)], "af_xdp_rules has more than 16 udp ports")]:
+        with pytest.raises(a.AddressError) as err:
+            a.steer_rules(rules, "af_xdp_rules")
+        assert str(err.value).startswith(expected), str(err.value)
