@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import gzip
 import ipaddress
 import os
 import random
@@ -52,7 +51,7 @@ from netlab import netns  # noqa: E402
 from programs import Loaded  # noqa: E402
 from scapy.layers.inet import IP, TCP, UDP  # noqa: E402
 from scapy.layers.l2 import Ether  # noqa: E402
-from veth_mpps import BPF_F_TEST_XDP_LIVE_FRAMES, DUT_MAC, GEN_MAC, Bench, deny_lists, sh  # noqa: E402
+from veth_mpps import BPF_F_TEST_XDP_LIVE_FRAMES, DUT_MAC, GEN_MAC, Bench, deny_lists, sh, softirq_in_task_time  # noqa: E402
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import mapsync  # noqa: E402
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import bpffs, libbpf  # noqa: E402
@@ -121,16 +120,6 @@ class Generator:
             raise errors[0]
         received = self.bench.rx_packets() - before
         return received / seconds, received / max(*used, 1e-9)
-
-
-def softirq_in_task_time():
-    """Whether a thread's CPU time includes the softirq work it triggers (the receiving veth's NAPI, so the
-    program under test): true unless the kernel accounts IRQ time apart (CONFIG_IRQ_TIME_ACCOUNTING)."""
-    try:
-        with gzip.open("/proc/config.gz", "rt") as fh:
-            return "CONFIG_IRQ_TIME_ACCOUNTING=y" not in fh.read()
-    except OSError:
-        return False  # unknown: trust wall time only
 
 
 def frames(bench):
