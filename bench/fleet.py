@@ -24,6 +24,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "lab"))
+sys.path.insert(0, HERE)
+import results  # noqa: E402
 from demo import inventory_vars  # noqa: E402
 from lab import Lab  # noqa: E402
 
@@ -109,6 +111,7 @@ def main(argv=None):
         ratio = big[key] / big["ping"]
         print("goal %-9s <= %2dx ping at %d hosts: %5.1fx  %s" % (what, goal, big["hosts"], ratio,
                                                                   "met" if ratio <= goal else "NOT met"))
+        results.target("fleet", "site.yml %s / ansible ping, %d hosts" % (what, big["hosts"]), ratio, "<=", goal)
     if len(rows) > 1:
         first, last = rows[0], rows[-1]
         print("no-op per host from %d to %d hosts: %.2fx (flat is 1.0)"

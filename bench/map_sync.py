@@ -21,6 +21,7 @@ import ipaddress
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -31,6 +32,9 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "build", "collections"))
 sys.path.insert(0, os.path.join(REPO, "tests", "lab"))
+sys.path.insert(0, os.path.join(REPO, "bench"))
+
+import results as bench_results  # noqa: E402
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import mapsync  # noqa: E402
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import bpffs, libbpf  # noqa: E402
@@ -45,20 +49,35 @@ class Cases:
 
     def __init__(self):
         self.cases = []
+        self.rounds = {}  # label: the wall time of every round, in order
+        self.cpu = {}  # label: the CPU time of every round
 
     def add(self, label, fn, before=None):
         self.cases.append((label, fn, before))
 
     def run(self, rounds):
+        """{label: median wall seconds}; self.rounds and self.cpu keep every round's wall and CPU seconds."""
         times = {label: [] for label, _fn, _before in self.cases}
+        cpu = {label: [] for label, _fn, _before in self.cases}
         for _round in range(rounds):
             for label, fn, before in self.cases:
                 if before:
                     before()
+                used = cpu_seconds()
                 start = time.perf_counter()
                 fn()
                 times[label].append(time.perf_counter() - start)
+                cpu[label].append(cpu_seconds() - used)
+        self.rounds, self.cpu = times, cpu
         return {label: statistics.median(t) for label, t in times.items()}
+
+
+def cpu_seconds():
+    """User + system CPU seconds of this process and of its finished children (ipset, nft): what a case costs
+    whatever else the machine runs at the same moment (the kernel's work for either side is system time of
+    the process that made the syscalls)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def datasets(n_addrs, n_cidrs):
@@ -218,14 +237,32 @@ def main():
     full = results["engine: 100k addresses into an empty hash"]
     noop = results["engine: no-op re-sync of 100k"]
     print()
+    per_round = cases.rounds
     if "ipset restore of 100k" in results:
         ratio = results["ipset restore of 100k"] / full
-        print("ipset restore / engine full sync     = %5.2fx  (target >= 3.00x: %s)"
-              % (ratio, "met" if ratio >= 3 else "NOT met"))
+        # every round's own ratio (ipset and engine measured back to back in that round): the target is per round
+        rounds = [i / e for i, e in zip(per_round["ipset restore of 100k"],
+                                        per_round["engine: 100k addresses into an empty hash"])]
+        print("ipset restore / engine full sync     = %5.2fx  worst round %5.2fx (target >= 3.00x in every round: %s)"
+              % (ratio, min(rounds), "met" if min(rounds) >= 3 else "NOT met"))
+        bench_results.target("map_sync", "ipset restore / engine full sync of 100k, worst of %d rounds" % len(rounds),
+                             min(rounds), ">=", 3.0)
+        bench_results.figure("map_sync", "ipset restore / engine full sync of 100k, median", ratio, "x")
+        cpu_rounds = [i / e for i, e in zip(cases.cpu["ipset restore of 100k"],
+                                            cases.cpu["engine: 100k addresses into an empty hash"])]
+        print("  same in CPU seconds (user + system)  = %5.2fx  worst round %5.2fx (less moved by other load)"
+              % (statistics.median(cpu_rounds), min(cpu_rounds)))
+        bench_results.figure("map_sync", "ipset restore / engine full sync of 100k, CPU seconds, worst round",
+                             min(cpu_rounds), "x")
         ratio = results["ipset save + parse of 100k (no-op check)"] / noop
         print("ipset save+parse / engine no-op sync = %5.2fx  (target >= 1.00x: %s)"
               % (ratio, "met" if ratio >= 1 else "NOT met"))
+        bench_results.target("map_sync", "ipset save+parse / engine no-op re-sync of 100k", ratio, ">=", 1.0)
         print("nft -f / engine full sync            = %5.2fx" % (results["nft -f of 100k"] / full))
+    change = results["engine: 1% change (add 1k, remove 1k)"]
+    print("1%% change of 100k                    = %5.3f s (target <= 0.050 s: %s)"
+          % (change, "met" if change <= 0.05 else "NOT met"))
+    bench_results.target("map_sync", "1% change of 100k (seconds, median)", change, "<=", 0.05, "s")
     print("per-element / engine full sync       = %5.2fx"
           % (results["reference: 100k per-element updates (no parsing)"] / full))
 

@@ -20,12 +20,26 @@
  *   allow_v4, allow_v6, deny_net_v4, deny_net_v6
  *               LPM trie, key CIDR, value u64
  *   deny_v4 (key IPv4), deny_v6 (key IPv6)
- *               hash, value u64
+ *               per-CPU hash, value u64 per CPU (datapath_info and the
+ *               metrics sum them): a source flooding from every CPU at
+ *               once bumps a counter no other CPU writes, so the list
+ *               scales with the CPUs (bench/scaling.py)
  *   deny_ports  LPM trie, key {prefixlen, proto, pad, port (network order)},
  *               value u64; xdp_map_entry writes and shows the keys as
  *               "tcp/8080" and "icmp": prefixlen 8 is a whole protocol
  *               ({8, udp, 0, 0}), 32 one port ({32, tcp, 0, 8080}); one
  *               lookup finds either, the port rule first
+ *   prefilter_v4     array of u64 words, mmapable: bit n (word n / 64, bit
+ *                    n % 64) set when an entry of deny_v4 or deny_net_v4 may
+ *                    cover an address of the IPv4 /24 number n; written only
+ *                    by the engine (module_utils/_datapath/prefilter.py)
+ *   prefilter_state  one u64: the index's generation; 0: not in use
+ *               An IPv4 source whose /24 bit is clear, with a generation in
+ *               place, skips the deny hash and the CIDR trie: the clean path
+ *               stays flat however long the lists are. The index is a
+ *               superset (entries are marked before they are listed), so it
+ *               only saves time; without a generation every packet takes
+ *               the full lookups.
  *   ws_stats    per-CPU packets/bytes per XDP action
  *   ws_reasons  per-CPU packets/bytes per drop reason (wirespeed/reasons.h)
  * Config (const volatile, set at load time):
@@ -65,7 +79,7 @@ struct fw_port_rule {
 
 #define FW_HASH(_name, _key, _max)			\
 	struct {					\
-		__uint(type, BPF_MAP_TYPE_HASH);	\
+		__uint(type, BPF_MAP_TYPE_PERCPU_HASH);	\
 		__uint(max_entries, _max);		\
 		__type(key, _key);			\
 		__type(value, __u64);			\
@@ -75,16 +89,50 @@ FW_HASH(deny_v4, __be32, FW_DENY_MAX);
 FW_HASH(deny_v6, struct fw_addr_v6, FW_DENY_MAX);
 WS_LPM_MAP(deny_net_v4, struct ws_lpm_v4, FW_NET_MAX);
 WS_LPM_MAP(deny_net_v6, struct ws_lpm_v6, FW_NET_MAX);
+#define FW_PREFILTER_WORDS (1 << 18)	/* 2^24 /24s, 64 per word: 2 MiB */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FW_PREFILTER_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(map_flags, BPF_F_MMAPABLE);
+} prefilter_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} prefilter_state SEC(".maps");
+
+/* 1: no entry of deny_v4 or deny_net_v4 covers saddr (the index says so). */
+static __always_inline int v4_unlisted(__be32 saddr)
+{
+	__u32 zero = 0, slot = bpf_ntohl(saddr) >> 8, word = slot >> 6;
+	__u64 *generation = bpf_map_lookup_elem(&prefilter_state, &zero);
+	__u64 *bits;
+
+	if (!generation || !*generation)
+		return 0;
+	bits = bpf_map_lookup_elem(&prefilter_v4, &word);
+	return bits && !(*bits & (1ULL << (slot & 63)));
+}
+
 /*
  * An LPM trie rather than a hash of {proto, port}: one lookup answers both
  * "this port" and "the whole protocol", where a hash needs two.
  */
 WS_LPM_MAP(deny_ports, struct fw_port_rule, FW_PORTS_MAX);
 
-static __always_inline void hit(__u64 *counter)
+static __always_inline void hit(__u64 *counter, __u32 reason)
 {
-	if (counter)
-		/* shared across CPUs: atomic */
+	if (!counter)
+		return;
+	if (reason == WS_REASON_DENY_ADDR)
+		*counter += 1;	/* per-CPU value: no other CPU writes it */
+	else
+		/* an LPM trie has no per-CPU values: shared, atomic */
 		__sync_fetch_and_add(counter, 1);
 }
 
@@ -121,6 +169,8 @@ int firewall(struct xdp_md *ctx)
 	if (ret != WS_PKT_OK)
 		goto next;
 
+	if (pkt.family == 4 && v4_unlisted(pkt.saddr.v4))
+		goto ports;
 	if (pkt.family == 4)
 		entry = bpf_map_lookup_elem(&deny_v4, &pkt.saddr.v4);
 	else
@@ -130,6 +180,7 @@ int firewall(struct xdp_md *ctx)
 	else if ((entry = ws_lpm_find(&deny_net_v4, &deny_net_v6, pkt.family,
 				      &pkt.saddr)))
 		reason = WS_REASON_DENY_CIDR;
+ports:
 	if (!reason && (entry = port_rule(&pkt)))
 		reason = WS_REASON_DENY_PORT;
 	if (!reason && default_drop)
@@ -139,7 +190,7 @@ int firewall(struct xdp_md *ctx)
 
 	if (ws_source_allowed(&pkt))
 		goto next;
-	hit(entry);
+	hit(entry, reason);
 	return ws_drop(ctx, reason);
 next:
 	return ws_pass(ctx);

@@ -139,7 +139,11 @@ datapath:
         - Program name to its hook, position or pref, pinned maps, counters by action, drops by reason, record
           and C(health).
         - With O(top_denied), C(top_denied) lists the deny entries that dropped the most, each with C(map),
-          C(entry) (as people write it, C(203.0.113.7) or C(tcp/8080)) and C(packets).
+          C(entry) (as people write it, C(203.0.113.7) or C(tcp/8080)) and C(packets); per-CPU hit counters
+          are summed.
+        - A firewall has C(prefilter), its IPv4 index in front of the deny lists, with C(generation) (0 means
+          not in use, every packet takes the full lookups), C(covered) (every deny entry's /24 is marked; the
+          next sync repairs it if not) and C(slots) (the /24s marked).
         - C(health) holds C(aborted) (XDP_ABORTED packets from the program's C(ws_stats), null without one),
           C(xlated_insns), C(jited_bytes), C(verified_insns), C(bpf_stats) (whether the kernel counts runs),
           C(run_cnt) and C(avg_ns) (nanoseconds per run; both null while kernel BPF stats are off).

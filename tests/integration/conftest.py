@@ -3,11 +3,14 @@
 """Fixtures for real-kernel tests: compiled objects and a fresh veth pair per test."""
 
 import os
+import random
+import shutil
 import sys
 
 import pytest
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import hooks
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import bpffs
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program import compile as bpfcc
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -127,3 +130,15 @@ def dut(objects):
         yield net
     finally:
         net.close()
+
+
+@pytest.fixture(scope="module")
+def pins():
+    """A private bpffs folder for programs a test file loads unattached (packets.Unattached), removed after it."""
+    bpffs.ensure_bpffs()
+    root = os.path.join(bpffs.DEFAULT_BPFFS, "wstest%05x" % random.randrange(1 << 20))
+    os.makedirs(root)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

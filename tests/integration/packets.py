@@ -114,16 +114,16 @@ def random_frame(rng, v4, v6, l4s, sources=("192.0.2.99",), sources6=("2001:db8:
 
 
 class Unattached:
-    """A TC program loaded but attached nowhere, its maps pinned under `pin_dir`: no traffic of any
-    interface reaches it, only the packets a test runs through BPF_PROG_TEST_RUN."""
+    """A TC program (or another prog_type) loaded but attached nowhere, its maps pinned under `pin_dir`: no
+    traffic of any interface reaches it, only the packets a test runs through BPF_PROG_TEST_RUN."""
 
-    def __init__(self, obj_path, pin_dir, config=None):
+    def __init__(self, obj_path, pin_dir, config=None, prog_type=None):
         from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import libbpf
         from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.bpf_object import BpfObject
         from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.config import write_config
 
         self.obj = BpfObject(obj_path)
-        self.obj.select(None, libbpf.PROG_TYPE_SCHED_CLS)
+        self.obj.select(None, libbpf.PROG_TYPE_SCHED_CLS if prog_type is None else prog_type)
         write_config(self.obj, config or {})
         self.obj.load()
         self.maps = {}

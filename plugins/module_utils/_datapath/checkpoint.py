@@ -2,10 +2,11 @@
 
 A checkpoint holds every program this collection runs on the host (its
 stored object, config, priority, mode or hook) and the contents of its maps.
-Counters are not part of it: per-CPU maps (action and reason counters) and
-LRU maps (rate-limit state) are left out, and for hash and LPM maps only the
-set of keys decides whether two checkpoints differ, since their values count
-hits.
+Counters are not part of it: per-CPU arrays (action and reason counters) and
+LRU maps (rate-limit state) and per-CPU hashes of records (the flow table) are
+left out, and for hash (a per-CPU hash of u64 counters too: the firewall's
+deny lists) and LPM maps only the set of keys decides whether two
+checkpoints differ, since their values count hits.
 
 A run brackets its changes with begin() and commit(). begin() writes the
 datapath as it is to `pending`; commit() moves `pending` onto the history
@@ -29,7 +30,7 @@ import os
 import subprocess
 import time
 
-from . import hooks
+from . import hooks, prefilter
 from .errors import DatapathError
 from .kernel import bpffs, maps
 from .kernel import netns as netns_
@@ -37,9 +38,10 @@ from .record.record import Record
 from .record.store import DEFAULT_STATE_DIR, StateStore, read_json, write_json
 
 HISTORY_KEEP = 10
-# counters, flow state, and AF_XDP sockets (applications own them, the kernel refuses to read them back)
-SKIP_TYPES = maps.PERCPU | {maps.LRU_HASH, maps.XSKMAP}
-KEYS_ONLY = {maps.HASH, maps.LPM_TRIE, maps.DEVMAP_HASH}
+# counters, flow state, and AF_XDP sockets (applications own them, the kernel refuses to read them back); a
+# per-CPU hash of one u64 counter per key (the firewall's deny lists) is a set, kept like a hash
+SKIP_TYPES = {maps.PERCPU_ARRAY, maps.LRU_PERCPU_HASH, maps.LRU_HASH, maps.XSKMAP}
+KEYS_ONLY = {maps.HASH, maps.PERCPU_HASH, maps.LPM_TRIE, maps.DEVMAP_HASH}
 FORMAT = 2  # 1: program records were flat dicts (read through Record.from_dict)
 
 
@@ -60,8 +62,10 @@ def _map_contents(pin_path):
         return out
     for name in sorted(os.listdir(mdir)):
         with maps.PinnedMap(os.path.join(mdir, name)) as m:
-            if m.type in SKIP_TYPES:
-                continue
+            if name.startswith(prefilter.PREFIX):
+                continue  # derived from the deny lists, rebuilt from them (prefilter.py)
+            if m.type in SKIP_TYPES or (m.type == maps.PERCPU_HASH and m.value_size != 8):
+                continue  # counters and state; a per-CPU hash of one u64 counter per key is a set (deny lists)
             # an array's all-zero entries are left out (a load balancer's tables run to a million entries,
             # mostly unused); write_maps sets every entry a checkpoint leaves out of an array back to zero
             out[name] = {"type": m.type, "key_size": m.key_size, "value_size": m.value_size,
@@ -423,6 +427,10 @@ def write_maps(p: dict) -> None:
 
 def _write_maps(p: dict) -> None:
     mdir = os.path.join(record_of(p).pin_path, "maps")
+    index = prefilter.for_map(os.path.join(mdir, prefilter.LISTS[0]))
+    for name in prefilter.LISTS if index else ():
+        if name in p["maps"]:  # marked before they are listed: the index stays a superset
+            index.cover(name, [bytes.fromhex(k) for k, _v in p["maps"][name]["entries"]])
     for name, content in sorted(p["maps"].items()):
         with maps.PinnedMap(os.path.join(mdir, name)) as m:
             if (m.key_size, m.value_size) != (content["key_size"], content["value_size"]):
@@ -432,8 +440,13 @@ def _write_maps(p: dict) -> None:
             got = m.dump()
             if content["type"] in KEYS_ONLY:
                 m.delete([k for k in got if k not in want])
-                m.write([(k, v) for k, v in want.items() if k not in got])
+                # a per-CPU counter recorded on a host with another CPU count (or before the map was per-CPU)
+                # starts at zero: only the keys matter
+                m.write([(k, v if len(v) == m.slot_size else bytes(m.slot_size)) for k, v in want.items()
+                         if k not in got])
             else:
                 if content["type"] == maps.ARRAY:  # entries left out of the checkpoint were zero
                     m.delete([k for k, v in got.items() if k not in want and any(v)])
                 m.write([(k, v) for k, v in want.items() if got.get(k) != v])
+    if index:
+        index.refresh()  # bits of removed entries cleared, the index verified

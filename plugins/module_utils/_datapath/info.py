@@ -9,7 +9,7 @@ import os
 import struct
 import time
 
-from . import hooks, host, reasons
+from . import hooks, host, prefilter, reasons
 from .errors import DatapathError
 from .kernel import bpffs, libbpf, xdp_netlink, xsks
 from .kernel import netns as netns_
@@ -194,6 +194,8 @@ def _program_entry(idir, name, entry, record, stats_on=False, top=0, link=None):
                                        timed=entry.get("hook") != "xdp")
     if top:
         program["top_denied"] = top_denied(maps, top)
+    if prefilter.INDEX in maps:
+        program["prefilter"] = prefilter.Prefilter(mdir).state()
     if XSK_STATS_MAP in maps and link:
         program["xsk_queues"] = xsk_queues(link[0], link[1], maps)
     return program

@@ -19,6 +19,7 @@ import heapq
 import os
 import struct
 
+from . import prefilter
 from .errors import DatapathError
 from .kernel import bpffs, libbpf
 from .kernel.maps import ARRAYS, DEVMAP, PERCPU, PinnedMap
@@ -203,8 +204,14 @@ class Sync:
 
     # applying -------------------------------------------------------------
     def apply(self) -> None:
-        """Delete, then write; on a kernel refusal put the old contents back and raise."""
+        """Delete, then write; on a kernel refusal put the old contents back and raise.
+
+        A list the firewall's prefilter indexes has its new keys marked in the index before they are written
+        (prefilter.py); the index is refreshed after the sync (refresh_prefilter)."""
         m = self.map
+        index = prefilter.for_map(m.path)
+        if index and self.add:
+            index.cover(os.path.basename(m.path), self.add)
         try:
             m.delete(list(self.remove))
             keys = list(self.add) + list(self.update)
@@ -229,6 +236,9 @@ class Sync:
         extra = [k for k in now if k not in self.current]
         if m.type in ARRAYS:
             extra = []
+        index = prefilter.for_map(m.path)
+        if index:
+            index.cover(os.path.basename(m.path), [k for k in self.current if k not in now])
         m.delete(extra)
         m.write([(k, v) for k, v in self.current.items() if now.get(k) != v])
 
@@ -344,6 +354,8 @@ def _sync(path, wanted, state, exclusive, key_type, value_type, check_mode, retu
         change, result = _plan(pinned, wanted, state, exclusive, key_type, value_type, diff)
         if change.changed and not check_mode:
             change.apply()
+        if not check_mode:
+            refresh_prefilter([path])
         if return_entries:
             contents = pinned.dump() if change.changed and not check_mode else change.current
             result["entries"] = decode_entries(pinned, change.typing, contents)
@@ -399,7 +411,10 @@ def sync_all(specs: list, *, interface: str, name: str, bpffs_path: str = bpffs.
                     raise DatapathError("map %s: %s" % (spec["map"], exc.message)) from None
                 plans.append((spec, change, result))
             if not check_mode:
-                _apply_all([change for _spec, change, _result in plans if change is not None and change.changed])
+                try:
+                    _apply_all([change for _spec, change, _result in plans if change is not None and change.changed])
+                finally:
+                    refresh_prefilter([path for _spec, path in paths if os.path.exists(path)])
         finally:
             for pinned in opened:
                 pinned.close()
@@ -413,6 +428,16 @@ def sync_all(specs: list, *, interface: str, name: str, bpffs_path: str = bpffs.
             out.setdefault("diff", []).append(result.pop("diff"))
         out["maps"][spec["map"]] = result
     return out
+
+
+def refresh_prefilter(paths) -> None:
+    """Refresh (and verify) the prefilter index of each firewall whose deny lists are among `paths`: after every
+    sync, a no-op one too, so an index that drifted from its lists is put right by the next run."""
+    for mdir in sorted({os.path.dirname(p) for p in paths}):
+        index = next((prefilter.for_map(p) for p in paths if os.path.dirname(p) == mdir and prefilter.for_map(p)),
+                     None)
+        if index:
+            index.refresh()
 
 
 def _apply_all(changes) -> None:

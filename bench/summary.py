@@ -1,0 +1,70 @@
+# Copyright (c) wirespeed.datapath contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The summary `make bench` prints at the end: every target, the measured ratio, met or not.
+
+    python bench/summary.py [results.jsonl] [--all]
+
+Reads the JSON lines the bench scripts wrote (bench/results.py) and prints one row per target, in the order
+they were measured; --all adds the figures without a goal. Exits 0 whatever is met: it reports, the ratios
+are for people to read (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results import path as default_path
+
+
+def load(path: str) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path) as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def fmt(value: float, unit: str) -> str:
+    if unit == "x":
+        return "%.2fx" % value
+    if unit == "s":
+        return "%.3f s" % value
+    if unit == "ns":
+        return "%.1f ns" % value
+    return ("%.2f %s" % (value, unit)).strip()
+
+
+def table(rows: list[dict], show_all: bool = False) -> str:
+    shown = [r for r in rows if show_all or "goal" in r]
+    if not shown:
+        return "no bench results (run `make bench`)"
+    lines = []
+    width = max(len("%s: %s" % (r["bench"], r["name"])) for r in shown)
+    lines.append("%-*s  %10s  %12s  %s" % (width, "target", "measured", "goal", "verdict"))
+    for r in shown:
+        label = "%s: %s" % (r["bench"], r["name"])
+        goal = "%s %s" % (r["op"], fmt(r["goal"], r["unit"])) if "goal" in r else ""
+        verdict = ("met" if r["met"] else "NOT met") if "goal" in r else ""
+        lines.append("%-*s  %10s  %12s  %s" % (width, label, fmt(r["value"], r.get("unit", "")), goal, verdict))
+    for r in shown:
+        if r.get("note", "").startswith("over: "):
+            lines.append("  %s %s" % (r["bench"], r["note"]))
+    targets = [r for r in rows if "goal" in r]
+    lines.append("%d of %d targets met" % (sum(r["met"] for r in targets), len(targets)))
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", nargs="?", default=default_path())
+    parser.add_argument("--all", action="store_true", help="also the figures without a goal")
+    args = parser.parse_args()
+    print("\n== summary (%s) ==" % os.path.relpath(args.results))
+    print(table(load(args.results), args.all))
+
+
+if __name__ == "__main__":
+    main()
