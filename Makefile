@@ -70,15 +70,27 @@ integration: deps
 MOLECULE_ROLES := firewall ssh_limiter wireguard_filter mirror egress_ratelimit dscp_marking conn_limiter af_xdp \
 	l2_forwarder load_balancer
 
-# each role's scenario: lab create, check, converge, idempotence, verify with packets, destroy
+# each role's scenario: lab create, check, converge, idempotence, verify with packets, destroy. Every scenario
+# brings up its own lab (own namespaces, subnet and molecule cache dir), so they run MOLECULE_JOBS at a time;
+# each one's output goes to build/molecule/<role>.log and is printed whole when it fails.
+MOLECULE_JOBS ?= 3
+# the pytest suite runs TEST_JOBS test files at a time (pytest-xdist, one file per worker: a file's lab fixture
+# is shared by its tests); most of a test's time is spent waiting on ssh, ansible and traffic, not on the CPU
+TEST_JOBS ?= 3
+
 molecule: deps
-	@for role in $(MOLECULE_ROLES); do \
-		echo "molecule test: roles/$$role"; \
-		(cd roles/$$role && $(CURDIR)/$(VENV)/bin/molecule test) || exit 1; \
-	done
+	@mkdir -p $(BUILD)/molecule
+	@$(MAKE) --no-print-directory -j$(MOLECULE_JOBS) $(addprefix molecule-,$(MOLECULE_ROLES))
+
+molecule-%:
+	@start=$$(date +%s); log=$(BUILD)/molecule/$*.log; \
+	if (cd roles/$* && $(CURDIR)/$(VENV)/bin/molecule test) >$$log 2>&1; then \
+		echo "molecule test: roles/$* passed in $$(( $$(date +%s) - start )) s ($$log)"; \
+	else cat $$log; echo "molecule test: roles/$* FAILED after $$(( $$(date +%s) - start )) s ($$log)"; exit 1; fi
 
 test: lint sanity
-	$(PY) -m pytest -p no:cacheprovider -rs tests/unit tests/integration tests/reliability
+	$(PY) -m pytest -p no:cacheprovider -rs -n $(TEST_JOBS) --dist loadfile --durations=15 \
+		tests/unit tests/integration tests/reliability
 	$(MAKE) --no-print-directory molecule
 
 demo: deps
