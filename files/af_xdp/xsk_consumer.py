@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) wirespeed.datapath contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Example AF_XDP consumer for the wirespeed af_xdp role: Python standard library only.

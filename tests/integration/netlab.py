@@ -69,13 +69,13 @@ def run(cmd, check=True):
     return subprocess.run(cmd, check=check, text=True, capture_output=True)
 
 
-
 def _checksum(data):
     """The Internet checksum (RFC 1071) of a byte string."""
     data += b"\0" * (len(data) % 2)
     total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
     total = (total >> 16) + (total & 0xFFFF)
     return ~(total + (total >> 16)) & 0xFFFF
+
 
 class Net:
     def __init__(self):
