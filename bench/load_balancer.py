@@ -1,22 +1,31 @@
 # Copyright (c) wirespeed.datapath contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The load balancer's forwarding rate on a veth pair, side by side in one run: bare XDP_TX, load_balancer.bpf.c
-(Maglev table only, and with the connection table), and Linux IPVS in direct-routing mode (ipvsadm, Maglev
-scheduler `mh`) with the same three backends.
+(Maglev table only, and with the connection table), the kernel stack doing the same direct server return in an
+nftables netdev ingress chain, and Linux IPVS in direct-routing mode (ipvsadm, Maglev scheduler `mh`), all with
+the same three backends.
 
     python bench/load_balancer.py [--frames 2000000] [--rounds 5] [--cpu 0]
 
 Frames come from the live-frames generator of bench/veth_mpps.py (gen0 -> dut0, one CPU for both ends); every
 frame is a UDP datagram to the VIP (dut0's address), port 9. The balancer sends each one back out of dut0 towards
 a backend MAC; gen0 runs XDP_DROP so that the returning frames are taken (the veth needs an XDP program on the
-receiving end) and cost the same for every variant. Each figure is dut0's rx_packets over the wall time of a run
-(median of --rounds, variants interleaved); the forwarded count (per-backend counters, IPVS's own statistics)
-is printed beside it. IPVS needs CONFIG_IP_VS: where the kernel has none, its row says so.
+receiving end) and cost the same for every variant. Each rate is dut0's rx_packets over the generator thread's
+CPU time, which the kernel charges with the receive softirq (wall time where IRQ time is accounted apart; see
+veth_mpps.py), median of --rounds, variants interleaved; each ratio is the median over rounds of that round's
+ratio. The forwarded count (per-backend counters, the nft rule's counter, IPVS's own statistics) is printed beside.
+
+The kernel-stack rows run with bare XDP_PASS on dut0 (the veth needs an XDP program on the receiving end; the
+balancer's programs are detached). "nft DSR" is a netdev-family ingress chain on dut0 that matches VIP:9/udp,
+picks a backend MAC by `jhash ip saddr . udp sport mod 3`, sets the source MAC to dut0's and `fwd to` dut0: the
+same job as the XDP balancer's direct server return, before IP routing. IPVS needs CONFIG_IP_VS: where the
+kernel has none, its row says so and the nft chain is the kernel-stack comparator.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -28,15 +37,19 @@ sys.path.insert(0, os.path.join(REPO, "build", "collections"))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 sys.path.insert(0, HERE)
 
+import results as bench_results  # noqa: E402
 from netlab import netns  # noqa: E402
 from programs import Loaded, load_balancer  # noqa: E402
-from veth_mpps import Bench, generator, sh  # noqa: E402
+from veth_mpps import DUT_MAC, Bench, generator, sh  # noqa: E402
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import info  # noqa: E402
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import bpffs  # noqa: E402
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import xdp_netlink as attach  # noqa: E402
 
 BACKEND_MACS = ("02:00:00:00:0b:01", "02:00:00:00:0b:02", "02:00:00:00:0b:03")
+BARE, TABLE, CONNS = "bare XDP_TX", "load_balancer, Maglev table", "load_balancer, connection table"
+NFT, IPVS = "nft netdev ingress DSR (jhash, fwd)", "IPVS direct routing (mh), same backends"
+SHORT = {BARE: "bare XDP_TX", TABLE: "Maglev table", CONNS: "connection table", NFT: "nft DSR", IPVS: "IPVS DR"}
 
 
 def ipvs(bench, backends):
@@ -58,6 +71,28 @@ def ipvs_forwarded(bench):
     return sum(int(line.split()[2]) for line in out.splitlines() if line.strip().startswith("->"))
 
 
+def nft_ruleset(table, vip):
+    """The nftables netdev chain that does the balancer's job in the kernel stack: VIP:9/udp gets a backend MAC
+    by a hash of the flow's source, dut0's MAC as source, and goes back out of dut0 (the rule's counter counts
+    what it forwarded)."""
+    macs = ", ".join("%d : %s" % (i, mac) for i, mac in enumerate(BACKEND_MACS))
+    return ("table netdev %s {\n chain ingress {\n  type filter hook ingress device \"dut0\" priority 0;"
+            " policy accept;\n  ip daddr %s udp dport 9 ether saddr set %s"
+            " ether daddr set jhash ip saddr . udp sport mod %d map { %s } counter fwd to \"dut0\"\n }\n}\n"
+            % (table, vip, DUT_MAC, len(BACKEND_MACS), macs))
+
+
+def nft_delete(bench, table):
+    subprocess.run(["ip", "netns", "exec", bench.dut, "nft", "delete", "table", "netdev", table],
+                   capture_output=True, check=False)
+
+
+def nft_forwarded(bench, table):
+    out = json.loads(sh("nft", "-j", "list", "table", "netdev", table, ns=bench.dut))
+    return sum(expr["counter"]["packets"] for item in out["nftables"] if "rule" in item
+               for expr in item["rule"]["expr"] if "counter" in expr)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=2000000)
@@ -67,6 +102,7 @@ def main():
     os.sched_setaffinity(0, {args.cpu})
     bpffs.ensure_bpffs()
     bench = Bench()
+    table = "wslbb" + bench.suffix
     forwarded = {}
     try:
         bench.up()
@@ -84,27 +120,37 @@ def main():
                                    macs=BACKEND_MACS)
         with_conns = load_balancer(os.path.join(bench.pins, "lbc"), bench.dst, backends, conn_table=1, port=9,
                                    macs=BACKEND_MACS)
+        sh("nft", "-c", "-f", "-", ns=bench.dut, stdin=nft_ruleset(table, bench.dst))  # fails before any round
         ipvs_problem = ipvs(bench, backends)
+
+        def with_nft():
+            bench.attach(passer.obj.prog_fd)  # the balancer's XDP programs off; the veth still needs one
+            sh("nft", "-f", "-", ns=bench.dut, stdin=nft_ruleset(table, bench.dst))
+
+        # (name, setup, forwarded counter); every setup replaces dut0's XDP program, and the nft table exists
+        # only while its own variant runs (its hook would take IPVS's frames)
         variants = [
-            ("bare XDP_TX", lambda: bench.attach(bare_tx.obj.prog_fd), None),
-            ("load_balancer, Maglev table", lambda: bench.attach(table_only.obj.prog_fd), table_only),
-            ("load_balancer, connection table", lambda: bench.attach(with_conns.obj.prog_fd), with_conns),
+            (BARE, lambda: bench.attach(bare_tx.obj.prog_fd), None),
+            (TABLE, lambda: bench.attach(table_only.obj.prog_fd), table_only),
+            (CONNS, lambda: bench.attach(with_conns.obj.prog_fd), with_conns),
+            (NFT, with_nft, "nft"),
         ]
         if not ipvs_problem:
-            variants.append(("IPVS direct routing (mh), same backends", lambda: bench.attach(passer.obj.prog_fd),
-                             "ipvs"))
+            variants.append((IPVS, lambda: bench.attach(passer.obj.prog_fd), "ipvs"))
         results = {name: [] for name, _setup, _count in variants}
         for _round in range(args.rounds):
             for name, setup, counted in variants:
                 setup()
                 send()  # warm up
-                before = _forwarded(bench, counted)
+                before = _forwarded(bench, counted, table)
                 got, seconds = send()
                 results[name].append(got / seconds / 1e6)
                 if before is not None:
-                    forwarded[name] = forwarded.get(name, 0) + _forwarded(bench, counted) - before
+                    forwarded[name] = forwarded.get(name, 0) + _forwarded(bench, counted, table) - before
+                nft_delete(bench, table)
         bench.attach(None)
     finally:
+        nft_delete(bench, table)
         subprocess.run(["ip", "netns", "exec", bench.dut, "ipvsadm", "-C"], capture_output=True, check=False)
         bench.down()
     width = max(len(n) for n in results)
@@ -114,23 +160,30 @@ def main():
         fwd = forwarded.get(name)
         print("%-*s  %8.2f  %12s  %s" % (width, name, statistics.median(rates), "-" if fwd is None else fwd,
                                          " ".join("%.2f" % r for r in rates)))
-    med = {n: statistics.median(r) for n, r in results.items()}
-    base = med["bare XDP_TX"]
-    for name in list(med)[1:]:
-        print("%s / bare XDP_TX: %.2fx" % (name, med[name] / base))
+        bench_results.figure("load_balancer", SHORT[name], statistics.median(rates), "Mpps")
+
+    def ratio(a, b):
+        """The median over rounds of that round's a / b (as veth_mpps.py: less drift than a ratio of medians)."""
+        return statistics.median(x / y for x, y in zip(results[a], results[b]))
+    print("\n(each ratio: the median over rounds of that round's ratio)")
+    for base in (BARE, NFT, IPVS):
+        if base not in results:
+            continue
+        for name in (TABLE, CONNS):
+            value = ratio(name, base)
+            print("%s / %s: %.2fx" % (name, SHORT[base], value))
+            bench_results.figure("load_balancer", "%s / %s" % (SHORT[name], SHORT[base]), value, "x")
     if ipvs_problem:
-        print("IPVS: not measured here (%s)" % ipvs_problem)
-    else:
-        ipvs_rate = med["IPVS direct routing (mh), same backends"]
-        for name in ("load_balancer, Maglev table", "load_balancer, connection table"):
-            print("%s / IPVS: %.2fx" % (name, med[name] / ipvs_rate))
+        print("IPVS: not measured here (%s); nft DSR is the kernel-stack comparator" % ipvs_problem)
 
 
-def _forwarded(bench, counted):
+def _forwarded(bench, counted, table):
     if counted is None:
         return None
     if counted == "ipvs":
         return ipvs_forwarded(bench)
+    if counted == "nft":
+        return nft_forwarded(bench, table)
     return sum(b["packets"] for b in info.backend_counters(counted.maps))
 
 
