@@ -67,8 +67,9 @@ unit: deps
 integration: deps
 	$(PY) -m pytest -q -p no:cacheprovider tests/integration
 
-MOLECULE_ROLES := firewall ssh_limiter wireguard_filter mirror egress_ratelimit dscp_marking conn_limiter af_xdp \
-	l2_forwarder load_balancer
+# the slowest scenarios first, so that none of them runs alone at the end
+MOLECULE_ROLES := l2_forwarder load_balancer firewall ssh_limiter wireguard_filter mirror egress_ratelimit dscp_marking \
+	conn_limiter af_xdp
 
 # each role's scenario: lab create, check, converge, idempotence, verify with packets, destroy. Every scenario
 # brings up its own lab (own namespaces, subnet and molecule cache dir), so they run MOLECULE_JOBS at a time;

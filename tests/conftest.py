@@ -14,3 +14,15 @@ if not os.path.exists(LINK):
     os.symlink(os.path.relpath(REPO, os.path.dirname(LINK)), LINK)
 if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
+
+# The test files that run longest (labs of ansible runs), started first: `make test` runs files in parallel
+# (pytest-xdist --dist loadfile hands files out in collection order), so a long file collected last would run
+# alone at the end while the other workers sit idle.
+SLOWEST_FIRST = ("test_faults.py", "test_rollout.py", "test_lockout.py", "test_fleet.py", "test_bad_inputs.py",
+                 "test_ansible_lab.py", "test_tc_roles.py", "test_flow_export.py", "test_health.py",
+                 "test_lab_reboot.py", "test_persistence.py", "test_host_role.py", "test_packaging.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(os.path.basename(str(item.fspath)), len(rank)))  # stable: files stay whole

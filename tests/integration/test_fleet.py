@@ -11,7 +11,7 @@ from labplay import PLAYBOOKS, LabNet, playbook, running_lab
 SITE = os.path.join(PLAYBOOKS, "site.yml")
 ROLLBACK = os.path.join(PLAYBOOKS, "rollback.yml")
 STATUS = os.path.join(PLAYBOOKS, "status.yml")
-HOSTS = 5
+HOSTS = 3  # a fleet: one host lost, the others converge (bench/fleet.py measures 5 to 20)
 SYNC = "wirespeed.datapath.firewall : Sync the firewall maps"
 DEPLOY = "wirespeed.datapath.firewall : Deploy the firewall program"
 
