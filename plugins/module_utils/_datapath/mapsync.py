@@ -18,11 +18,13 @@ import hashlib
 import heapq
 import os
 import struct
+from collections.abc import Mapping
+from itertools import compress
 
 from . import prefilter
 from .errors import DatapathError
 from .kernel import bpffs, libbpf
-from .kernel.maps import ARRAYS, DEVMAP, PERCPU, PinnedMap
+from .kernel.maps import ARRAYS, DEVMAP, PERCPU, PinnedMap, records
 from .record.store import StateStore
 from .types import codecs
 from .types.map_types import MapTypes
@@ -114,14 +116,48 @@ def plan_sync(current: dict, wanted: dict, given_values: bool, blank: bytes, *, 
     return add, update, remove
 
 
+def plan_keys(current: set, wanted: set, *, state: str = "present", exclusive: bool = False) -> tuple[set, set]:
+    """(keys to add, keys to remove) that make a map holding the keys current hold the keys wanted: plan_sync for
+    a list without values, on sets (no dict of the whole map is built)."""
+    if state == "absent":
+        return set(), wanted & current
+    if not current:
+        return wanted, set()
+    if exclusive and len(wanted) == len(current) and wanted == current:
+        return set(), set()
+    return wanted - current, (current - wanted if exclusive else set())
+
+
+class Blank(Mapping):
+    """Keys that all hold one value (the zeros of a list without values): a read-only dict without the dict."""
+
+    def __init__(self, keys, value):
+        self._keys, self.value = keys, value
+
+    def __getitem__(self, key):
+        if key in self._keys:
+            return self.value
+        raise KeyError(key)
+
+    def __contains__(self, key):
+        return key in self._keys
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __len__(self):
+        return len(self._keys)
+
+
 class EntryEncoder:
     """The operator's entries as the bytes of one map's keys and values (per-CPU values spread over the CPUs)."""
 
     def __init__(self, pinned, typing):
         self.map, self.typing = pinned, typing
 
-    def encode(self, wanted: Wanted) -> tuple[dict, bool]:
-        """({key bytes: value bytes or None}, whether any value was given); the first bad entry raises by position."""
+    def encode(self, wanted: Wanted) -> tuple[dict | set, bool]:
+        """({key bytes: value bytes or None}, True), or ({key bytes}, False) when no entry gives a value; the first
+        bad entry raises by position."""
         venc = self.encode_value
         given_values = wanted.values.count(None) != len(wanted.values)
         try:
@@ -130,7 +166,9 @@ class EntryEncoder:
         except ValueError:
             self._explain(wanted)
             raise
-        out = dict(zip(keys, values)) if given_values else dict.fromkeys(keys)
+        if not given_values:  # a plain list of keys (the blocklist case): a repeated key is the same entry
+            return set(keys), False
+        out = dict(zip(keys, values))
         if len(out) != len(keys):
             self._check_repeats(wanted, keys, values)
         return out, given_values
@@ -175,16 +213,52 @@ class EntryEncoder:
 
 
 class Sync:
-    """The change that makes one map hold the requested entries."""
+    """The change that makes one map hold the requested entries.
+
+    The map is read once (dump_packed: its keys, and its values back to back); a list without values is
+    planned on sets of keys, and the values of the entries it removes are cut out of the dump only for those.
+    """
 
     def __init__(self, pinned, typing, wanted, state="present", exclusive=False):
         self.map, self.typing = pinned, typing
         self.encoded, self.given_values = EntryEncoder(pinned, typing).encode(wanted)
-        self.current = pinned.dump()
-        self.add, self.update, self.remove = plan_sync(
-            self.current, self.encoded, self.given_values, self._blank(), state=state, exclusive=exclusive,
-            array=pinned.type in ARRAYS)
+        self.current_keys, self._current_values = pinned.dump_packed()
+        self._current = None
+        if self.given_values or pinned.type in ARRAYS:
+            self.add, self.update, self.remove = plan_sync(
+                self.current, self._as_dict(self.encoded), self.given_values, self._blank(), state=state,
+                exclusive=exclusive, array=pinned.type in ARRAYS)
+        else:
+            add, remove = plan_keys(set(self.current_keys), self.encoded, state=state, exclusive=exclusive)
+            self.add, self.update, self.remove = Blank(add, self._blank()), {}, self._values_of(remove)
         self._check_capacity()
+
+    @staticmethod
+    def _as_dict(encoded):
+        return encoded if isinstance(encoded, dict) else dict.fromkeys(encoded)
+
+    @property
+    def current(self) -> dict:
+        """{key bytes: value bytes} the map held when the sync was planned (built on first use)."""
+        if self._current is None:
+            self._current = dict(zip(self.current_keys, records(self._current_values, self.map.slot_size)))
+        return self._current
+
+    def _values_of(self, keys: set) -> dict:
+        """{key: the value it held} for some of the map's keys, cut out of the dump."""
+        if not keys:
+            return {}
+        if self._current is not None:
+            return {k: self._current[k] for k in keys}
+        size, values, listed = self.map.slot_size, self._current_values, self.current_keys
+        return {listed[i]: values[i * size:(i + 1) * size]
+                for i in compress(range(len(listed)), map(keys.__contains__, listed))}
+
+    def new_keys(self):
+        """The keys the map holds once the change is applied (for the prefilter's refresh)."""
+        if not self.remove:
+            return self.current_keys if not self.add else [*self.current_keys, *self.add]
+        return [*(set(self.current_keys) - self.remove.keys()), *self.add]
 
     def _blank(self):
         return b"\0" * self.map.slot_size
@@ -192,7 +266,7 @@ class Sync:
     def _check_capacity(self):
         if self.map.type in ARRAYS or self.map.type == DEVMAP:
             return
-        needed = len(self.current) - len(self.remove) + len(self.add)
+        needed = len(self.current_keys) - len(self.remove) + len(self.add)
         if needed > self.map.max_entries:
             raise DatapathError("map %s is too small: max_entries %d, needed %d; the map was not changed (raise "
                                 "max_entries in the program or send fewer entries)."
@@ -214,18 +288,18 @@ class Sync:
             index.cover(os.path.basename(m.path), self.add)
         try:
             m.delete(list(self.remove))
-            keys = list(self.add) + list(self.update)
-            if self.given_values:
+            keys = [*self.add, *self.update]
+            if isinstance(self.add, Blank):  # only new keys, all zeros: one zeroed buffer
+                values = bytes(m.slot_size * len(keys))
+            else:
                 values = b"".join(self.add.values()) + b"".join(new for _old, new in self.update.values())
-            else:  # only new keys, all zeros
-                values = self._blank() * len(keys)
             m.write_packed(keys, values)
         except OSError as exc:
             self.restore()
             limit = ""
             if exc.errno in (errno.E2BIG, errno.ENOSPC, errno.ENOMEM):
                 limit = " (max_entries %d, needed %d)" % (m.max_entries,
-                                                          len(self.current) - len(self.remove) + len(self.add))
+                                                          len(self.current_keys) - len(self.remove) + len(self.add))
             raise DatapathError("the kernel refused the update of %s: %s%s; the map was put back as it was."
                                 % (m.path, os.strerror(exc.errno), limit)) from None
 
