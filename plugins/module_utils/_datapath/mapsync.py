@@ -223,13 +223,14 @@ class Sync:
         self.map, self.typing = pinned, typing
         self.encoded, self.given_values = EntryEncoder(pinned, typing).encode(wanted)
         self.current_keys, self._current_values = pinned.dump_packed()
-        self._current = None
+        self._current = self._current_set = None
         if self.given_values or pinned.type in ARRAYS:
             self.add, self.update, self.remove = plan_sync(
                 self.current, self._as_dict(self.encoded), self.given_values, self._blank(), state=state,
                 exclusive=exclusive, array=pinned.type in ARRAYS)
         else:
-            add, remove = plan_keys(set(self.current_keys), self.encoded, state=state, exclusive=exclusive)
+            self._current_set = set(self.current_keys)
+            add, remove = plan_keys(self._current_set, self.encoded, state=state, exclusive=exclusive)
             self.add, self.update, self.remove = Blank(add, self._blank()), {}, self._values_of(remove)
         self._check_capacity()
 
@@ -258,7 +259,10 @@ class Sync:
         """The keys the map holds once the change is applied (for the prefilter's refresh)."""
         if not self.remove:
             return self.current_keys if not self.add else [*self.current_keys, *self.add]
-        return [*(set(self.current_keys) - self.remove.keys()), *self.add]
+        kept = set(self._current_set if self._current_set is not None else self.current_keys)
+        kept.difference_update(self.remove)
+        kept.update(self.add)
+        return kept
 
     def _blank(self):
         return b"\0" * self.map.slot_size
@@ -429,7 +433,7 @@ def _sync(path, wanted, state, exclusive, key_type, value_type, check_mode, retu
         if change.changed and not check_mode:
             change.apply()
         if not check_mode:
-            refresh_prefilter([path])
+            refresh_prefilter([path], {path: change.new_keys()})
         if return_entries:
             contents = pinned.dump() if change.changed and not check_mode else change.current
             result["entries"] = decode_entries(pinned, change.typing, contents)
@@ -485,10 +489,13 @@ def sync_all(specs: list, *, interface: str, name: str, bpffs_path: str = bpffs.
                     raise DatapathError("map %s: %s" % (spec["map"], exc.message)) from None
                 plans.append((spec, change, result))
             if not check_mode:
+                known = {}  # the lists' keys after the change, when every map took it (else read again)
                 try:
                     _apply_all([change for _spec, change, _result in plans if change is not None and change.changed])
+                    known = {path: change.new_keys() for (_s, change, _r), (_spec, path) in zip(plans, paths)
+                             if change is not None}
                 finally:
-                    refresh_prefilter([path for _spec, path in paths if os.path.exists(path)])
+                    refresh_prefilter([path for _spec, path in paths if os.path.exists(path)], known)
         finally:
             for pinned in opened:
                 pinned.close()
@@ -504,14 +511,16 @@ def sync_all(specs: list, *, interface: str, name: str, bpffs_path: str = bpffs.
     return out
 
 
-def refresh_prefilter(paths) -> None:
+def refresh_prefilter(paths, known=None) -> None:
     """Refresh (and verify) the prefilter index of each firewall whose deny lists are among `paths`: after every
-    sync, a no-op one too, so an index that drifted from its lists is put right by the next run."""
+    sync, a no-op one too, so an index that drifted from its lists is put right by the next run. known: {path:
+    the keys the map holds}, from the dump the sync made and the keys it wrote and deleted (not read again)."""
+    known = known or {}
     for mdir in sorted({os.path.dirname(p) for p in paths}):
         index = next((prefilter.for_map(p) for p in paths if os.path.dirname(p) == mdir and prefilter.for_map(p)),
                      None)
         if index:
-            index.refresh()
+            index.refresh({os.path.basename(p): keys for p, keys in known.items() if os.path.dirname(p) == mdir})
 
 
 def _apply_all(changes) -> None:
