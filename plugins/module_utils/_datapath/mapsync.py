@@ -231,7 +231,11 @@ class Sync:
         else:
             self._current_set = set(self.current_keys)
             add, remove = plan_keys(self._current_set, self.encoded, state=state, exclusive=exclusive)
-            self.add, self.update, self.remove = Blank(add, self._blank()), {}, self._values_of(remove)
+            blank = self._blank()
+            if self._current_values == bytes(len(self._current_values)):  # every value is zeros: no cutting
+                self.add, self.update, self.remove = Blank(add, blank), {}, Blank(remove, blank)
+            else:
+                self.add, self.update, self.remove = Blank(add, blank), {}, self._values_of(remove)
         self._check_capacity()
 
     @staticmethod
@@ -433,7 +437,7 @@ def _sync(path, wanted, state, exclusive, key_type, value_type, check_mode, retu
         if change.changed and not check_mode:
             change.apply()
         if not check_mode:
-            refresh_prefilter([path], {path: change.new_keys()})
+            refresh_prefilter([path], {path: change.new_keys()} if prefilter.for_map(path) else None)
         if return_entries:
             contents = pinned.dump() if change.changed and not check_mode else change.current
             result["entries"] = decode_entries(pinned, change.typing, contents)
@@ -493,7 +497,7 @@ def sync_all(specs: list, *, interface: str, name: str, bpffs_path: str = bpffs.
                 try:
                     _apply_all([change for _spec, change, _result in plans if change is not None and change.changed])
                     known = {path: change.new_keys() for (_s, change, _r), (_spec, path) in zip(plans, paths)
-                             if change is not None}
+                             if change is not None and prefilter.for_map(path)}
                 finally:
                     refresh_prefilter([path for _spec, path in paths if os.path.exists(path)], known)
         finally:
