@@ -69,7 +69,7 @@ def normalize(key: object = None, value: object = None, entries: object = None) 
         return Wanted(list(entries), list(entries.values()))
     if not isinstance(entries, list):
         raise DatapathError("entries must be a list or a dict, not %s." % type(entries).__name__)
-    if dict not in set(map(type, entries)):  # a plain list of keys: the blocklist case
+    if dict not in map(type, entries):  # a plain list of keys: the blocklist case (one C-level pass, no set)
         return Wanted(entries, [None] * len(entries))
     keys, values = [], []
     for i, item in enumerate(entries, 1):
