@@ -19,7 +19,7 @@ import heapq
 import os
 import struct
 from collections.abc import Mapping
-from itertools import compress
+from itertools import compress, filterfalse
 
 from . import prefilter
 from .errors import DatapathError
@@ -116,16 +116,18 @@ def plan_sync(current: dict, wanted: dict, given_values: bool, blank: bytes, *, 
     return add, update, remove
 
 
-def plan_keys(current: set, wanted: set, *, state: str = "present", exclusive: bool = False) -> tuple[set, set]:
-    """(keys to add, keys to remove) that make a map holding the keys current hold the keys wanted: plan_sync for
-    a list without values, on sets (no dict of the whole map is built)."""
+def plan_keys(current: list, wanted: set, *, state: str = "present", exclusive: bool = False) -> tuple[set, set]:
+    """(keys to add, keys to remove) that make a map holding the keys current (each once, as a dump lists them)
+    hold the keys wanted: plan_sync for a list without values, with one pass over each side and no set of the
+    whole map."""
     if state == "absent":
-        return set(), wanted & current
+        return set(), set(filter(wanted.__contains__, current))
     if not current:
         return wanted, set()
-    if exclusive and len(wanted) == len(current) and wanted == current:
-        return set(), set()
-    return wanted - current, (current - wanted if exclusive else set())
+    add = wanted.difference(current)
+    if not exclusive or len(wanted) - len(add) == len(current):  # every current key is wanted: none to remove
+        return add, set()
+    return add, set(filterfalse(wanted.__contains__, current))
 
 
 class Blank(Mapping):
@@ -223,14 +225,14 @@ class Sync:
         self.map, self.typing = pinned, typing
         self.encoded, self.given_values = EntryEncoder(pinned, typing).encode(wanted)
         self.current_keys, self._current_values = pinned.dump_packed()
-        self._current = self._current_set = None
+        self._current = None
+        self.exclusive, self.state = exclusive, state
         if self.given_values or pinned.type in ARRAYS:
             self.add, self.update, self.remove = plan_sync(
                 self.current, self._as_dict(self.encoded), self.given_values, self._blank(), state=state,
                 exclusive=exclusive, array=pinned.type in ARRAYS)
         else:
-            self._current_set = set(self.current_keys)
-            add, remove = plan_keys(self._current_set, self.encoded, state=state, exclusive=exclusive)
+            add, remove = plan_keys(self.current_keys, self.encoded, state=state, exclusive=exclusive)
             blank = self._blank()
             if self._current_values == bytes(len(self._current_values)):  # every value is zeros: no cutting
                 self.add, self.update, self.remove = Blank(add, blank), {}, Blank(remove, blank)
@@ -261,9 +263,11 @@ class Sync:
 
     def new_keys(self):
         """The keys the map holds once the change is applied (for the prefilter's refresh)."""
+        if self.state != "absent" and self.exclusive and not self.given_values:
+            return self.encoded  # exactly the keys asked for
         if not self.remove:
             return self.current_keys if not self.add else [*self.current_keys, *self.add]
-        kept = set(self._current_set if self._current_set is not None else self.current_keys)
+        kept = set(self.current_keys)
         kept.difference_update(self.remove)
         kept.update(self.add)
         return kept
