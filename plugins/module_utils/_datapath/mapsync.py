@@ -19,7 +19,7 @@ import heapq
 import os
 import struct
 from collections.abc import Mapping
-from itertools import compress, filterfalse
+from itertools import compress
 
 from . import prefilter
 from .errors import DatapathError
@@ -118,16 +118,16 @@ def plan_sync(current: dict, wanted: dict, given_values: bool, blank: bytes, *, 
 
 def plan_keys(current: list, wanted: set, *, state: str = "present", exclusive: bool = False) -> tuple[set, set]:
     """(keys to add, keys to remove) that make a map holding the keys current (each once, as a dump lists them)
-    hold the keys wanted: plan_sync for a list without values, with one pass over each side and no set of the
-    whole map."""
+    hold the keys wanted: plan_sync for a list without values, on sets of keys (no dict of the map is built)."""
     if state == "absent":
-        return set(), set(filter(wanted.__contains__, current))
+        return set(), wanted.intersection(current)
     if not current:
         return wanted, set()
-    add = wanted.difference(current)
-    if not exclusive or len(wanted) - len(add) == len(current):  # every current key is wanted: none to remove
+    held = set(current)
+    add = wanted - held
+    if not exclusive or len(wanted) - len(add) == len(held):  # every current key is wanted: none to remove
         return add, set()
-    return add, set(filterfalse(wanted.__contains__, current))
+    return add, held - wanted
 
 
 class Blank(Mapping):
