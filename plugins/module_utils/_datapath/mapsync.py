@@ -18,11 +18,13 @@ import hashlib
 import heapq
 import os
 import struct
+from collections.abc import Mapping
+from itertools import compress
 
 from . import prefilter
 from .errors import DatapathError
 from .kernel import bpffs, libbpf
-from .kernel.maps import ARRAYS, DEVMAP, PERCPU, PinnedMap
+from .kernel.maps import ARRAYS, DEVMAP, PERCPU, PinnedMap, records
 from .record.store import StateStore
 from .types import codecs
 from .types.map_types import MapTypes
@@ -67,7 +69,7 @@ def normalize(key: object = None, value: object = None, entries: object = None) 
         return Wanted(list(entries), list(entries.values()))
     if not isinstance(entries, list):
         raise DatapathError("entries must be a list or a dict, not %s." % type(entries).__name__)
-    if dict not in set(map(type, entries)):  # a plain list of keys: the blocklist case
+    if dict not in map(type, entries):  # a plain list of keys: the blocklist case (one C-level pass, no set)
         return Wanted(entries, [None] * len(entries))
     keys, values = [], []
     for i, item in enumerate(entries, 1):
@@ -114,14 +116,50 @@ def plan_sync(current: dict, wanted: dict, given_values: bool, blank: bytes, *, 
     return add, update, remove
 
 
+def plan_keys(current: list, wanted: set, *, state: str = "present", exclusive: bool = False) -> tuple[set, set]:
+    """(keys to add, keys to remove) that make a map holding the keys current (each once, as a dump lists them)
+    hold the keys wanted: plan_sync for a list without values, on sets of keys (no dict of the map is built)."""
+    if state == "absent":
+        return set(), wanted.intersection(current)
+    if not current:
+        return wanted, set()
+    held = set(current)
+    add = wanted - held
+    if not exclusive or len(wanted) - len(add) == len(held):  # every current key is wanted: none to remove
+        return add, set()
+    return add, held - wanted
+
+
+class Blank(Mapping):
+    """Keys that all hold one value (the zeros of a list without values): a read-only dict without the dict."""
+
+    def __init__(self, keys, value):
+        self._keys, self.value = keys, value
+
+    def __getitem__(self, key):
+        if key in self._keys:
+            return self.value
+        raise KeyError(key)
+
+    def __contains__(self, key):
+        return key in self._keys
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __len__(self):
+        return len(self._keys)
+
+
 class EntryEncoder:
     """The operator's entries as the bytes of one map's keys and values (per-CPU values spread over the CPUs)."""
 
     def __init__(self, pinned, typing):
         self.map, self.typing = pinned, typing
 
-    def encode(self, wanted: Wanted) -> tuple[dict, bool]:
-        """({key bytes: value bytes or None}, whether any value was given); the first bad entry raises by position."""
+    def encode(self, wanted: Wanted) -> tuple[dict | set, bool]:
+        """({key bytes: value bytes or None}, True), or ({key bytes}, False) when no entry gives a value; the first
+        bad entry raises by position."""
         venc = self.encode_value
         given_values = wanted.values.count(None) != len(wanted.values)
         try:
@@ -130,7 +168,9 @@ class EntryEncoder:
         except ValueError:
             self._explain(wanted)
             raise
-        out = dict(zip(keys, values)) if given_values else dict.fromkeys(keys)
+        if not given_values:  # a plain list of keys (the blocklist case): a repeated key is the same entry
+            return set(keys), False
+        out = dict(zip(keys, values))
         if len(out) != len(keys):
             self._check_repeats(wanted, keys, values)
         return out, given_values
@@ -175,16 +215,62 @@ class EntryEncoder:
 
 
 class Sync:
-    """The change that makes one map hold the requested entries."""
+    """The change that makes one map hold the requested entries.
+
+    The map is read once (dump_packed: its keys, and its values back to back); a list without values is
+    planned on sets of keys, and the values of the entries it removes are cut out of the dump only for those.
+    """
 
     def __init__(self, pinned, typing, wanted, state="present", exclusive=False):
         self.map, self.typing = pinned, typing
         self.encoded, self.given_values = EntryEncoder(pinned, typing).encode(wanted)
-        self.current = pinned.dump()
-        self.add, self.update, self.remove = plan_sync(
-            self.current, self.encoded, self.given_values, self._blank(), state=state, exclusive=exclusive,
-            array=pinned.type in ARRAYS)
+        self.current_keys, self._current_values = pinned.dump_packed()
+        self._current = None
+        self.exclusive, self.state = exclusive, state
+        if self.given_values or pinned.type in ARRAYS:
+            self.add, self.update, self.remove = plan_sync(
+                self.current, self._as_dict(self.encoded), self.given_values, self._blank(), state=state,
+                exclusive=exclusive, array=pinned.type in ARRAYS)
+        else:
+            add, remove = plan_keys(self.current_keys, self.encoded, state=state, exclusive=exclusive)
+            blank = self._blank()
+            if self._current_values == bytes(len(self._current_values)):  # every value is zeros: no cutting
+                self.add, self.update, self.remove = Blank(add, blank), {}, Blank(remove, blank)
+            else:
+                self.add, self.update, self.remove = Blank(add, blank), {}, self._values_of(remove)
         self._check_capacity()
+
+    @staticmethod
+    def _as_dict(encoded):
+        return encoded if isinstance(encoded, dict) else dict.fromkeys(encoded)
+
+    @property
+    def current(self) -> dict:
+        """{key bytes: value bytes} the map held when the sync was planned (built on first use)."""
+        if self._current is None:
+            self._current = dict(zip(self.current_keys, records(self._current_values, self.map.slot_size)))
+        return self._current
+
+    def _values_of(self, keys: set) -> dict:
+        """{key: the value it held} for some of the map's keys, cut out of the dump."""
+        if not keys:
+            return {}
+        if self._current is not None:
+            return {k: self._current[k] for k in keys}
+        size, values, listed = self.map.slot_size, self._current_values, self.current_keys
+        return {listed[i]: values[i * size:(i + 1) * size]
+                for i in compress(range(len(listed)), map(keys.__contains__, listed))}
+
+    def new_keys(self):
+        """The keys the map holds once the change is applied (for the prefilter's refresh)."""
+        if self.state != "absent" and self.exclusive and not self.given_values:
+            return self.encoded  # exactly the keys asked for
+        if not self.remove:
+            return self.current_keys if not self.add else [*self.current_keys, *self.add]
+        kept = set(self.current_keys)
+        kept.difference_update(self.remove)
+        kept.update(self.add)
+        return kept
 
     def _blank(self):
         return b"\0" * self.map.slot_size
@@ -192,7 +278,7 @@ class Sync:
     def _check_capacity(self):
         if self.map.type in ARRAYS or self.map.type == DEVMAP:
             return
-        needed = len(self.current) - len(self.remove) + len(self.add)
+        needed = len(self.current_keys) - len(self.remove) + len(self.add)
         if needed > self.map.max_entries:
             raise DatapathError("map %s is too small: max_entries %d, needed %d; the map was not changed (raise "
                                 "max_entries in the program or send fewer entries)."
@@ -214,18 +300,18 @@ class Sync:
             index.cover(os.path.basename(m.path), self.add)
         try:
             m.delete(list(self.remove))
-            keys = list(self.add) + list(self.update)
-            if self.given_values:
+            keys = [*self.add, *self.update]
+            if isinstance(self.add, Blank):  # only new keys, all zeros: one zeroed buffer
+                values = bytes(m.slot_size * len(keys))
+            else:
                 values = b"".join(self.add.values()) + b"".join(new for _old, new in self.update.values())
-            else:  # only new keys, all zeros
-                values = self._blank() * len(keys)
             m.write_packed(keys, values)
         except OSError as exc:
             self.restore()
             limit = ""
             if exc.errno in (errno.E2BIG, errno.ENOSPC, errno.ENOMEM):
                 limit = " (max_entries %d, needed %d)" % (m.max_entries,
-                                                          len(self.current) - len(self.remove) + len(self.add))
+                                                          len(self.current_keys) - len(self.remove) + len(self.add))
             raise DatapathError("the kernel refused the update of %s: %s%s; the map was put back as it was."
                                 % (m.path, os.strerror(exc.errno), limit)) from None
 
@@ -355,7 +441,7 @@ def _sync(path, wanted, state, exclusive, key_type, value_type, check_mode, retu
         if change.changed and not check_mode:
             change.apply()
         if not check_mode:
-            refresh_prefilter([path])
+            refresh_prefilter([path], {path: change.new_keys()} if prefilter.for_map(path) else None)
         if return_entries:
             contents = pinned.dump() if change.changed and not check_mode else change.current
             result["entries"] = decode_entries(pinned, change.typing, contents)
@@ -411,10 +497,13 @@ def sync_all(specs: list, *, interface: str, name: str, bpffs_path: str = bpffs.
                     raise DatapathError("map %s: %s" % (spec["map"], exc.message)) from None
                 plans.append((spec, change, result))
             if not check_mode:
+                known = {}  # the lists' keys after the change, when every map took it (else read again)
                 try:
                     _apply_all([change for _spec, change, _result in plans if change is not None and change.changed])
+                    known = {path: change.new_keys() for (_s, change, _r), (_spec, path) in zip(plans, paths)
+                             if change is not None and prefilter.for_map(path)}
                 finally:
-                    refresh_prefilter([path for _spec, path in paths if os.path.exists(path)])
+                    refresh_prefilter([path for _spec, path in paths if os.path.exists(path)], known)
         finally:
             for pinned in opened:
                 pinned.close()
@@ -430,14 +519,16 @@ def sync_all(specs: list, *, interface: str, name: str, bpffs_path: str = bpffs.
     return out
 
 
-def refresh_prefilter(paths) -> None:
+def refresh_prefilter(paths, known=None) -> None:
     """Refresh (and verify) the prefilter index of each firewall whose deny lists are among `paths`: after every
-    sync, a no-op one too, so an index that drifted from its lists is put right by the next run."""
+    sync, a no-op one too, so an index that drifted from its lists is put right by the next run. known: {path:
+    the keys the map holds}, from the dump the sync made and the keys it wrote and deleted (not read again)."""
+    known = known or {}
     for mdir in sorted({os.path.dirname(p) for p in paths}):
         index = next((prefilter.for_map(p) for p in paths if os.path.dirname(p) == mdir and prefilter.for_map(p)),
                      None)
         if index:
-            index.refresh()
+            index.refresh({os.path.basename(p): keys for p, keys in known.items() if os.path.dirname(p) == mdir})
 
 
 def _apply_all(changes) -> None:

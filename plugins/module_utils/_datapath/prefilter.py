@@ -22,7 +22,9 @@ datapath_info shows the state (generation, /24s marked, whether the lists are co
 
 from __future__ import annotations
 
+import itertools
 import mmap
+import operator
 import os
 import struct
 
@@ -33,6 +35,8 @@ INDEX, STATE = "prefilter_v4", "prefilter_state"
 LISTS = ("deny_v4", "deny_net_v4")
 SLOTS = 1 << 24  # IPv4 /24s
 INDEX_BYTES = SLOTS // 8
+WORDWISE = 4096  # entries covered word by word at most; more: one OR of the whole index
+BLOCK = 256  # bytes of the index compared at once before a word-by-word rewrite
 
 
 def for_map(path: str) -> Prefilter | None:
@@ -57,20 +61,50 @@ def _mark_range(bits: bytearray, first: int, count: int) -> None:
         first += 1
 
 
+def _slots(addr_keys, cidr_keys):
+    """(the set of /24s of the addresses and of the networks of /24 or longer, [(first /24, count)] of the wider
+    networks): every key cut in one C call, one set built over them."""
+    count = len(addr_keys)
+    slots = set(map(operator.rshift, struct.unpack(">%dI" % count, b"".join(addr_keys)),
+                    itertools.repeat(8, count))) if count else set()
+    ranges = []
+    if cidr_keys:
+        count = len(cidr_keys)
+        raw = b"".join(cidr_keys)  # {u32 prefix length, host order; the address, network order}
+        plens = struct.unpack("<" + "I4x" * count, raw)
+        nets = struct.unpack(">" + "4xI" * count, raw)
+        for plen, net in zip(plens, nets):
+            if plen >= 24:
+                slots.add(net >> 8)
+            else:
+                span = 1 << (24 - plen)
+                ranges.append((net >> 8 & ~(span - 1), span))
+    return slots, ranges
+
+
 def needed(addr_keys, cidr_keys) -> bytearray:
     """The bitmap the lists need: bit n (little-endian bit order in each byte) is the /24 n of IPv4 space."""
     bits = bytearray(INDEX_BYTES)
-    for slot in {int.from_bytes(k[:3], "big") for k in addr_keys}:
+    slots, ranges = _slots(addr_keys, cidr_keys)
+    for slot in slots:
         bits[slot >> 3] |= 1 << (slot & 7)
-    for key in cidr_keys:
-        plen = min(struct.unpack_from("<I", key)[0], 32)
-        slot = int.from_bytes(key[4:7], "big")
-        if plen >= 24:
-            bits[slot >> 3] |= 1 << (slot & 7)
-        else:
-            span = 1 << (24 - plen)
-            _mark_range(bits, slot & ~(span - 1), span)
+    for first, count in ranges:
+        _mark_range(bits, first, count)
     return bits
+
+
+def word_masks(addr_keys, cidr_keys) -> dict[int, int]:
+    """{u64 word of the index: the bits the entries need in it}, for the words they touch only."""
+    words = {}
+    slots, ranges = _slots(addr_keys, cidr_keys)
+    for first, count in ranges:
+        if count < 64:
+            slots.update(range(first, first + count))
+        else:  # a network of /18 or wider: whole words (aligned, as the network is)
+            words.update(dict.fromkeys(range(first >> 6, (first + count) >> 6), (1 << 64) - 1))
+    for slot in slots:
+        words[slot >> 6] = words.get(slot >> 6, 0) | 1 << (slot & 63)
+    return words
 
 
 def missing(have: bytes, want: bytes) -> int:
@@ -88,11 +122,17 @@ class Prefilter:
     def __init__(self, mdir: str):
         self.mdir = mdir
 
-    def _lists(self):
+    def _lists(self, known=None):
+        """The keys of deny_v4 and deny_net_v4: those a sync has in hand (known: {list name: keys}), the others
+        read from the kernel."""
+        known = known or {}
         keys = []
         for name in LISTS:
+            if name in known:
+                keys.append(known[name])
+                continue
             with PinnedMap(os.path.join(self.mdir, name)) as m:
-                keys.append(list(m.dump()))
+                keys.append(m.dump_keys())
         return keys
 
     def _with_index(self, fn):
@@ -113,31 +153,39 @@ class Prefilter:
             m.write([(b"\0\0\0\0", struct.pack("<Q", value))])
 
     def cover(self, map_name: str, keys) -> None:
-        """Set the bits of entries about to be written to `map_name` (before the write)."""
-        keys = list(keys)
+        """Set the bits of entries about to be written to `map_name` (before the write). A few entries: only the
+        words they touch, each with one whole u64 store that only adds bits; many (a list loaded at once): the
+        index OR-ed with their bitmap in one copy, where every byte goes from its old value to old | new, so a
+        reader sees a superset of the old index at every moment either way."""
+        addr_keys, cidr_keys = (keys, []) if map_name == "deny_v4" else ([], keys)
         if not keys:
             return
-        want = needed(keys, []) if map_name == "deny_v4" else needed([], keys)
+        if len(keys) > WORDWISE:
+            want = int.from_bytes(needed(addr_keys, cidr_keys), "little")
 
-        def merge(mm, size):
-            have = int.from_bytes(mm[:size], "little")
-            add = int.from_bytes(want, "little") & ~have
-            if not add:
-                return
-            raw = add.to_bytes(size, "little")
+            def merge_all(mm, size):
+                have = int.from_bytes(mm[:size], "little")
+                if want & ~have:
+                    mm[:size] = (have | want).to_bytes(size, "little")
+            self._with_index(merge_all)
+            return
+        words = word_masks(addr_keys, cidr_keys)
+
+        def merge(mm, _size):
             view = memoryview(mm).cast("Q")
             try:
-                for word in range(0, size, 8):
-                    if raw[word:word + 8] != b"\0" * 8:  # only words with a new bit: others stay untouched
-                        view[word >> 3] |= int.from_bytes(raw[word:word + 8], "little")
+                for word, mask in words.items():
+                    if view[word] & mask != mask:
+                        view[word] |= mask
             finally:
                 view.release()
         self._with_index(merge)
 
-    def refresh(self) -> dict:
+    def refresh(self, known=None) -> dict:
         """Make the index exactly what the lists need, verify it covers them and validate it (a new generation).
-        Returns the state datapath_info shows."""
-        addrs, cidrs = self._lists()
+        known: {list name: its keys} a sync has in hand (that list is not read again). Returns the state
+        datapath_info shows."""
+        addrs, cidrs = self._lists(known)
         want = needed(addrs, cidrs)
 
         def rewrite(mm, size):
@@ -145,9 +193,11 @@ class Prefilter:
                 view = memoryview(mm).cast("Q")
                 try:
                     new = memoryview(want).cast("Q")
-                    for word in range(size >> 3):  # word by word: each store is whole, every moment a superset
-                        if view[word] != new[word]:
-                            view[word] = new[word]
+                    for start in range(0, size, BLOCK):  # blocks that differ, then word by word in them: each
+                        if mm[start:start + BLOCK] != want[start:start + BLOCK]:  # store is whole, every
+                            for word in range(start >> 3, (start + BLOCK) >> 3):  # moment a superset
+                                if view[word] != new[word]:
+                                    view[word] = new[word]
                 finally:
                     view.release()
             return missing(mm[:size], want)
@@ -155,8 +205,9 @@ class Prefilter:
         if lacking:  # cannot happen short of a kernel fault: leave the index unused rather than trust it
             self._set_generation(0)
             return self.state(addrs, cidrs)
-        self._set_generation(self.generation() + 1)
-        return {"generation": self.generation(), "covered": True, "slots": _popcount(want)}
+        generation = self.generation() + 1
+        self._set_generation(generation)
+        return {"generation": generation, "covered": True, "slots": _popcount(want)}
 
     def state(self, addrs=None, cidrs=None) -> dict:
         """{generation (0: not in use, full lookups), covered (every list entry's /24 is marked), slots (/24s
@@ -169,4 +220,5 @@ class Prefilter:
 
 
 def _popcount(bits: bytes) -> int:
-    return bin(int.from_bytes(bits, "little")).count("1")
+    number = int.from_bytes(bits, "little")
+    return number.bit_count() if hasattr(number, "bit_count") else bin(number).count("1")

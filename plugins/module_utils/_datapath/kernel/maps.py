@@ -21,8 +21,11 @@ TYPE_NAMES = {HASH: "hash", ARRAY: "array", PERCPU_HASH: "percpu_hash", PERCPU_A
               DEVMAP: "devmap", DEVMAP_HASH: "devmap_hash"}
 PERCPU = {PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH}
 ARRAYS = {ARRAY, PERCPU_ARRAY}  # every index exists; "removing" resets to zero
-BATCH = {HASH, ARRAY, PERCPU_HASH, PERCPU_ARRAY, LRU_HASH, LRU_PERCPU_HASH}
-CHUNK = 16384
+# maps with batch calls; an LPM trie has them through the kernel's generic walk (6.x), an older kernel refuses
+# with EINVAL and the element-by-element path runs
+BATCH = {HASH, ARRAY, PERCPU_HASH, PERCPU_ARRAY, LRU_HASH, LRU_PERCPU_HASH, LPM_TRIE}
+READ_CHUNK = 1 << 17  # elements a batch lookup returns at most (the buffers are this many keys and values)
+CHUNK = 1 << 20  # elements a batch update or delete takes at most: the kernel copies them one by one anyway
 NO_BATCH_ERRNOS = {errno.EINVAL, errno.EOPNOTSUPP, 524}  # 524: the kernel's ENOTSUPP
 
 
@@ -33,6 +36,11 @@ class BatchOpts(ctypes.Structure):
 def _splitter(size, count):
     """A struct that cuts `count` records of `size` bytes out of a buffer in one C call."""
     return struct.Struct("%ds" % size * count)
+
+
+def records(buf: bytes, size: int) -> tuple[bytes, ...]:
+    """The `size`-byte records back to back in buf, cut in one C call."""
+    return _splitter(size, len(buf) // size).unpack(buf) if buf and size else ()
 
 
 def possible_cpus() -> int:
@@ -82,36 +90,49 @@ class PinnedMap:
     # reading ------------------------------------------------------------
     def dump(self) -> dict[bytes, bytes]:
         """{key bytes: value bytes} of every element."""
+        keys, values = self.dump_packed()
+        return dict(zip(keys, records(values, self.slot_size)))
+
+    def dump_packed(self) -> tuple[list[bytes], bytes]:
+        """([key bytes of every element], their values' bytes back to back): what a sync compares, without a
+        dict of the whole map (the values are cut out only where someone needs them, see value_at)."""
         if self.type in BATCH:
             try:
                 return self._dump_batch()
             except OSError as exc:
                 if exc.errno not in NO_BATCH_ERRNOS:
                     raise
-        return self._dump_iter()
+        out = self._dump_iter()
+        return list(out), b"".join(out.values())
+
+    def dump_keys(self) -> list[bytes]:
+        """The key bytes of every element."""
+        return self.dump_packed()[0]
 
     def _dump_batch(self):
+        """Batch lookups of up to READ_CHUNK elements a call (hash maps: the token is a bucket number; tries and
+        other maps the kernel walks for us: the last key read)."""
         lib = libbpf.lib()
-        out = {}
-        chunk = max(1, min(CHUNK, self.max_entries))
-        keys = ctypes.create_string_buffer(self.key_size * chunk)
-        values = ctypes.create_string_buffer(self.slot_size * chunk)
+        keys, values = [], []
+        chunk = max(1, min(READ_CHUNK, self.max_entries))
+        kbuf = ctypes.create_string_buffer(self.key_size * chunk)
+        vbuf = ctypes.create_string_buffer(self.slot_size * chunk)
         token_in = ctypes.create_string_buffer(max(8, self.key_size))
         token_out = ctypes.create_string_buffer(max(8, self.key_size))
         first = True
         while True:
             count = ctypes.c_uint32(chunk)
-            ret = lib.bpf_map_lookup_batch(self.fd, None if first else token_in, token_out, keys, values,
+            ret = lib.bpf_map_lookup_batch(self.fd, None if first else token_in, token_out, kbuf, vbuf,
                                            ctypes.byref(count), ctypes.byref(self._opts))
             done = ret < 0 and -ret == errno.ENOENT
             if ret < 0 and not done:
                 libbpf.check(ret, "dump %s" % self.path)
             n = count.value
             if n:
-                out.update(zip(_splitter(self.key_size, n).unpack_from(keys),
-                               _splitter(self.slot_size, n).unpack_from(values)))
+                keys.extend(_splitter(self.key_size, n).unpack_from(kbuf))
+                values.append(ctypes.string_at(vbuf, n * self.slot_size))
             if done:
-                return out
+                return keys, b"".join(values)
             ctypes.memmove(token_in, token_out, len(token_out))
             first = False
 
@@ -140,33 +161,35 @@ class PinnedMap:
         if not keys:
             return
         vs = self.slot_size
-        if self.type in BATCH:
-            lib = libbpf.lib()
-            for start in range(0, len(keys), CHUNK):
-                part = keys[start:start + CHUNK]
-                count = ctypes.c_uint32(len(part))
-                ret = lib.bpf_map_update_batch(self.fd, b"".join(part), values[start * vs:(start + len(part)) * vs],
-                                               ctypes.byref(count), ctypes.byref(self._opts))
-                libbpf.check(ret, "write %s" % self.path)
-            return
-        for i, key in enumerate(keys):
-            libbpf.map_update(self.fd, key, values[i * vs:(i + 1) * vs])
+        done = self._batch(libbpf.lib().bpf_map_update_batch, keys, values, "write") if self.type in BATCH else 0
+        for i in range(done, len(keys)):
+            libbpf.map_update(self.fd, keys[i], values[i * vs:(i + 1) * vs])
 
     def delete(self, keys: list[bytes]) -> None:
         """Remove keys (arrays: reset them to zero)."""
         if not keys:
             return
         if self.type in ARRAYS:
-            self.write_packed(keys, b"\0" * (self.slot_size * len(keys)))
+            self.write_packed(keys, bytes(self.slot_size * len(keys)))
             return
-        if self.type in BATCH:
-            lib = libbpf.lib()
-            for start in range(0, len(keys), CHUNK):
-                part = keys[start:start + CHUNK]
-                count = ctypes.c_uint32(len(part))
-                ret = lib.bpf_map_delete_batch(self.fd, b"".join(part), ctypes.byref(count),
-                                               ctypes.byref(self._opts))
-                libbpf.check(ret, "delete from %s" % self.path)
-            return
-        for key in keys:
+        done = self._batch(libbpf.lib().bpf_map_delete_batch, keys, None, "delete from") if self.type in BATCH else 0
+        for key in keys[done:]:
             libbpf.map_delete(self.fd, key)
+
+    def _batch(self, call, keys, values, what) -> int:
+        """Batch update (values given) or delete of keys, CHUNK at a time; how many were done when the kernel has
+        no batch call for this map (the caller does the rest one by one)."""
+        vs = self.slot_size
+        for start in range(0, len(keys), CHUNK):
+            part = keys[start:start + CHUNK]
+            count = ctypes.c_uint32(len(part))
+            if values is None:
+                ret = call(self.fd, b"".join(part), ctypes.byref(count), ctypes.byref(self._opts))
+            else:
+                ret = call(self.fd, b"".join(part), values[start * vs:(start + len(part)) * vs],
+                           ctypes.byref(count), ctypes.byref(self._opts))
+            if ret < 0 and -ret in NO_BATCH_ERRNOS:
+                libbpf.take_messages()
+                return start + count.value
+            libbpf.check(ret, "%s %s" % (what, self.path))
+        return len(keys)

@@ -3,7 +3,7 @@
 """The map sync plan as a table: current and wanted bytes in, add/update/remove out; no root, no kernel."""
 import pytest
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.mapsync import plan_sync
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.mapsync import plan_keys, plan_sync
 
 Z = b"\0\0"
 A, B, C = b"a", b"b", b"c"
@@ -36,3 +36,18 @@ def test_check_mode_unpinned_map_is_information_not_a_warning(tmp_path):
                             diff=False)
     assert "warnings" not in both and all("warnings" not in m and "msg" in m for m in both["maps"].values())
     assert both["msg"].count("not pinned yet") == 1 and "deny_v4, deny_v6" in both["msg"]
+
+
+@pytest.mark.parametrize("current,wanted,kw,expected", [
+    ([], {A}, {}, ({A}, set())),
+    ([A], {A}, {"exclusive": True}, (set(), set())),
+    ([A, B], {A}, {"exclusive": True}, (set(), {B})),
+    ([A, B], {A}, {}, (set(), set())),
+    ([A], {B, C}, {"exclusive": True}, ({B, C}, {A})),
+    ([A, B], {A, C}, {"state": "absent"}, (set(), {A})),
+])
+def test_plan_keys_agrees_with_plan_sync(current, wanted, kw, expected):
+    """A list without values is planned on sets: the same change as plan_sync makes on dicts."""
+    assert plan_keys(current, wanted, **kw) == expected
+    add, _update, remove = plan_sync(dict.fromkeys(current, Z), dict.fromkeys(wanted), False, Z, **kw)
+    assert (set(add), set(remove)) == expected
