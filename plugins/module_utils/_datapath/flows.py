@@ -25,7 +25,7 @@ import time
 from . import restore
 from .errors import DatapathError
 from .kernel import libbpf
-from .kernel.maps import PinnedMap
+from .kernel.maps import PinnedMap, percpu_sum
 
 KEY = struct.Struct("=16s16sHHBB2x")  # saddr, daddr, sport, dport (network order), proto, family
 VALUE = struct.Struct("=QQQQB7x")  # packets, bytes, first_ns, last_ns, tcp_flags
@@ -243,7 +243,7 @@ class Exporter:
         stride = self.stats_map.stride
         for index, name in enumerate(STATS):
             raw = libbpf.map_lookup(self.stats_map.fd, struct.pack("I", index), self.stats_map.slot_size) or b""
-            out[name] = sum(struct.unpack_from("Q", raw, c * stride)[0] for c in range(len(raw) // stride))
+            out[name] = percpu_sum(raw, stride)
         return out
 
 

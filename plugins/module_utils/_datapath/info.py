@@ -13,7 +13,7 @@ from . import hooks, host, prefilter, reasons
 from .errors import DatapathError
 from .kernel import bpffs, libbpf, xdp_netlink, xsks
 from .kernel import netns as netns_
-from .kernel.maps import HASH, LPM_TRIE, LRU_HASH, LRU_PERCPU_HASH, PERCPU, PERCPU_HASH, PinnedMap, possible_cpus
+from .kernel.maps import HASH, LPM_TRIE, LRU_HASH, LRU_PERCPU_HASH, PERCPU_HASH, PinnedMap, percpu_sum, possible_cpus
 from .record.store import DEFAULT_STATE_DIR, StateStore
 from .types.map_types import MapTypes
 
@@ -39,12 +39,15 @@ def percpu_counters(path: str, names: tuple[str, ...] | list[str]) -> dict[str, 
         out = {}
         for index, name in enumerate(names[:info["max_entries"]]):
             raw = libbpf.map_lookup(fd, struct.pack("I", index), stride * ncpu) or b""
-            cpus = range(len(raw) // stride)
-            out[name] = {"packets": sum(struct.unpack_from("Q", raw, c * stride)[0] for c in cpus),
-                         "bytes": sum(struct.unpack_from("Q", raw, c * stride + 8)[0] for c in cpus)}
+            out[name] = _packets_bytes(raw, stride)
         return out
     finally:
         os.close(fd)
+
+
+def _packets_bytes(raw: bytes, stride: int) -> dict[str, int]:
+    """A struct ws_action_stats {packets, bytes} summed over the CPUs' copies in raw."""
+    return {"packets": percpu_sum(raw, stride), "bytes": percpu_sum(raw, stride, 8)}
 
 
 def action_counters(path: str) -> dict[str, dict[str, int]]:
@@ -63,9 +66,7 @@ def outcome_counters(path: str, names: tuple[str, ...]) -> dict[str, int]:
         raw = pinned.dump()
         out = {}
         for index, name in enumerate(names):
-            value = raw.get(struct.pack("I", index), b"")
-            out[name] = sum(struct.unpack_from("Q", value, c * pinned.stride)[0]
-                            for c in range(len(value) // pinned.stride))
+            out[name] = percpu_sum(raw.get(struct.pack("I", index), b""), pinned.stride)
     return out
 
 
@@ -104,11 +105,8 @@ def backend_counters(maps: dict) -> list[dict]:
                 found.append((struct.unpack("I", key)[0], addr, flags, service))
         for index, addr, flags, service in found:
             raw = libbpf.map_lookup(stats.fd, struct.pack("I", index), stats.slot_size) or b""
-            cpus = range(len(raw) // stats.stride)
             out.append({"backend": _address(addr), "state": LB_STATES.get(flags, str(flags)),
-                        "service": names.get(service, str(service)),
-                        "packets": sum(struct.unpack_from("Q", raw, c * stats.stride)[0] for c in cpus),
-                        "bytes": sum(struct.unpack_from("Q", raw, c * stats.stride + 8)[0] for c in cpus)})
+                        "service": names.get(service, str(service)), **_packets_bytes(raw, stats.stride)})
     return out
 
 
@@ -153,9 +151,7 @@ def top_denied(maps: dict[str, str], count: int) -> list[dict]:
         with PinnedMap(path) as pinned:
             if pinned.type not in (HASH, PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH, LPM_TRIE) or pinned.value_size != 8:
                 continue
-            cpus = pinned.ncpu if pinned.type in PERCPU else 1
-            counted = [(sum(struct.unpack_from("Q", raw, c * pinned.stride)[0] for c in range(cpus)), key)
-                       for key, raw in pinned.dump().items()]
+            counted = [(percpu_sum(raw, pinned.stride), key) for key, raw in pinned.dump().items()]
             best = sorted((c for c in counted if c[0]), reverse=True)[:count]
             if best:
                 key_codec = MapTypes(pinned).key

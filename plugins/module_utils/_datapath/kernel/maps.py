@@ -43,6 +43,12 @@ def records(buf: bytes, size: int) -> tuple[bytes, ...]:
     return _splitter(size, len(buf) // size).unpack(buf) if buf and size else ()
 
 
+def percpu_sum(raw: bytes, stride: int, offset: int = 0) -> int:
+    """The u64 at `offset` of every CPU's copy of a value (copies `stride` bytes apart, as a per-CPU map's
+    lookup returns them), summed; a plain map's value is one copy."""
+    return sum(struct.unpack_from("Q", raw, c * stride + offset)[0] for c in range(len(raw) // stride))
+
+
 def possible_cpus() -> int:
     with open("/sys/devices/system/cpu/possible") as fh:
         text = fh.read().strip()
