@@ -145,6 +145,20 @@ class AddressCodec(Codec):
         return socket.inet_ntop(self.family, bytes(raw))
 
 
+class WrappedAddressCodec(AddressCodec):
+    """A struct that wraps one address and nothing else (`struct {__u8 addr[16];}` as a map key): written and
+    shown as the address; the struct's form ({addr: ...}) is taken too."""
+
+    def __init__(self, version, field):
+        super().__init__(version)
+        self.field = field
+
+    def encode(self, value: object) -> bytes:
+        if isinstance(value, dict) and set(value) == {self.field}:
+            value = value[self.field]
+        return super().encode(value)
+
+
 class CidrCodec(Codec):
     """An LPM-trie key: host-order u32 prefix length, then the address (and any padding)."""
 
