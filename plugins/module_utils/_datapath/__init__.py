@@ -14,7 +14,8 @@ import that runs up):
     record/       what a host remembers about a program (Record) and its state directory
     hooks/        one Hook per attach point (the XDP chain, TC clsact)
     facts.py      what the host offers (kernel, drivers, queues, the controller's address)
-    prefilter.py  the firewall's /24 index in front of its deny lists
+    indexes/      indexes a program keeps over its lists (ListIndex), found from its maps: the
+                  firewall's prefilter (a /24 bitmap in front of its deny lists)
     mapsync.py    make a pinned map hold the entries asked for
     info.py       what runs on the host's interfaces, with counters and problems
     checkpoint.py begin / commit / rollback of the host's whole datapath

@@ -9,7 +9,7 @@ import os
 import struct
 import time
 
-from . import facts, hooks, prefilter, reasons
+from . import facts, hooks, indexes, reasons
 from .errors import DatapathError
 from .kernel import bpffs, libbpf, links, xsks
 from .kernel import netns as netns_
@@ -196,8 +196,7 @@ def _program_entry(idir, name, entry, record, stats_on=False, top=0, link=None):
                                        timed=entry.get("hook") != "xdp")
     if top:
         program["top_denied"] = top_denied(maps, top)
-    if prefilter.INDEX in maps:
-        program["prefilter"] = prefilter.Prefilter(mdir).state()
+    program.update(indexes.states(mdir))  # e.g. the firewall's prefilter
     if XSK_STATS_MAP in maps and link:
         program["xsk_queues"] = xsk_queues(link[0], link[1], maps)
     return program
