@@ -17,6 +17,8 @@ import itertools
 import socket
 import struct
 
+from . import parse
+
 LPM_KEY_PREFIX = struct.Struct("<I")
 PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51, "icmpv6": 58, "sctp": 132}
 PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
@@ -194,11 +196,10 @@ class CidrCodec(Codec):
     def encode(self, value: object) -> bytes:
         text = str(value).strip()
         try:
-            net = ipaddress.ip_network(text, strict=True)
-        except ValueError as exc:
-            if "host bits set" in str(exc):
-                raise ValueError("%s has host bits set (the network is %s)"
-                                 % (text, ipaddress.ip_network(text, strict=False))) from None
+            net = parse.network(text)
+        except parse.HostBits:
+            raise
+        except ValueError:
             raise ValueError("%r is not a CIDR network" % (value,)) from None
         if net.version != self.version:
             raise ValueError("an IPv%d network does not fit this IPv%d LPM key" % (net.version, self.version))
