@@ -10,4 +10,4 @@ from ansible_collections.wirespeed.datapath.plugins.plugin_utils import _fleet
 
 class FilterModule:
     def filters(self):
-        return {"fleet_report": _fleet.fleet_report, "fleet_report_html": _fleet.fleet_report_html}
+        return {"_fleet_report": _fleet.fleet_report, "_fleet_report_html": _fleet.fleet_report_html}

@@ -10,4 +10,4 @@ from ansible_collections.wirespeed.datapath.plugins.plugin_utils import _intent
 
 class FilterModule:
     def filters(self):
-        return {"intent": _intent.intent}
+        return {"_intent": _intent.intent}

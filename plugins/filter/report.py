@@ -10,5 +10,5 @@ from ansible_collections.wirespeed.datapath.plugins.plugin_utils import _report
 
 class FilterModule:
     def filters(self):
-        return {"status_table": _report.status_table, "status_problems": _report.status_problems,
-                "rollback_report": _report.rollback_report, "rollback_summary": _report.rollback_summary}
+        return {"_status_table": _report.status_table, "_status_problems": _report.status_problems,
+                "_rollback_report": _report.rollback_report, "_rollback_summary": _report.rollback_summary}

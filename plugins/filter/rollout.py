@@ -53,6 +53,6 @@ def rollout_waiting(hostvars, hosts):
 
 class FilterModule:
     def filters(self):
-        return {"rollout_batches": rollout_batches, "rollout_problem": rollout_problem,
-                "health_verdict": health_verdict, "rollout_decision": rollout_decision,
-                "rollout_outcome": rollout_outcome, "rollout_table": rollout_table, "rollout_waiting": rollout_waiting}
+        return {"_rollout_batches": rollout_batches, "_rollout_problem": rollout_problem,
+                "_health_verdict": health_verdict, "_rollout_decision": rollout_decision,
+                "_rollout_outcome": rollout_outcome, "_rollout_table": rollout_table, "_rollout_waiting": rollout_waiting}

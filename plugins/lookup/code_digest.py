@@ -12,7 +12,7 @@ short_description: Digest of the collection's own code, for site.yml's no-op fas
 description:
   - sha256 over the names and contents of the collection's roles, playbooks, plugins and BPF sources, read on the
     controller, so that an upgrade of the collection changes every host's intent (the filter
-    P(wirespeed.datapath.intent#filter)).
+    P(wirespeed.datapath._intent#filter)).
   - Takes no terms.
 options: {}
 """
