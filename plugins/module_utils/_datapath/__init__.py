@@ -9,7 +9,8 @@ import that runs up):
     errors.py     the one DatapathError; reasons.py  the drop reasons shared with the C side
     kernel/       libbpf binding, bpffs, map ops, chain maps, links (interfaces), XDP and TC
                   netlink, network namespaces, neighbours, AF_XDP socket maps
-    types/        BTF to codecs (addresses, CIDRs, ports, MACs, structs)
+    types/        BTF to codecs (addresses, CIDRs, ports, MACs, structs), a map's key and value
+                  types, and the parsers the controller's filters share (name or number, CIDR)
     program/      compile, open, .rodata config, load, fingerprint, verifier log
     record/       what a host remembers about a program (Record) and its state directory
     hooks/        one Hook per attach point (the XDP chain, TC clsact)
