@@ -55,4 +55,5 @@ class FilterModule:
     def filters(self):
         return {"_rollout_batches": rollout_batches, "_rollout_problem": rollout_problem,
                 "_health_verdict": health_verdict, "_rollout_decision": rollout_decision,
-                "_rollout_outcome": rollout_outcome, "_rollout_table": rollout_table, "_rollout_waiting": rollout_waiting}
+                "_rollout_outcome": rollout_outcome, "_rollout_table": rollout_table,
+                "_rollout_waiting": rollout_waiting}
