@@ -62,12 +62,13 @@ def possible_cpus() -> int:
 class PinnedMap:
     """An open pinned map; use as a context manager."""
 
-    def __init__(self, path):
-        if not os.path.exists(path):
+    def __init__(self, path, fd: int | None = None):
+        """The map pinned at path; with fd, the map behind that fd (a duplicate is kept), path only naming it."""
+        if fd is None and not os.path.exists(path):
             raise DatapathError("no map is pinned at %s; deploy its program first, or check the path "
                                 "(or interface, name and map)." % path)
         self.path = path
-        self.fd = libbpf.obj_get(path)
+        self.fd = libbpf.obj_get(path) if fd is None else os.dup(fd)
         self.info = libbpf.map_info(self.fd)
         self.type = self.info["type"]
         self.key_size = self.info["key_size"]
