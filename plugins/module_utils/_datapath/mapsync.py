@@ -496,6 +496,7 @@ def sync_all(specs: list, *, interface: str, name: str, bpffs_path: str = bpffs.
                 except DatapathError as exc:
                     raise DatapathError("map %s: %s" % (spec["map"], exc.message)) from None
                 plans.append((spec, change, result))
+            refuse_emptying(plans)
             if not check_mode:
                 known = {}  # the lists' keys after the change, when every map took it (else read again)
                 try:
@@ -517,6 +518,24 @@ def sync_all(specs: list, *, interface: str, name: str, bpffs_path: str = bpffs.
             out.setdefault("diff", []).append(result.pop("diff"))
         out["maps"][spec["map"]] = result
     return out
+
+
+def refuse_emptying(plans: list) -> None:
+    """The exclusive maps whose specs say allow_empty: false are one list (a firewall's deny lists): refuse a sync
+    that takes them all down to none while they hold entries (a feed that came back empty or cut short)."""
+    guarded = [(spec, change) for spec, change, _result in plans
+               if change is not None and not spec.get("allow_empty", True) and spec.get("exclusive")
+               and (spec.get("state") or "present") == "present"]
+    held = sum(len(change.current_keys) for _spec, change in guarded)
+    if not held or any(change.add or len(change.remove) < len(change.current_keys) for _spec, change in guarded):
+        return
+    names = ", ".join(spec["map"] for spec, _change in guarded)
+    raise DatapathError(
+        "%s %s %d entr%s and the entries given for %s are none, which would empty %s (an empty or truncated feed?); "
+        "no map was changed: fix the feed, or set %s: true to empty %s on purpose."
+        % ("map" if len(guarded) == 1 else "maps", names + (" holds" if len(guarded) == 1 else " hold"), held,
+           "y" if held == 1 else "ies", "it" if len(guarded) == 1 else "them", "it" if len(guarded) == 1 else "them",
+           guarded[0][0].get("allow_empty_var") or "allow_empty", "it" if len(guarded) == 1 else "them"))
 
 
 def refresh_prefilter(paths, known=None) -> None:
