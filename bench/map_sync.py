@@ -235,13 +235,18 @@ def million(n, rounds, pin_dir, state_dir, ns, work):
     return label, cases, results
 
 
+OVER_1M = ("over: most of a million-entry sync is parsing a million address strings on the host (the JSON list, "
+           "inet_pton, a set) before the kernel's batch insert; past it, the packed transfer of issue 25 item 3 "
+           "hands the host the 4-byte keys themselves")
+
+
 def report_million(label, cases, results):
     full_label = "engine: %s addresses into an empty hash" % label
     cpu = statistics.median(cases.cpu[full_label])
     print("%s applied (engine, host CPU seconds)  = %5.3f s, wall %5.3f s (target <= 1.5 s: %s)"
           % (label, cpu, results[full_label], "met" if cpu <= 1.5 else "NOT met"))
     bench_results.target("map_sync", "%s addresses applied to an empty hash (host CPU seconds, median)" % label,
-                         cpu, "<=", 1.5, "s")
+                         cpu, "<=", 1.5, "s", note="" if cpu <= 1.5 else OVER_1M)
     for how in ("key set kept", "full dump"):
         noop = results["engine: no-op re-sync of %s, %s" % (label, how)]
         print("%s no-op re-sync, %-12s          = %5.3f s (target <= 0.5 s: %s)"
@@ -332,9 +337,10 @@ def main():
     if args.ansible:
         results.update(ansible_run(addrs))
     width = max(len(k) for k in results)
-    print("\n%-*s  %9s" % (width, "operation (median of %d)" % args.rounds, "seconds"))
+    print("\n%-*s  %9s  %9s" % (width, "operation (median of %d)" % args.rounds, "seconds", "CPU s"))
     for label, seconds in results.items():
-        print("%-*s  %9.3f" % (width, label, seconds))
+        cpu = statistics.median(cases.cpu[label]) if label in cases.cpu else float("nan")
+        print("%-*s  %9.3f  %9.3f" % (width, label, seconds, cpu))
     full = results["engine: 100k addresses into an empty hash"]
     noop = results["engine: no-op re-sync of 100k"]
     print()
@@ -364,6 +370,11 @@ def main():
     change = results["engine: 1% change, key set kept on the host"]
     print("1%% change of 100k, key set kept       = %5.3f s (target <= 0.050 s: %s); planned from a full dump "
           "%5.3f s (%.2fx)" % (change, "met" if change <= 0.05 else "NOT met", full_change, full_change / change))
+    cpu_change = statistics.median(cases.cpu["engine: 1% change, key set kept on the host"])
+    cpu_full_change = statistics.median(cases.cpu["engine: 1% change (add 1k, remove 1k)"])
+    print("  same in CPU seconds                  = %5.3f s kept, %5.3f s full dump (%.2fx)"
+          % (cpu_change, cpu_full_change, cpu_full_change / cpu_change))
+    bench_results.figure("map_sync", "1% change of 100k, key set kept (CPU seconds, median)", cpu_change, "s")
     bench_results.target("map_sync", "1% change of 100k, key set kept on the host (seconds, median)", change, "<=",
                          0.05, "s")
     bench_results.figure("map_sync", "1% change of 100k planned from a full dump (seconds, median)", full_change,
@@ -373,9 +384,9 @@ def main():
           % (results["reference: 100k per-element updates (no parsing)"] / full))
     if big:
         label, big_cases, big_results = big
-        print("\n%-*s  %9s" % (width, "operation (median of %d)" % args.million_rounds, "seconds"))
+        print("\n%-*s  %9s  %9s" % (width, "operation (median of %d)" % args.million_rounds, "seconds", "CPU s"))
         for name, seconds in big_results.items():
-            print("%-*s  %9.3f" % (width, name, seconds))
+            print("%-*s  %9.3f  %9.3f" % (width, name, seconds, statistics.median(big_cases.cpu[name])))
         print()
         report_million(label, big_cases, big_results)
 

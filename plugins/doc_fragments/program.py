@@ -46,11 +46,11 @@ options:
   map_sizes:
     description:
       - Capacity (C(max_entries)) of maps of the program, by map name, set between opening and loading the object
-        (libbpf's C(bpf_map__set_max_entries)) instead of the size compiled in, for example
-        C({deny_v4: 262144}). The record keeps the sizes, so checkpoints, rollback and boot restore load the
+        (libbpf's C(bpf_map__set_max_entries)) instead of the size compiled in, for example C(deny_v4) set to
+        C(262144). The record keeps the sizes, so checkpoints, rollback and boot restore load the
         program with them again.
       - A size that differs from the pinned map's makes a new map (make before break, as for any changed map
-        definition): it is filled with the entries of the live map (or, on rollback, those of the checkpoint)
+        definition), and it is filled with the entries of the live map (or, on rollback, those of the checkpoint)
         before the new version is swapped in, so no entry is ever missing from the datapath. Check mode shows
         the change (RV(map_sizes), and C(max_entries) in the diff) and how many entries the new map gets
         (RV(maps_filled)).

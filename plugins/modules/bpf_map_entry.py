@@ -158,7 +158,7 @@ options:
       allow_empty:
         description:
           - With O(maps[].exclusive), whether entries that are none may empty a map that holds entries. The maps
-            of a task that set C(false) count as one list (a firewall's deny lists of addresses and networks):
+            of a task that set C(false) count as one list (a firewall's deny lists of addresses and networks), so
             a sync that would take all of them down to none while they hold entries fails, naming the maps and
             how many entries they hold, and no map changes. A list fed from a download that came back empty or
             cut short must not silently become empty; one of them emptied while another keeps entries is fine.

@@ -452,6 +452,22 @@ class KeptSync(Sync):
         kept.update(self.add)
         return kept
 
+    def apply(self) -> None:
+        """Sync.apply, having first read the values of the keys it removes (all restore() needs: the map was not
+        dumped into a dict, and a dump after the write would show the new contents)."""
+        size = self.map.slot_size
+        self._removed = [(k, libbpf.map_lookup(self.map.fd, k, size)) for k in self.remove]
+        super().apply()
+
+    def restore(self) -> None:
+        """Put back what the map held when this sync was planned: the added keys out, the removed ones back."""
+        index = prefilter.for_map(self.map.path)
+        back = [(k, v) for k, v in getattr(self, "_removed", []) if v is not None]
+        if index:
+            index.cover(os.path.basename(self.map.path), [k for k, _v in back])
+        self.map.delete([k for k in self.add if libbpf.map_lookup(self.map.fd, k, self.map.slot_size) is not None])
+        self.map.write(back)
+
 
 def _keep(state_dir, pinned, key_type, wanted, change) -> None:
     """After a sync of a plain list: keep its entries and the proof of what the map now holds (or forget)."""
