@@ -6,7 +6,7 @@ rates, DSCP rules and connection limits (checked and turned into map entries).""
 
 from __future__ import annotations
 
-from ansible_collections.wirespeed.datapath.plugins.plugin_utils import _addresses, _qos
+from ansible_collections.wirespeed.datapath.plugins.plugin_utils import _addresses, _capacity, _qos
 from ansible_collections.wirespeed.datapath.plugins.plugin_utils._input import filter_errors
 
 
@@ -82,10 +82,18 @@ def conn_settings(max_new, burst, idle, variable_prefix="conn_limiter"):
     return _qos.conn_settings(max_new, burst, idle, variable_prefix)
 
 
+@filter_errors
+def map_capacity(count, floor, explicit=0, variable="capacity", what="entries"):
+    """max_entries for a role's list map: explicit (refusing a count above it), else the next power of two at or
+    above 1.25 x count, never below floor."""
+    return _capacity.capacity(count, floor, explicit, variable, what)
+
+
 class FilterModule:
     def filters(self):
         return {"address_check": address_check, "address_split": address_split,
                 "address_conflicts": address_conflicts, "port_rules": port_rules, "port_check": port_check,
                 "steer_rules": steer_rules,
                 "protocol_number": protocol_number, "rate_bps": rate_bps, "burst_bytes": burst_bytes,
-                "egress_rules": egress_rules, "dscp_rules": dscp_rules, "conn_settings": conn_settings}
+                "egress_rules": egress_rules, "dscp_rules": dscp_rules, "conn_settings": conn_settings,
+                "map_capacity": map_capacity}

@@ -18,6 +18,8 @@ import that runs up):
     indexes/      indexes a program keeps over its lists (ListIndex), found from its maps: the
                   firewall's prefilter (a /24 bitmap in front of its deny lists)
     mapsync.py    make a pinned map hold the entries asked for
+    keycache.py   the key set last synced into a list map, with the proof that the map still holds it
+    carry.py      make before break: the maps a new version creates, filled before it goes live
     info.py       what runs on the host's interfaces, with counters and problems
     checkpoint.py begin / commit / rollback of the host's whole datapath
     host/         what runs on the managed host without Ansible: the host tool's command line

@@ -28,6 +28,11 @@ def for_list(path: str) -> ListIndex | None:
     return next((index for index in of_program(mdir) if name in index.LISTS), None)
 
 
+def own_maps() -> set[str]:
+    """The names every kind of index gives its own maps (derived maps, whichever program has them)."""
+    return {name for kind in KINDS for name in kind.MAPS}
+
+
 def derived(mdir: str) -> set[str]:
     """The names of the maps in `mdir` that are indexes' own (rebuilt from the lists, not kept in checkpoints)."""
     return {name for index in of_program(mdir) for name in index.MAPS}
