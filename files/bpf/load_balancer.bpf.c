@@ -177,7 +177,7 @@ lb_pick(struct lb_flow *flow, struct lb_service *svc, __u32 *id)
 	return be;
 }
 
-SEC("xdp")
+SEC("xdp.frags")
 int load_balancer(struct xdp_md *ctx)
 {
 	struct ws_cursor c = ws_cursor_xdp(ctx);

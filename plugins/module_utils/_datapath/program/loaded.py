@@ -20,10 +20,13 @@ class LoadedProgram:
     """The requested program, loaded and verified but not yet in the datapath."""
 
     def __init__(self, object_path: str, program: str | None, prog_type: int, *, config: dict, pin_dir: str,
-                 internal: dict | None = None, reuse: dict | None = None, offload_ifindex: int | None = None):
+                 internal: dict | None = None, reuse: dict | None = None, offload_ifindex: int | None = None,
+                 frags: bool | None = None):
         self.obj = BpfObject(object_path)
         try:
             self.function = self.obj.select(program, prog_type)
+            if frags is not None:  # an XDP chain's flavour (hooks/xdp.py plan_frags)
+                self.obj.set_frags(frags)
             defs = self.obj.maps()
             self.defined = set(defs)
             write_config(self.obj, config, internal)
