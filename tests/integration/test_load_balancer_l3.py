@@ -18,7 +18,6 @@ import random
 import socket
 import struct
 import threading
-import time
 
 import pytest
 from conftest import BPF, TEST_BPF, xdp_hook
@@ -109,8 +108,8 @@ class RoutedLab:
             decap = hooks.deploy(xdp_hook("eth0", "lb_decap", root_object=self.objects["root"], mode="native",
                                           state_dir=self.state_dir + b, object_path=self.objects["build"](DECAP),
                                           priority=5, netns=self.ns[b]))
-            mapsync.sync(decap["maps"]["lb_decap_vips"], entries=[{"key": {"addr": a}, "value": 1} for a in (_maglev.mapped(self.vip), self.vip6)],
-                         exclusive=True)
+            vips = [{"key": {"addr": a}, "value": 1} for a in (_maglev.mapped(self.vip), self.vip6)]
+            mapsync.sync(decap["maps"]["lb_decap_vips"], entries=vips, exclusive=True)
             setattr(self, "decap_" + b, decap["maps"])
         return self
 

@@ -15,7 +15,7 @@ import socket
 import time
 
 from ..errors import DatapathError
-from .xdp_netlink import _ipr, ifindex
+from .xdp_netlink import NetlinkError, _ipr, ifindex
 
 # NUD states whose lladdr is usable: incomplete (1) and failed (0x20) are not
 NUD_USABLE = 0x02 | 0x04 | 0x08 | 0x10 | 0x80  # reachable, stale, delay, probe, permanent
@@ -67,10 +67,9 @@ def next_hops(interface: str, addresses: list) -> dict:
         for addr in (str(ipaddress.ip_address(a)) for a in addresses):
             try:
                 routes = ipr.route("get", dst=addr)
-            except Exception as exc:  # pyroute2's NetlinkError: ENETUNREACH, EHOSTUNREACH
+            except NetlinkError as exc:  # ENETUNREACH, EHOSTUNREACH
                 raise DatapathError("backend %s has no route on this host (%s); add a route to its subnet through "
-                                    "%s, or give the backend's next hop." % (addr, getattr(exc, "args", [exc])[-1],
-                                                                              interface)) from None
+                                    "%s, or give the backend's next hop." % (addr, exc.args[-1], interface)) from None
             route = routes[0]
             oif = route.get_attr("RTA_OIF")
             if route["type"] != 1 or oif != index:  # 1: RTN_UNICAST
