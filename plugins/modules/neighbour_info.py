@@ -44,7 +44,7 @@ options:
     default: true
   routed:
     description:
-      - Addresses reached through their route (the load balancer's encapsulated backends): each gets the MAC
+      - Addresses reached through their route (the load balancer's encapsulated backends); each gets the MAC
         of its route's next hop on O(interface) (its own when it is on-link).
       - An address without a route, or routed through another interface, fails the task with one sentence
         naming it.
