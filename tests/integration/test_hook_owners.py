@@ -11,7 +11,7 @@ import pytest
 from conftest import TEST_BPF
 from netlab import netns, run
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import host, info
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import facts, info
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import libbpf
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.bpf_object import BpfObject
@@ -55,14 +55,14 @@ def deploy_fails(dut, **kw):
 def owner_of(dut):
     with netns(dut.dut):
         index = socket.if_nametoindex(dut.ifname)
-        return info.interface_info(dut.ifname, index, dut.bpffs)["xdp_owner"], host.facts(dut.bpffs)
+        return info.interface_info(dut.ifname, index, dut.bpffs)["xdp_owner"], facts.facts(dut.bpffs)
 
 
 def test_a_link_held_hook_is_named_and_never_taken(dut, linked):
-    owner, facts = owner_of(dut)
+    owner, host_facts = owner_of(dut)
     assert owner["attached_by"] == "bpf_link" and owner["program"] == "xdp_blocklist"
     assert owner["prog_id"] == linked.prog_id and owner["link_id"] > 0
-    assert facts["interfaces"][dut.ifname]["xdp_owner"]["link_id"] == owner["link_id"]  # what the preflight reads
+    assert host_facts["interfaces"][dut.ifname]["xdp_owner"]["link_id"] == owner["link_id"]  # what the preflight reads
     for kw in ({}, {"check_mode": True}, {"force": True}):
         msg = deploy_fails(dut, **kw)
         assert "'xdp_blocklist'" in msg and "bpf_link %d" % owner["link_id"] in msg, msg

@@ -15,7 +15,7 @@ import socket
 import time
 
 from ..errors import DatapathError
-from .xdp_netlink import NetlinkError, _ipr, ifindex
+from .links import NetlinkError, _ipr, ifindex
 
 # NUD states whose lladdr is usable: incomplete (1) and failed (0x20) are not
 NUD_USABLE = 0x02 | 0x04 | 0x08 | 0x10 | 0x80  # reachable, stale, delay, probe, permanent

@@ -18,7 +18,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-from . import libbpf
+from . import libbpf, xdp_netlink
 
 LINK_TYPE_XDP = 6
 LINK_TYPE_TCX = 11
@@ -173,8 +173,6 @@ WIRESPEED_ROOTS = ("wirespeed_root", "wirespeed_frags")  # our chain root's two 
 def foreign_xdp(interfaces: dict[str, int], netns: str | None = None) -> dict[str, dict | None]:
     """{interface: xdp_owner or None} for {name: ifindex}: who holds each XDP hook, when it is not a wirespeed
     chain root (one netlink request per interface, the links read once)."""
-    from . import xdp_netlink
-
     out, all_links = {}, None
     for name, index in interfaces.items():
         state = xdp_netlink.xdp_state(index, netns)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from .kernel import bpffs, owners, xdp_netlink
+from .kernel import bpffs, links, owners
 
 # Link kinds whose drivers have no native XDP: generic (skb) mode only.
 NO_NATIVE = {"bridge", "vlan", "macvlan", "macvtap", "ipvlan", "dummy", "loopback", "ipip", "gre", "gretap",
@@ -88,7 +88,7 @@ def rx_queues(name: str) -> int | None:
 def facts(bpffs_path: str = bpffs.DEFAULT_BPFFS) -> dict:
     """{kernel, kernel_version, bpffs, btf, controller_address, interfaces: {name: {...}}}."""
     interfaces = {}
-    kinds = xdp_netlink.link_kinds()
+    kinds = links.link_kinds()
     held = owners.foreign_xdp({name: index for name, (index, _kind) in kinds.items()})
     for name, (index, kind) in sorted(kinds.items()):
         driver_ = driver(name)
