@@ -30,7 +30,8 @@ sys.path.insert(0, os.path.join(REPO, "bench"))
 import map_sync  # noqa: E402
 import programs  # noqa: E402
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import mapsync, prefilter  # noqa: E402
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import mapsync  # noqa: E402
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.indexes import prefilter  # noqa: E402
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import bpffs, maps  # noqa: E402
 
 PHASES = {}

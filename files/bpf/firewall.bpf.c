@@ -66,6 +66,12 @@
 const volatile _Bool default_drop = 0;
 const volatile _Bool drop_malformed = 1;
 
+/* The deny lists' keys: one address each, named so that the map's BTF says
+ * what its key is (datapath_info and diffs show 203.0.113.7, not a number). */
+struct fw_addr_v4 {
+	__be32 addr;
+};
+
 struct fw_addr_v6 {
 	__u8 addr[16];
 };
@@ -85,7 +91,7 @@ struct fw_port_rule {
 		__type(value, __u64);			\
 	} _name SEC(".maps")
 
-FW_HASH(deny_v4, __be32, FW_DENY_MAX);
+FW_HASH(deny_v4, struct fw_addr_v4, FW_DENY_MAX);
 FW_HASH(deny_v6, struct fw_addr_v6, FW_DENY_MAX);
 WS_LPM_MAP(deny_net_v4, struct ws_lpm_v4, FW_NET_MAX);
 WS_LPM_MAP(deny_net_v6, struct ws_lpm_v6, FW_NET_MAX);

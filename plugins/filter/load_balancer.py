@@ -6,10 +6,8 @@ backend change moves (plugins/plugin_utils/_maglev.py)."""
 
 from __future__ import annotations
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.wirespeed.datapath.plugins.plugin_utils import _maglev
-from ansible_collections.wirespeed.datapath.plugins.plugin_utils._addresses import AddressError
+from ansible_collections.wirespeed.datapath.plugins.plugin_utils._input import filter_errors
 
 
 def _size(size):
@@ -19,28 +17,22 @@ def _size(size):
         return size
 
 
+@filter_errors
 def lb_services(services, size=_maglev.DEFAULT_SIZE, variable="load_balancer_services"):
     """The services checked (MACs not required yet): fails with one sentence naming the variable and value."""
-    try:
-        return _maglev.check(services, variable, _size(size))
-    except AddressError as exc:
-        raise AnsibleFilterError(str(exc)) from None
+    return _maglev.check(services, variable, _size(size))
 
 
+@filter_errors
 def lb_entries(services, macs=None, size=_maglev.DEFAULT_SIZE, variable="load_balancer_services"):
     """The map entries and packed Maglev tables of the services, backends without a MAC taking it from macs."""
-    try:
-        return _maglev.entries(_maglev.check(services, variable, _size(size), macs=macs or {}))
-    except AddressError as exc:
-        raise AnsibleFilterError(str(exc)) from None
+    return _maglev.entries(_maglev.check(services, variable, _size(size), macs=macs or {}))
 
 
+@filter_errors
 def lb_disruption(services, before=None, size=_maglev.DEFAULT_SIZE, variable="load_balancer_services"):
     """Per service: table slots and share of flows the services move from the host's current backends, by pair."""
-    try:
-        return _maglev.disruption(before or {}, _maglev.check(services, variable, _size(size)))
-    except AddressError as exc:
-        raise AnsibleFilterError(str(exc)) from None
+    return _maglev.disruption(before or {}, _maglev.check(services, variable, _size(size)))
 
 
 class FilterModule:

@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import yaml
-from ansible.errors import AnsibleFilterError
 
 from ansible_collections.wirespeed.datapath.plugins.plugin_utils import _rollout
+from ansible_collections.wirespeed.datapath.plugins.plugin_utils._input import filter_errors
 
 
+@filter_errors
 def rollout_batches(batches, fleet, variable="wirespeed_batches"):
     """The batches for a play's serial, or a one-sentence error naming the variable."""
     if isinstance(batches, str) and batches.strip().startswith("["):  # -e 'wirespeed_batches=[1, "10%"]' is a string
@@ -18,10 +19,7 @@ def rollout_batches(batches, fleet, variable="wirespeed_batches"):
             batches = yaml.safe_load(batches)
         except yaml.YAMLError:
             pass  # refused below, by its own text
-    try:
-        return _rollout.parse_batches(batches, int(fleet), variable)
-    except ValueError as exc:
-        raise AnsibleFilterError(str(exc)) from None
+    return _rollout.parse_batches(batches, int(fleet), variable)
 
 
 def rollout_problem(values, probe_is_file=False):
@@ -55,6 +53,7 @@ def rollout_waiting(hostvars, hosts):
 
 class FilterModule:
     def filters(self):
-        return {"rollout_batches": rollout_batches, "rollout_problem": rollout_problem,
-                "health_verdict": health_verdict, "rollout_decision": rollout_decision,
-                "rollout_outcome": rollout_outcome, "rollout_table": rollout_table, "rollout_waiting": rollout_waiting}
+        return {"_rollout_batches": rollout_batches, "_rollout_problem": rollout_problem,
+                "_health_verdict": health_verdict, "_rollout_decision": rollout_decision,
+                "_rollout_outcome": rollout_outcome, "_rollout_table": rollout_table,
+                "_rollout_waiting": rollout_waiting}

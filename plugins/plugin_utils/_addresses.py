@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import ipaddress
 
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.types import parse as _parse
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.types.codecs import PROTOCOLS, PortRuleCodec
+from ansible_collections.wirespeed.datapath.plugins.plugin_utils._input import InputError
 
-
-class AddressError(ValueError):
-    """One sentence naming the bad entry and where it came from."""
+AddressError = InputError  # the filters' one input error (_input.py), under the name the address checks use
 
 
 def kind_of(value):
@@ -35,15 +35,12 @@ def parse(text, where):
                            "'192.0.2.0/24'." % (where, _quote(text)))
     text = text.strip()
     try:
-        return ipaddress.ip_network(text, strict=True)
-    except ValueError as exc:
-        try:
-            loose = ipaddress.ip_network(text, strict=False)
-        except ValueError:
-            raise AddressError("%s is %s, which is not an IPv4 or IPv6 address or CIDR; fix or remove it."
-                               % (where, _quote(text))) from exc
-        raise AddressError("%s is %r, which has host bits set; write the network as %s."
-                           % (where, text, loose)) from exc
+        return _parse.network(text)
+    except _parse.HostBits as exc:
+        raise AddressError("%s is %r, which %s." % (where, text, exc.advice())) from None
+    except ValueError:
+        raise AddressError("%s is %s, which is not an IPv4 or IPv6 address or CIDR; fix or remove it."
+                           % (where, _quote(text))) from None
 
 
 def check_list(entries, variable):
@@ -131,13 +128,8 @@ def conflicts(deny, protected):
 
 def protocol(value, where):
     """A protocol number from a name or number."""
-    if isinstance(value, str) and value.strip().lower() in PROTOCOLS:
-        return PROTOCOLS[value.strip().lower()]
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = -1
-    if isinstance(value, bool) or not 0 <= number <= 255:
+    number = _parse.name_or_number(value, PROTOCOLS, 0, 255)
+    if number is None:
         raise AddressError("%s is %r, which is not a protocol; use one of %s or a number from 0 to 255."
                            % (where, value, ", ".join(PROTOCOLS)))
     return number

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.wirespeed.datapath.plugins.plugin_utils._input import InputError
+
+L2Error = InputError  # the filters' one input error (_input.py), under the name the l2 checks use
 _MAC = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$")
-
-
-class L2Error(ValueError):
-    """One sentence naming the variable and the value."""
 
 
 def mac(value: object, variable: str) -> str:

@@ -14,6 +14,7 @@ import re
 import struct
 import zlib
 
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.types.parse import name_or_number
 from ansible_collections.wirespeed.datapath.plugins.plugin_utils._addresses import AddressError, kind_of, port
 
 DEFAULT_SIZE = 65537
@@ -22,6 +23,7 @@ MAX_SERVICES = 16  # LB_MAX_SERVICES
 PER_SERVICE = 256  # LB_BACKENDS_PER_SERVICE: backends of one service, at most
 SEED = b"wirespeed.maglev.v1"
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1}  # icmp is ICMPv6 (58) for an IPv6 VIP
+PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
 STATES = ("active", "draining")
 ENCAPS = {4: "ipip", 6: "ip6ip6"}  # the outer header for a VIP of each family (none: MAC rewrite on this segment)
 FLAG_ACTIVE, FLAG_DRAINING = 1, 2
@@ -116,10 +118,10 @@ def check(services, variable="load_balancer_services", size=DEFAULT_SIZE, macs=N
         if not isinstance(svc, dict):
             raise AddressError("%s is %s; write it as {vip, proto, port, backends}." % (where, kind_of(svc)))
         vip = _address(svc.get("vip"), where + " vip")
-        proto_name = str(svc.get("proto", "tcp")).lower()
-        if proto_name not in PROTOCOLS:
+        proto = name_or_number(svc.get("proto", "tcp"), PROTOCOLS)  # names only: icmp means ICMPv6 on IPv6
+        if proto is None:
             raise AddressError("%s proto is %r; use tcp, udp or icmp." % (where, svc.get("proto")))
-        proto = PROTOCOLS[proto_name]
+        proto_name = PROTOCOL_NAMES[proto]
         if proto_name == "icmp":
             if svc.get("port") not in (None, 0):
                 raise AddressError("%s has port %r but proto icmp; leave the port out." % (where, svc.get("port")))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.types.parse import name_or_number
 from ansible_collections.wirespeed.datapath.plugins.plugin_utils._addresses import (
     AddressError,
     kind_of,
@@ -89,13 +90,8 @@ def egress_rules(rules, variable):
 
 def dscp(value, where):
     """A DSCP number from a name (EF, AF41, CS6, ...) or 0 to 63."""
-    if isinstance(value, str) and value.strip().lower() in DSCP_NAMES:
-        return DSCP_NAMES[value.strip().lower()]
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = -1
-    if isinstance(value, bool) or not 0 <= number <= 63:
+    number = name_or_number(value, DSCP_NAMES, 0, 63)
+    if number is None:
         raise AddressError("%s is %r, which is not a DSCP; use a name like EF, AF41 or CS6, or 0 to 63."
                            % (where, value))
     return number

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 
+from ansible_collections.wirespeed.datapath.plugins.plugin_utils._input import InputError
+
 
 def rate(first: dict | None, last: dict | None) -> dict | None:
     """Drops per second between two samples, in total and by reason; None without a usable window."""
@@ -113,20 +115,20 @@ def _whole(value, low, high):
 
 def parse_batches(batches: object, fleet: int, variable: str = "wirespeed_batches") -> list:
     """The batches for a play's serial, checked: whole host counts >= 1 or percentages "N%" (0 < N <= 100) that
-    reach the whole fleet of `fleet` hosts (sized as Ansible sizes serial batches); raises ValueError with one
+    reach the whole fleet of `fleet` hosts (sized as Ansible sizes serial batches); raises InputError with one
     sentence naming the variable otherwise."""
     items = batches if isinstance(batches, list) else [batches]
     if not items:
-        raise ValueError("%s is empty; give batch sizes such as [1, \"10%%\", \"100%%\"]." % variable)
+        raise InputError("%s is empty; give batch sizes such as [1, \"10%%\", \"100%%\"]." % variable)
     sizes = []
     for item in items:
         size = _batch_size(item, fleet)
         if size is None:
-            raise ValueError("%s has %r, which is neither a number of hosts (1 or more) nor a whole percentage such as "
+            raise InputError("%s has %r, which is neither a number of hosts (1 or more) nor a whole percentage such as "
                              "\"10%%\"; give batch sizes such as [1, \"10%%\", \"100%%\"]." % (variable, item))
         sizes.append(size)
     if fleet and sum(sizes) < fleet:
-        raise ValueError("%s %s covers %d of the %d hosts of this run; end it with \"100%%\" so that every host "
+        raise InputError("%s %s covers %d of the %d hosts of this run; end it with \"100%%\" so that every host "
                          "gets a batch." % (variable, _show(items), sum(sizes), fleet))
     return items
 

@@ -38,10 +38,10 @@ def test_the_check_finds_an_undocumented_filter(tmp_path):
     root = tmp_path / "ansible_collections" / "wirespeed" / "datapath"
     shutil.copytree(REPO, root, ignore=shutil.ignore_patterns(".venv", "build", ".git", ".lab", "tests", "bench",
                                                               "*.o", "__pycache__"))
-    os.remove(root / "plugins" / "filter" / "status_table.yml")
+    os.remove(root / "plugins" / "filter" / "_status_table.yml")
     os.remove(root / "plugins" / "test" / "xdp_mode_impossible.yml")
     found = problems(str(tmp_path), str(root))
-    assert any("filter wirespeed.datapath.status_table is UNDOCUMENTED" in p for p in found), found
+    assert any("filter wirespeed.datapath._status_table is UNDOCUMENTED" in p for p in found), found
     assert any("test wirespeed.datapath.xdp_mode_impossible is UNDOCUMENTED" in p for p in found), found
 
 

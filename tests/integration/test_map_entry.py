@@ -153,7 +153,7 @@ def test_malformed_address(zoo):
 
 def test_cidr_with_host_bits(zoo):
     msg = zoo.fails("lpm4", entries=["10.0.0.0/8", "192.0.2.1/24"])
-    assert msg.startswith("entry 2: 192.0.2.1/24 has host bits set (the network is 192.0.2.0/24)")
+    assert msg.startswith("entry 2: 192.0.2.1/24 has host bits set; write the network as 192.0.2.0/24")
 
 
 def test_ipv6_into_ipv4_key(zoo):

@@ -84,7 +84,7 @@ def test_tarball_has_no_caches_or_developer_files(tarball):
               or "/%s/" % pattern in "/%s/" % m]
     assert leaked == []
     for shipped in ("LICENSE", "README.md", "meta/runtime.yml", "meta/execution-environment.yml", "bindep.txt",
-                    "requirements.txt", "roles/host/tasks/main.yml", "plugins/filter/status_table.yml",
+                    "requirements.txt", "roles/host/tasks/main.yml", "plugins/filter/_status_table.yml",
                     "files/bpf/include/wirespeed/chain.h", "playbooks/site.yml"):
         assert shipped in members, shipped
 

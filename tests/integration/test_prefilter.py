@@ -1,6 +1,6 @@
 # Copyright (c) wirespeed.datapath contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The firewall's IPv4 prefilter (prefilter.py) can only cost time: a listed source is dropped whether the index
+"""The firewall's IPv4 prefilter (indexes/prefilter.py) can only cost time: a listed source is dropped whether the index
 is missing, never built, left stale with extra bits, interrupted half-way through a sync, or refreshed while
 packets run; an unlisted one passes."""
 
@@ -17,8 +17,9 @@ from conftest import BPF
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import info, mapsync, prefilter
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import info, mapsync
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.indexes import prefilter
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import libbpf, maps
 
 XDP_DROP, XDP_PASS = 1, 2

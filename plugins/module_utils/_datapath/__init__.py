@@ -9,12 +9,14 @@ import that runs up):
     errors.py     the one DatapathError; reasons.py  the drop reasons shared with the C side
     kernel/       libbpf binding, bpffs, map ops, chain maps, links (interfaces), XDP and TC
                   netlink, network namespaces, neighbours, AF_XDP socket maps
-    types/        BTF to codecs (addresses, CIDRs, ports, MACs, structs)
+    types/        BTF to codecs (addresses, CIDRs, ports, MACs, structs), a map's key and value
+                  types, and the parsers the controller's filters share (name or number, CIDR)
     program/      compile, open, .rodata config, load, fingerprint, verifier log
     record/       what a host remembers about a program (Record) and its state directory
     hooks/        one Hook per attach point (the XDP chain, TC clsact)
     facts.py      what the host offers (kernel, drivers, queues, the controller's address)
-    prefilter.py  the firewall's /24 index in front of its deny lists
+    indexes/      indexes a program keeps over its lists (ListIndex), found from its maps: the
+                  firewall's prefilter (a /24 bitmap in front of its deny lists)
     mapsync.py    make a pinned map hold the entries asked for
     info.py       what runs on the host's interfaces, with counters and problems
     checkpoint.py begin / commit / rollback of the host's whole datapath

@@ -30,7 +30,7 @@ import os
 import subprocess
 import time
 
-from . import facts, hooks, info, prefilter
+from . import facts, hooks, indexes, info
 from .errors import DatapathError
 from .kernel import bpffs, maps
 from .kernel import netns as netns_
@@ -60,10 +60,11 @@ def _map_contents(pin_path):
     mdir = os.path.join(pin_path, "maps")
     if not os.path.isdir(mdir):
         return out
+    derived = indexes.derived(mdir)
     for name in sorted(os.listdir(mdir)):
+        if name in derived:
+            continue  # an index's own map: derived from the lists, rebuilt from them (indexes/)
         with maps.PinnedMap(os.path.join(mdir, name)) as m:
-            if name.startswith(prefilter.PREFIX):
-                continue  # derived from the deny lists, rebuilt from them (prefilter.py)
             if m.type in SKIP_TYPES or (m.type == maps.PERCPU_HASH and m.value_size != 8):
                 continue  # counters and state; a per-CPU hash of one u64 counter per key is a set (deny lists)
             # an array's all-zero entries are left out (a load balancer's tables run to a million entries,
@@ -426,10 +427,11 @@ def write_maps(p: dict) -> None:
 
 def _write_maps(p: dict) -> None:
     mdir = os.path.join(record_of(p).pin_path, "maps")
-    index = prefilter.for_map(os.path.join(mdir, prefilter.LISTS[0]))
-    for name in prefilter.LISTS if index else ():
-        if name in p["maps"]:  # marked before they are listed: the index stays a superset
-            index.cover(name, [bytes.fromhex(k) for k, _v in p["maps"][name]["entries"]])
+    found = indexes.of_program(mdir)
+    for index in found:
+        for name in index.LISTS:
+            if name in p["maps"]:  # covered before they are listed: the index stays a superset
+                index.cover(name, [bytes.fromhex(k) for k, _v in p["maps"][name]["entries"]])
     for name, content in sorted(p["maps"].items()):
         with maps.PinnedMap(os.path.join(mdir, name)) as m:
             if (m.key_size, m.value_size) != (content["key_size"], content["value_size"]):
@@ -447,5 +449,5 @@ def _write_maps(p: dict) -> None:
                 if content["type"] == maps.ARRAY:  # entries left out of the checkpoint were zero
                     m.delete([k for k, v in got.items() if k not in want and any(v)])
                 m.write([(k, v) for k, v in want.items() if got.get(k) != v])
-    if index:
-        index.refresh()  # bits of removed entries cleared, the index verified
+    for index in found:
+        index.refresh()  # removed entries no longer covered, the index verified

@@ -9,7 +9,7 @@ import os
 import struct
 import time
 
-from . import facts, hooks, prefilter, reasons
+from . import facts, hooks, indexes, reasons
 from .errors import DatapathError
 from .kernel import bpffs, libbpf, links, xsks
 from .kernel import netns as netns_
@@ -72,8 +72,7 @@ def outcome_counters(path: str, names: tuple[str, ...]) -> dict[str, int]:
 
 LB_BACKEND = struct.Struct("16s6sBBII")  # struct lb_backend of files/bpf/load_balancer.bpf.c
 LB_STATES = {1: "active", 2: "draining"}
-LB_VIP = struct.Struct("!16sHBx")  # struct lb_vip: address, port (network order), protocol
-LB_PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmp"}
+LB_PROTO_NAMES = {"icmpv6": "icmp"}  # the load balancer takes icmp for an IPv6 VIP too (ICMPv6)
 
 
 def _address(raw):
@@ -82,14 +81,21 @@ def _address(raw):
 
 
 def _services(path):
-    """{service index: 'vip proto/port'} from the load balancer's lb_services map."""
+    """{service index: 'vip proto/port'} from the load balancer's lb_services map, its keys (struct lb_vip) read
+    with the map's own key type; an IPv4 VIP is shown as written (not v4-mapped), ICMPv6 as icmp (as the role
+    takes it)."""
     out = {}
     with PinnedMap(path) as services:
+        vip_codec = MapTypes(services).key
         for key, value in services.dump().items():
-            addr, port, proto = LB_VIP.unpack_from(key)
-            name = LB_PROTOCOLS.get(proto, str(proto))
-            where = name if name == "icmp" else "%s/%d" % (name, port)
-            out[struct.unpack_from("I", value)[0]] = "%s %s" % (_address(addr), where)
+            vip = vip_codec.decode(key)
+            if isinstance(vip, dict) and {"addr", "port", "proto"} <= set(vip):
+                name = LB_PROTO_NAMES.get(vip["proto"], str(vip["proto"]))  # a name, or the number if unknown
+                shown = "%s %s" % (_address(vip["addr"]),
+                                   name if name == "icmp" else "%s/%d" % (name, vip["port"]))
+            else:  # an lb_services map without BTF
+                shown = vip_codec.text(key)
+            out[struct.unpack_from("I", value)[0]] = shown
     return out
 
 
@@ -192,8 +198,7 @@ def _program_entry(idir, name, entry, record, stats_on=False, top=0, link=None):
                                        timed=entry.get("hook") != "xdp")
     if top:
         program["top_denied"] = top_denied(maps, top)
-    if prefilter.INDEX in maps:
-        program["prefilter"] = prefilter.Prefilter(mdir).state()
+    program.update(indexes.states(mdir))  # e.g. the firewall's prefilter
     if XSK_STATS_MAP in maps and link:
         program["xsk_queues"] = xsk_queues(link[0], link[1], maps)
     return program

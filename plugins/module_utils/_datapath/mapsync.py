@@ -21,7 +21,7 @@ import struct
 from collections.abc import Mapping
 from itertools import compress
 
-from . import prefilter
+from . import indexes
 from .errors import DatapathError
 from .kernel import bpffs, libbpf
 from .kernel.maps import ARRAYS, DEVMAP, PERCPU, PinnedMap, records
@@ -262,7 +262,7 @@ class Sync:
                 for i in compress(range(len(listed)), map(keys.__contains__, listed))}
 
     def new_keys(self):
-        """The keys the map holds once the change is applied (for the prefilter's refresh)."""
+        """The keys the map holds once the change is applied (for the refresh of an index that covers it)."""
         if self.state != "absent" and self.exclusive and not self.given_values:
             return self.encoded  # exactly the keys asked for
         if not self.remove:
@@ -292,10 +292,10 @@ class Sync:
     def apply(self) -> None:
         """Delete, then write; on a kernel refusal put the old contents back and raise.
 
-        A list the firewall's prefilter indexes has its new keys marked in the index before they are written
-        (prefilter.py); the index is refreshed after the sync (refresh_prefilter)."""
+        A list that an index of its program covers (indexes/) has its new keys covered before they are
+        written; the index is refreshed after the sync (indexes.refresh)."""
         m = self.map
-        index = prefilter.for_map(m.path)
+        index = indexes.for_list(m.path)
         if index and self.add:
             index.cover(os.path.basename(m.path), self.add)
         try:
@@ -322,7 +322,7 @@ class Sync:
         extra = [k for k in now if k not in self.current]
         if m.type in ARRAYS:
             extra = []
-        index = prefilter.for_map(m.path)
+        index = indexes.for_list(m.path)
         if index:
             index.cover(os.path.basename(m.path), [k for k in self.current if k not in now])
         m.delete(extra)
@@ -441,7 +441,7 @@ def _sync(path, wanted, state, exclusive, key_type, value_type, check_mode, retu
         if change.changed and not check_mode:
             change.apply()
         if not check_mode:
-            refresh_prefilter([path], {path: change.new_keys()} if prefilter.for_map(path) else None)
+            indexes.refresh([path], {path: change.new_keys()} if indexes.for_list(path) else None)
         if return_entries:
             contents = pinned.dump() if change.changed and not check_mode else change.current
             result["entries"] = decode_entries(pinned, change.typing, contents)
@@ -501,9 +501,9 @@ def sync_all(specs: list, *, interface: str, name: str, bpffs_path: str = bpffs.
                 try:
                     _apply_all([change for _spec, change, _result in plans if change is not None and change.changed])
                     known = {path: change.new_keys() for (_s, change, _r), (_spec, path) in zip(plans, paths)
-                             if change is not None and prefilter.for_map(path)}
+                             if change is not None and indexes.for_list(path)}
                 finally:
-                    refresh_prefilter([path for _spec, path in paths if os.path.exists(path)], known)
+                    indexes.refresh([path for _spec, path in paths if os.path.exists(path)], known)
         finally:
             for pinned in opened:
                 pinned.close()
@@ -517,18 +517,6 @@ def sync_all(specs: list, *, interface: str, name: str, bpffs_path: str = bpffs.
             out.setdefault("diff", []).append(result.pop("diff"))
         out["maps"][spec["map"]] = result
     return out
-
-
-def refresh_prefilter(paths, known=None) -> None:
-    """Refresh (and verify) the prefilter index of each firewall whose deny lists are among `paths`: after every
-    sync, a no-op one too, so an index that drifted from its lists is put right by the next run. known: {path:
-    the keys the map holds}, from the dump the sync made and the keys it wrote and deleted (not read again)."""
-    known = known or {}
-    for mdir in sorted({os.path.dirname(p) for p in paths}):
-        index = next((prefilter.for_map(p) for p in paths if os.path.dirname(p) == mdir and prefilter.for_map(p)),
-                     None)
-        if index:
-            index.refresh({os.path.basename(p): keys for p, keys in known.items() if os.path.dirname(p) == mdir})
 
 
 def _apply_all(changes) -> None:

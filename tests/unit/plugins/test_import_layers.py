@@ -2,7 +2,7 @@
 
 The layers are the ones plugins/module_utils/_datapath/__init__.py draws, with the
 controller side on top: the engine (errors and reasons, kernel, types, program, record,
-hooks, facts and prefilter, mapsync and info, checkpoint, host), then module_utils/_base,
+hooks, facts and indexes, mapsync and info, checkpoint, host), then module_utils/_base,
 then plugin_utils, then the plugins Ansible loads (modules, action, filter, lookup, test).
 """
 # Copyright (c) wirespeed.datapath contributors
@@ -22,7 +22,7 @@ ENGINE = "module_utils._datapath."
 LAYERS = [
     (ENGINE + "errors", 0), (ENGINE + "reasons", 0),
     (ENGINE + "kernel", 1), (ENGINE + "types", 2), (ENGINE + "program", 3), (ENGINE + "record", 4),
-    (ENGINE + "hooks", 5), (ENGINE + "facts", 6), (ENGINE + "prefilter", 6),
+    (ENGINE + "hooks", 5), (ENGINE + "facts", 6), (ENGINE + "indexes", 6),
     (ENGINE + "mapsync", 7), (ENGINE + "info", 7), (ENGINE + "checkpoint", 8), (ENGINE + "host", 9),
     ("module_utils._datapath", 0),  # the package's own __init__
     ("module_utils._base", 10), ("module_utils", 10), ("doc_fragments", 10),
@@ -140,3 +140,10 @@ def test_a_circle_in_the_tree_would_be_seen(monkeypatch):
     edges = graph()
     edges[ENGINE + "kernel.libbpf"] = edges[ENGINE + "kernel.libbpf"] | {ENGINE + "host.cli"}
     assert circles(edges) and layer(ENGINE + "host.cli") > layer(ENGINE + "kernel.libbpf")
+
+
+def test_the_engine_reaches_an_index_only_through_the_indexes_package():
+    """mapsync, checkpoint and info know no index by name (the firewall's prefilter is one kind among KINDS)."""
+    kind = ENGINE + "indexes.prefilter"
+    users = sorted(a for a, targets in graph().items() if kind in targets and not a.startswith(ENGINE + "indexes"))
+    assert users == []

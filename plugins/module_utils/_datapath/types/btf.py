@@ -21,6 +21,7 @@ from .codecs import (
     PortRuleCodec,
     ProtoCodec,
     StructCodec,
+    WrappedAddressCodec,
     is_padding,
 )
 
@@ -183,6 +184,18 @@ def lpm_codec(codec: Codec | None) -> Codec | None:
     layout = [(offset, type(field_codec)) for fname, offset, field_codec in codec.fields if not is_padding(fname)]
     if codec.size == 8 and layout == [(0, IntCodec), (4, ProtoCodec), (6, PortCodec)]:
         return PortRuleCodec()
+    return codec
+
+
+def key_codec(codec: Codec | None, lpm: bool) -> Codec | None:
+    """A map key's codec as people write the key: an LPM key as a CIDR or a port rule (lpm_codec), a struct that
+    only wraps one address as that address (the firewall's deny lists: `203.0.113.7`, not {addr: ...})."""
+    if lpm:
+        return lpm_codec(codec)
+    if isinstance(codec, StructCodec) and len(codec.fields) == 1:
+        fname, offset, inner = codec.fields[0]
+        if offset == 0 and isinstance(inner, AddressCodec) and inner.size == codec.size:
+            return WrappedAddressCodec(inner.version, fname)
     return codec
 
 

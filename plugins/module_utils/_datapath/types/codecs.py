@@ -17,6 +17,8 @@ import itertools
 import socket
 import struct
 
+from . import parse
+
 LPM_KEY_PREFIX = struct.Struct("<I")
 PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "gre": 47, "esp": 50, "ah": 51, "icmpv6": 58, "sctp": 132}
 PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
@@ -145,6 +147,20 @@ class AddressCodec(Codec):
         return socket.inet_ntop(self.family, bytes(raw))
 
 
+class WrappedAddressCodec(AddressCodec):
+    """A struct that wraps one address and nothing else (`struct {__u8 addr[16];}` as a map key): written and
+    shown as the address; the struct's form ({addr: ...}) is taken too."""
+
+    def __init__(self, version, field):
+        super().__init__(version)
+        self.field = field
+
+    def encode(self, value: object) -> bytes:
+        if isinstance(value, dict) and set(value) == {self.field}:
+            value = value[self.field]
+        return super().encode(value)
+
+
 class CidrCodec(Codec):
     """An LPM-trie key: host-order u32 prefix length, then the address (and any padding)."""
 
@@ -180,11 +196,10 @@ class CidrCodec(Codec):
     def encode(self, value: object) -> bytes:
         text = str(value).strip()
         try:
-            net = ipaddress.ip_network(text, strict=True)
-        except ValueError as exc:
-            if "host bits set" in str(exc):
-                raise ValueError("%s has host bits set (the network is %s)"
-                                 % (text, ipaddress.ip_network(text, strict=False))) from None
+            net = parse.network(text)
+        except parse.HostBits:
+            raise
+        except ValueError:
             raise ValueError("%r is not a CIDR network" % (value,)) from None
         if net.version != self.version:
             raise ValueError("an IPv%d network does not fit this IPv%d LPM key" % (net.version, self.version))

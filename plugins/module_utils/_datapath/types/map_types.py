@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..errors import DatapathError
 from ..kernel.maps import DEVMAP, DEVMAP_HASH, LPM_TRIE
 from . import codecs
-from .btf import Btf, Unsupported, lpm_codec
+from .btf import Btf, Unsupported, key_codec
 
 
 class MapTypes:
@@ -18,9 +18,7 @@ class MapTypes:
         btf_key = btf_value = None
         with Btf(pinned.info["btf_id"]) as btf:
             if not key_type:
-                btf_key = btf.codec(pinned.info["btf_key_type_id"], "key")
-                if pinned.type == LPM_TRIE:
-                    btf_key = lpm_codec(btf_key)
+                btf_key = key_codec(btf.codec(pinned.info["btf_key_type_id"], "key"), pinned.type == LPM_TRIE)
             if not value_type:
                 btf_value = btf.codec(pinned.info["btf_value_type_id"], "value")
         self.key = self._pick("key", key_type, btf_key, keys, pinned.key_size)

@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 
 from test_report import DATAPATH, unhealthy_datapath
 
-from ansible_collections.wirespeed.datapath.plugins.filter.fleet import fleet_report, fleet_report_html
+from ansible_collections.wirespeed.datapath.plugins.plugin_utils._fleet import fleet_report, fleet_report_html
 
 
 def top(entry, packets):

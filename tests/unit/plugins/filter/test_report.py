@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """status_table: one row per program, XDP and TC alike, with the counters datapath_info read."""
 
-from ansible_collections.wirespeed.datapath.plugins.filter.report import COLUMNS, status_problems, status_table
+from ansible_collections.wirespeed.datapath.plugins.plugin_utils._report import COLUMNS, status_problems, status_table
 
 
 def counters(passed, dropped):

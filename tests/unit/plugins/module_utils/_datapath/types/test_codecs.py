@@ -34,7 +34,7 @@ def test_round_trip(type_name, value, raw, text):
 @pytest.mark.parametrize("type_name,size,value,message", [
     ("ipv4", 4, "10.0.0.300", "'10.0.0.300' is not an IP address"),
     ("ipv4", 4, "2001:db8::1", "an IPv6 address does not fit this IPv4 field"),
-    ("ipv4_cidr", 8, "10.0.0.1/8", "10.0.0.1/8 has host bits set (the network is 10.0.0.0/8)"),
+    ("ipv4_cidr", 8, "10.0.0.1/8", "10.0.0.1/8 has host bits set; write the network as 10.0.0.0/8"),
     ("ipv6_cidr", 20, "10.0.0.0/8", "an IPv4 network does not fit this IPv6 LPM key"),
     ("u16", 2, 65536, "65536 does not fit u16 (0 to 65535)"),
     ("u8", 1, "many", "u8 needs an integer, got 'many'"),

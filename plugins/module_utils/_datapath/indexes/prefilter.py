@@ -13,6 +13,9 @@ The index is a superset and can only cost time, never let a listed source throug
   * refresh() runs after every sync of either list (a no-op sync too), verifies that every entry's bits are
     set, and only then writes a new generation; checkpoint restores (which write lists directly) call it.
 
+The engine reaches it only through the ListIndex interface (indexes/__init__.py): a firewall declares it by
+having the map prefilter_v4.
+
 The bitmap is a BPF_F_MMAPABLE array read and written through mmap: no syscall per word.
 datapath_info shows the state (generation, /24s marked, whether the lists are covered).
 """
@@ -28,23 +31,15 @@ import operator
 import os
 import struct
 
-from .kernel.maps import PinnedMap
+from ..kernel.maps import PinnedMap
+from .base import ListIndex
 
-PREFIX = "prefilter_"  # the index's maps: derived, left out of checkpoints
 INDEX, STATE = "prefilter_v4", "prefilter_state"
 LISTS = ("deny_v4", "deny_net_v4")
 SLOTS = 1 << 24  # IPv4 /24s
 INDEX_BYTES = SLOTS // 8
 WORDWISE = 4096  # entries covered word by word at most; more: one OR of the whole index
 BLOCK = 256  # bytes of the index compared at once before a word-by-word rewrite
-
-
-def for_map(path: str) -> Prefilter | None:
-    """The prefilter of the program whose map is at `path`, when that map is one of the lists it indexes."""
-    mdir, name = os.path.split(path)
-    if name not in LISTS or not os.path.exists(os.path.join(mdir, INDEX)):
-        return None
-    return Prefilter(mdir)
 
 
 def _mark_range(bits: bytearray, first: int, count: int) -> None:
@@ -116,11 +111,13 @@ def missing(have: bytes, want: bytes) -> int:
     return 0 if not lacking else sum(1 for b in lacking.to_bytes(len(want), "little") if b)
 
 
-class Prefilter:
+class Prefilter(ListIndex):
     """The index of one firewall program (its maps folder)."""
 
-    def __init__(self, mdir: str):
-        self.mdir = mdir
+    NAME = "prefilter"
+    MARKER = INDEX
+    MAPS = (INDEX, STATE)
+    LISTS = LISTS
 
     def _lists(self, known=None):
         """The keys of deny_v4 and deny_net_v4: those a sync has in hand (known: {list name: keys}), the others
@@ -181,7 +178,7 @@ class Prefilter:
                 view.release()
         self._with_index(merge)
 
-    def refresh(self, known=None) -> dict:
+    def refresh(self, known: dict | None = None) -> dict:
         """Make the index exactly what the lists need, verify it covers them and validate it (a new generation).
         known: {list name: its keys} a sync has in hand (that list is not read again). Returns the state
         datapath_info shows."""
