@@ -173,12 +173,16 @@ def tc_rows(root, args):
     return rows
 
 
-def load_balancer(pin_dir, vip, backends, conn_table=1, size=65537, port=53, macs=None):
+def load_balancer(pin_dir, vip, backends, conn_table=1, size=65537, port=53, macs=None, encap=None,
+                  encap_source=None):
     """load_balancer.bpf.c loaded with one UDP service on vip:port over `backends` (addresses); MACs made up
-    unless given."""
-    lb = Loaded(os.path.join(REPO, "files", "bpf", "load_balancer.bpf.c"), pin_dir, {"conn_table": conn_table})
+    unless given; with encap (ipip), the service encapsulates (MACs are then the next hop's)."""
+    config = {"conn_table": conn_table}
+    if encap_source:
+        config["encap_v4_saddr"] = encap_source
+    lb = Loaded(os.path.join(REPO, "files", "bpf", "load_balancer.bpf.c"), pin_dir, config)
     macs = macs or ["02:00:00:00:01:%02x" % i for i in range(len(backends))]
-    services = [{"vip": vip, "proto": "udp", "port": port,
+    services = [{"vip": vip, "proto": "udp", "port": port, "encap": encap or "none",
                  "backends": [{"address": a, "mac": m} for a, m in zip(backends, macs)]}]
     ent = _maglev.entries(_maglev.check(services, size=size))
     mapsync.sync(lb.maps["lb_backends"], entries=ent["backends"], diff=False)

@@ -160,7 +160,7 @@ static __always_inline __u64 *port_rule(struct ws_packet *pkt)
  * packet that would be dropped: clean traffic, the common case, pays for no
  * allow lookup, and allow hits count the packets the allow list let through.
  */
-SEC("xdp")
+SEC("xdp.frags")
 int firewall(struct xdp_md *ctx)
 {
 	struct ws_cursor c = ws_cursor_xdp(ctx);

@@ -118,7 +118,7 @@ static __always_inline void flow_overflow(struct flow_key *key,
 	flow_count(FLOW_RECORDS_SENT);
 }
 
-SEC("xdp")
+SEC("xdp.frags")
 int flow_export_prog(struct xdp_md *ctx)
 {
 	struct ws_cursor c = ws_cursor_xdp(ctx);

@@ -87,7 +87,7 @@ static __always_inline int l2_flood(struct xdp_md *ctx)
 	return ws_record(ctx, XDP_REDIRECT);
 }
 
-SEC("xdp")
+SEC("xdp.frags")
 int l2_forwarder(struct xdp_md *ctx)
 {
 	struct ws_cursor c = ws_cursor_xdp(ctx);

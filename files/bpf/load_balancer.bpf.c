@@ -12,6 +12,14 @@
  * leaves through the interface it came in on (XDP_TX).  The backend holds the
  * VIP on its loopback and answers the client directly, from the VIP.
  *
+ * A backend with encap set sits anywhere the network routes to: the packet,
+ * untouched, gets a new outer IP header in front of it (IPIP for an IPv4
+ * VIP, IP6IP6 for IPv6) from encap_v4_saddr / encap_v6_saddr (the client's
+ * own address when unset) to the backend, and the Ethernet destination is
+ * the next hop's MAC (the role resolves it from the route).  The backend's
+ * tunnel device takes the outer header off; it answers from the VIP as with
+ * direct server return.  The path needs room for 20 (40) more bytes.
+ *
  * Flow: source, destination, source port, destination port, protocol; for
  * ICMP echo the identifier stands in for the source port.  IPv4 and IPv6
  * (IPv4 addresses as ::ffff:a.b.c.d in the 16-byte fields).  Fragments and
@@ -54,6 +62,9 @@
 #define LB_DRAINING	2
 
 const volatile __u32 conn_table = 1;
+/* outer source of encapsulated packets; 0 / :: takes the client's address */
+const volatile __be32 encap_v4_saddr = 0;
+const volatile __u8 encap_v6_saddr[16] = {};
 
 struct lb_vip {
 	__u8 addr[16];
@@ -69,9 +80,9 @@ struct lb_service {
 
 struct lb_backend {
 	__u8 addr[16];
-	__u8 mac[6];
+	__u8 mac[6];		/* the backend's, or the next hop's with encap */
 	__u8 flags;
-	__u8 pad;
+	__u8 encap;		/* 1: IPIP / IP6IP6 to addr; 0: MAC rewrite */
 	__u32 weight;
 	__u32 service;
 };
@@ -177,7 +188,118 @@ lb_pick(struct lb_flow *flow, struct lb_service *svc, __u32 *id)
 	return be;
 }
 
-SEC("xdp")
+/* The Internet checksum of a 20-byte IPv4 header. */
+static __always_inline __u16 lb_ipv4_csum(struct iphdr *ip)
+{
+	__u16 *w = (__u16 *)ip;
+	__u32 sum = 0;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < (int)(sizeof(*ip) / 2); i++)
+		sum += w[i];
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return ~sum;
+}
+
+#define LB_MAX_L2	(ETH_HLEN + 2 * sizeof(struct ws_vlan_hdr))
+
+/*
+ * Put an outer IPv4 or IPv6 header to the backend between the L2 header
+ * (VLAN tags included) and the packet; 0, or -1 when it cannot be done.
+ * Only the first buffer changes (multi-buffer packets too).
+ */
+static __always_inline int lb_encap(struct xdp_md *ctx, struct ws_packet *pkt,
+				    struct lb_backend *be, __u32 hash)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u32 l2 = pkt->l3 - data, grow, inner;
+	__u8 tos;
+	int i;
+
+	if (l2 > LB_MAX_L2)
+		return -1;
+	if (pkt->family == 4) {
+		struct iphdr *ip = pkt->l3;
+
+		if ((void *)(ip + 1) > end)
+			return -1;
+		grow = sizeof(struct iphdr);
+		inner = bpf_ntohs(ip->tot_len);
+		tos = ip->tos;
+	} else {
+		struct ipv6hdr *ip6 = pkt->l3;
+
+		if ((void *)(ip6 + 1) > end)
+			return -1;
+		grow = sizeof(struct ipv6hdr);
+		inner = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+		tos = 0;
+	}
+	if (bpf_xdp_adjust_head(ctx, -(int)grow))
+		return -1;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	/* move the L2 header to the new front, two bytes at a time; the
+	 * bytes copied past it are overwritten by the outer header */
+	if (data + sizeof(struct ipv6hdr) + LB_MAX_L2 > end)
+		return -1;
+#pragma unroll
+	for (i = 0; i < (int)LB_MAX_L2; i += 2)
+		*(__u16 *)(data + i) = *(__u16 *)(data + grow + i);
+	{
+		struct ethhdr *eth = data;
+
+		__builtin_memcpy(eth->h_source, eth->h_dest, ETH_ALEN);
+		__builtin_memcpy(eth->h_dest, be->mac, ETH_ALEN);
+	}
+	if (pkt->family == 4) {
+		struct iphdr *o = data + l2;
+
+		if ((void *)(o + 1) > end)
+			return -1;
+		o->version = 4;
+		o->ihl = 5;
+		o->tos = tos;
+		o->tot_len = bpf_htons(inner + sizeof(*o));
+		o->id = 0;
+		o->frag_off = 0;
+		o->ttl = 64;
+		o->protocol = IPPROTO_IPIP;
+		o->check = 0;
+		o->saddr = encap_v4_saddr ? encap_v4_saddr : pkt->saddr.v4;
+		__builtin_memcpy(&o->daddr, &be->addr[12], 4);
+		o->check = lb_ipv4_csum(o);
+	} else {
+		struct ipv6hdr *o = data + l2;
+		__u32 first;
+
+		if ((void *)(o + 1) > end)
+			return -1;
+		/* version 6, no traffic class, the flow's hash as flow label
+		 * (ECMP and RSS entropy on the way to the backend) */
+		first = (6U << 28) | (hash & 0xfffff);
+		*(__be32 *)o = bpf_htonl(first);
+		o->payload_len = bpf_htons(inner);
+		o->nexthdr = IPPROTO_IPV6;
+		o->hop_limit = 64;
+		/* word by word through the volatile: a memcpy of the const
+		 * array would be folded to its compile-time zeros */
+		const volatile __u32 *src6 = (const volatile __u32 *)encap_v6_saddr;
+		__u32 w[4] = {src6[0], src6[1], src6[2], src6[3]};
+
+		if (w[0] | w[1] | w[2] | w[3])
+			__builtin_memcpy(&o->saddr, w, 16);
+		else
+			__builtin_memcpy(&o->saddr, pkt->saddr.v6, 16);
+		__builtin_memcpy(&o->daddr, be->addr, 16);
+	}
+	return 0;
+}
+
+SEC("xdp.frags")
 int load_balancer(struct xdp_md *ctx)
 {
 	struct ws_cursor c = ws_cursor_xdp(ctx);
@@ -217,6 +339,12 @@ int load_balancer(struct xdp_md *ctx)
 	if (!be)
 		return ws_drop(ctx, WS_REASON_LB_NO_BACKEND);
 
+	if (be->encap) {
+		if (lb_encap(ctx, &pkt, be, lb_hash(&flow)) < 0)
+			return ws_drop(ctx, WS_REASON_MALFORMED);
+		ws_count(&lb_stats, id, ws_xdp_len(ctx));
+		return ws_record(ctx, XDP_TX);
+	}
 	eth = (void *)(long)ctx->data;
 	if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
 		return ws_drop(ctx, WS_REASON_MALFORMED);

@@ -42,7 +42,7 @@ const volatile __u32 window_ms = 60000;
 const volatile __u32 ban_s = 600;
 const volatile _Bool all_ports = 0;
 
-SEC("xdp")
+SEC("xdp.frags")
 int ssh_limiter(struct xdp_md *ctx)
 {
 	struct ws_cursor c = ws_cursor_xdp(ctx);

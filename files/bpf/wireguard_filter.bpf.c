@@ -64,7 +64,7 @@ static __always_inline int wg_type(__u8 *hdr, __u32 len)
 	return 0;
 }
 
-SEC("xdp")
+SEC("xdp.frags")
 int wireguard_filter(struct xdp_md *ctx)
 {
 	struct ws_cursor c = ws_cursor_xdp(ctx);
@@ -88,7 +88,10 @@ int wireguard_filter(struct xdp_md *ctx)
 	if ((void *)(udp + 1) > c.end || (void *)(hdr + 4) > c.end)
 		return ws_drop(ctx, WS_REASON_WG_INVALID);
 	len = bpf_ntohs(udp->len);
-	if (len < sizeof(*udp) + 4 || (void *)udp + len > c.end)
+	/* the datagram may run on into fragments (xdp.frags): compare with
+	 * the whole packet's length, not with the first buffer's end */
+	if (len < sizeof(*udp) + 4 ||
+	    (void *)udp - (void *)(long)ctx->data + len > ws_xdp_len(ctx))
 		return ws_drop(ctx, WS_REASON_WG_INVALID);
 	type = wg_type(hdr, len - sizeof(*udp));
 	if (!type)

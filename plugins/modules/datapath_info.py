@@ -147,6 +147,12 @@ datapath:
         - C(health) holds C(aborted) (XDP_ABORTED packets from the program's C(ws_stats), null without one),
           C(xlated_insns), C(jited_bytes), C(verified_insns), C(bpf_stats) (whether the kernel counts runs),
           C(run_cnt) and C(avg_ns) (nanoseconds per run; both null while kernel BPF stats are off).
+        - C(xdp_owner) is null, or names who holds the XDP hook when the attached program is not wirespeed's -
+          C(program), C(prog_id), C(mode), C(attached_by) (C(bpf_link) or C(netlink)), C(link_id) (the bpf_link
+          holding it, found with BPF_LINK_GET_NEXT_ID), C(tool) (C(libxdp) for its C(xdp_dispatcher), C(cilium),
+          C(bpfman), or null), C(pin) (where that tool pinned it, when found) and C(sentence) (who holds it and
+          what to do). A deploy onto such an interface fails with that sentence before any change; O(force) of
+          M(wirespeed.datapath.xdp_program) never takes a bpf_link or another tool's program away.
         - A steering program (the af_xdp role's, with an C(xsk_queue_stats) map) has C(xsk_queues), one item per
           RX queue of the interface - C(queue), C(socket) (whether its XSKMAP holds an AF_XDP socket for the
           queue), C(bound) (AF_XDP sockets bound to the queue as the kernel's xdp_diag lists them, null when the
@@ -233,8 +239,9 @@ host:
     interfaces:
       description:
         - Interface name to ifindex, kind (veth, bridge, vlan... or hardware), driver, xdp_native (true,
-          false, or null when not known before attaching), xdp_offload and rx_queues (RX queues in use, from
-          sysfs; null when not known).
+          false, or null when not known before attaching), xdp_offload, rx_queues (RX queues in use, from
+          sysfs; null when not known) and xdp_owner (null, or who holds the XDP hook when wirespeed did not
+          attach its program; as under RV(datapath)). The preflight fails on an interface whose xdp_owner is set.
       type: dict
   sample:
     kernel: 6.18.0-1-amd64

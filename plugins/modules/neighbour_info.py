@@ -15,7 +15,8 @@ description:
     or null where the table has no usable entry (incomplete or failed).
   - With O(probe), an address without an entry gets one empty UDP datagram to port 9 (discard), which makes
     the kernel resolve it, and the table is read again for up to a second.
-  - The load_balancer role uses it for backends given without a MAC.
+  - The load_balancer role uses it for backends given without a MAC, and with O(routed) for the next hop of
+    encapsulated backends.
 author:
   - wirespeed.datapath contributors (@wirespeed)
 requirements:
@@ -41,6 +42,16 @@ options:
     description: Send one datagram to an address without an entry, so that the kernel resolves it, then read again.
     type: bool
     default: true
+  routed:
+    description:
+      - Addresses reached through their route (the load balancer's encapsulated backends); each gets the MAC
+        of its route's next hop on O(interface) (its own when it is on-link).
+      - An address without a route, or routed through another interface, fails the task with one sentence
+        naming it.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.2.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - wirespeed.datapath.attributes
@@ -71,12 +82,15 @@ ARGUMENT_SPEC = dict(
     interface=dict(type="str", required=True),
     addresses=dict(type="list", elements="str", required=True),
     probe=dict(type="bool", default=True),
+    routed=dict(type="list", elements="str", default=[]),
 )
 
 
 def run(params, check_mode, diff_mode):
     try:
         macs = neigh.resolve(params["interface"], params["addresses"], probe=params["probe"])
+        if params["routed"]:
+            macs.update(neigh.resolve_routed(params["interface"], params["routed"], probe=params["probe"]))
     except ValueError as exc:
         raise DatapathError("addresses holds something that is not an IP address (%s); fix it." % exc) from None
     return {"changed": False, "macs": macs}

@@ -61,6 +61,11 @@ options:
         C(native) and falls back to C(generic); the result says which.
       - Changing the mode of an interface that already runs a chain detaches and re-attaches the root,
         because the kernel cannot hold native and generic programs at once.
+      - On an interface whose MTU is above 3498 (a frame no longer fits a page) native XDP takes only
+        multi-buffer programs; the chain is then built for them (root C(wirespeed_frags), every program loaded
+        with BPF_F_XDP_HAS_FRAGS) and a program that is not in an C(xdp.frags) section is refused, in check
+        mode too, naming the MTU and the fix. The shipped programs all are. A chain keeps the kind it was built
+        with until its last program is removed.
     type: str
     choices: [auto, native, generic, offload]
     default: auto
@@ -87,6 +92,9 @@ options:
     description:
       - Replace (O(state=present)) or detach (O(state=absent)) an XDP program on the interface that
         wirespeed did not attach. Without it such a program is left alone and the task fails.
+      - Only a program attached over netlink by no known tool is replaced. One held through a bpf_link
+        (xdp-loader, Cilium, bpfman, libbpf's bpf_program__attach_xdp) or libxdp's dispatcher is never taken
+        away; the task fails naming it (link id, program) and what to do.
     type: bool
     default: false
   root_object:

@@ -25,6 +25,7 @@ SEED = b"wirespeed.maglev.v1"
 PROTOCOLS = {"tcp": 6, "udp": 17, "icmp": 1}  # icmp is ICMPv6 (58) for an IPv6 VIP
 PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
 STATES = ("active", "draining")
+ENCAPS = {4: "ipip", 6: "ip6ip6"}  # the outer header for a VIP of each family (none: MAC rewrite on this segment)
 FLAG_ACTIVE, FLAG_DRAINING = 1, 2
 _MAC = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$", re.IGNORECASE)
 
@@ -97,9 +98,11 @@ def _address(value, where):
 
 
 def check(services, variable="load_balancer_services", size=DEFAULT_SIZE, macs=None):
-    """The services, checked: [{vip, family, proto, port, size, index, backends: [{address, mac, weight, state}]}].
+    """The services, checked: [{vip, family, proto, port, size, index, encap, backends: [{address, mac, weight,
+    state}]}].
 
-    `macs` maps backend addresses to MACs resolved on the balancer; a backend without `mac` takes it from there.
+    `macs` maps backend addresses to MACs resolved on the balancer (for an encapsulated service, the MAC of the
+    backend's next hop); a backend without `mac` takes it from there.
     With `macs` None, MACs are not required (the first pass, before resolution)."""
     if not isinstance(services, (list, tuple)):
         raise AddressError("%s must be a list of services, not %s." % (variable, kind_of(services)))
@@ -132,6 +135,10 @@ def check(services, variable="load_balancer_services", size=DEFAULT_SIZE, macs=N
             raise AddressError("%s repeats the service %s %s/%d of item %d; merge them." % (
                 where, vip, proto_name, number, seen[key]))
         seen[key] = n + 1
+        encap = str(svc.get("encap") or "none").lower()
+        if encap not in ("none", ENCAPS[vip.version]):
+            raise AddressError("%s encap is %r; an IPv%d VIP takes none (backends on this segment) or %s."
+                               % (where, svc.get("encap"), vip.version, ENCAPS[vip.version]))
         backends = svc.get("backends")
         if not isinstance(backends, (list, tuple)) or not backends:
             raise AddressError("%s backends is %s; give at least one backend." % (
@@ -171,6 +178,10 @@ def check(services, variable="load_balancer_services", size=DEFAULT_SIZE, macs=N
                 hw = mac(hw, bwhere + " mac")
             elif macs is not None:
                 hw = (macs or {}).get(str(addr))
+                if not hw and encap != "none":
+                    raise AddressError("%s address %s (encap %s) has no next hop with a MAC in the balancer's "
+                                       "neighbour table; give the next hop's mac, or make the router reachable from "
+                                       "the balancer." % (bwhere, addr, encap))
                 if not hw:
                     raise AddressError("%s address %s has no mac and the balancer's neighbour table has none for "
                                        "it; give its mac, or make it reachable from the balancer." % (bwhere, addr))
@@ -179,7 +190,7 @@ def check(services, variable="load_balancer_services", size=DEFAULT_SIZE, macs=N
         if not any(c["state"] == "active" for c in checked):
             raise AddressError("%s has no active backend; keep at least one active." % where)
         out.append({"vip": str(vip), "family": vip.version, "proto": proto, "proto_name": proto_name,
-                    "port": number, "size": size, "index": n, "backends": checked})
+                    "port": number, "size": size, "index": n, "encap": encap, "backends": checked})
     return out
 
 
@@ -245,7 +256,8 @@ def entries(services):
         for b in svc["backends"]:
             be_entries.append({"key": ids[b["address"]], "value": {
                 "addr": mapped(b["address"]), "mac": b["mac"], "weight": b["weight"], "service": svc["index"],
-                "flags": FLAG_ACTIVE if b["state"] == "active" else FLAG_DRAINING}})
+                "flags": FLAG_ACTIVE if b["state"] == "active" else FLAG_DRAINING,
+                "encap": 0 if svc.get("encap", "none") == "none" else 1}})
         tables.append({"index": svc["index"], "vip": svc["vip"], "proto": svc["proto_name"], "port": svc["port"],
                        "size": svc["size"], "table": packed, "digest": digest,
                        "backends": {str(v): k for k, v in ids.items()}})

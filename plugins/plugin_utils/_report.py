@@ -62,8 +62,10 @@ def _queue_rows(host, ifname, name, program):
 
 def _backend_rows(host, ifname, name, program):
     """One row per backend of a load balancer (service -> backend, state): the packets sent to it (passed)."""
-    return [(host, ifname, "lb", "-", "%s: %s -> %s (%s)" % (name, b["service"], b["backend"], b["state"]), "-",
-             b["packets"], "-", "-", "-", "-", "-") for b in (program or {}).get("backends") or []]
+    return [(host, ifname, "lb", "-", "%s: %s -> %s (%s%s)" % (
+        name, b["service"], b["backend"], b["state"],
+        ", %s" % b["encap"] if b.get("encap", "none") != "none" else ""), "-",
+        b["packets"], "-", "-", "-", "-", "-") for b in (program or {}).get("backends") or []]
 
 
 def _program_rows(host, ifname, iface):

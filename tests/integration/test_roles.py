@@ -94,3 +94,36 @@ def test_an_empty_feed_does_not_empty_the_deny_lists(lab, tmp_path):
     assert_once(r"maps deny_v4, deny_v6, deny_net_v4, deny_net_v6 hold 1 entry and the entries given for them are "
                 r"none.*set firewall_allow_empty: true", synced["msg"])
     assert xdp_id(lab) == before
+
+
+def test_preflight_names_the_link_that_holds_the_hook_and_changes_nothing(lab, tmp_path):
+    """Another tool holds mon0's XDP hook through a bpf_link (libbpf's bpf_program__attach_xdp, in the host's
+    namespace): the role fails in its preflight with the sentence naming the link and the program."""
+    import socket
+
+    from conftest import TEST_BPF
+    from netlab import netns
+
+    from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import libbpf
+    from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program import compile as bpfcc
+    from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.bpf_object import BpfObject
+
+    obj = BpfObject(bpfcc.compile_source(os.path.join(TEST_BPF, "drop_all.bpf.c"), [], cache_dir=str(tmp_path))["path"])
+    link = None
+    try:
+        obj.select(None, libbpf.PROG_TYPE_XDP)
+        obj.load()
+        with netns(lab.hosts[0]["ns"]):
+            link = libbpf.lib().bpf_program__attach_xdp(obj.prog, socket.if_nametoindex("mon0"))
+        assert link
+        before = xdp_id(lab)
+        tasks = playbook(lab, ROLE, role_under_test="firewall", firewall_interfaces=["eth0", "mon0"])
+        message = failure(tasks)
+        assert_once(r"interface 'mon0' already runs XDP program 'drop_all' \(id \d+, native mode\) that another "
+                    r"tool attached through bpf_link \d+", message)
+        assert "force never takes a link away" in message
+        assert xdp_id(lab) == before  # eth0 untouched: the preflight failed before any change
+    finally:
+        if link:
+            libbpf.lib().bpf_link__destroy(link)
+        obj.close()

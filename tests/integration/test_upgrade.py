@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tarfile
 
-from conftest import tc_hook
+from conftest import BPF, tc_hook
 from netlab import netns
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import checkpoint, hooks, info
@@ -49,10 +49,37 @@ def old_engine(tmp_path):
     return str(tmp_path / "old")
 
 
-def test_state_written_by_0_1_0_is_read_recognised_and_rolled_back(dut, tmp_path):
+def as_0_1_0_built_them(objects, tmp_path):
+    """Today's root and drop_port the way 0.1.0 compiled them: a single-buffer root alone in its object and the
+    program in a plain `xdp` section (0.1.0 loads whatever the section says; it knows no xdp.frags)."""
+    out = {}
+    for key, src, edits in (("root", os.path.join(BPF, "wirespeed_root.bpf.c"), [(FRAGS_ROOT, "")]),
+                            ("drop_port", os.path.join(BPF, "examples", "drop_port.bpf.c"),
+                             [('SEC("xdp.frags")', 'SEC("xdp")')])):
+        with open(src) as fh:
+            text = fh.read()
+        for old, new in edits:
+            assert old in text, "%s no longer holds %r: update this test" % (src, old)
+            text = text.replace(old, new)
+        path = tmp_path / ("old_" + os.path.basename(src))
+        path.write_text(text)
+        out[key] = objects["build"](str(path))
+    return out
+
+
+FRAGS_ROOT = """SEC("xdp.frags")
+int wirespeed_frags(struct xdp_md *ctx)
+{
+	return ws_chain_next(ctx);
+}
+"""
+
+
+def test_state_written_by_0_1_0_is_read_recognised_and_rolled_back(dut, objects, tmp_path):
     old = old_engine(tmp_path)
     args = {"netns": dut.dut, "ifname": dut.ifname, "state": dut.state_dir, "pin_root": dut.pin_root,
-            "peer_ip": dut.peer_ip, **{k: dut.objects[k] for k in ("drop_port", "root", "tc_drop_port", "blocklist")}}
+            "peer_ip": dut.peer_ip, **{k: dut.objects[k] for k in ("tc_drop_port", "blocklist")},
+            **as_0_1_0_built_them(objects, tmp_path)}
     env = dict(os.environ, PYTHONPATH=old)
     subprocess.run([sys.executable, "-c", OLD_RUN, json.dumps(args)], env=env, check=True, capture_output=True)
     with open(os.path.join(dut.state_dir, "state.json")) as fh:

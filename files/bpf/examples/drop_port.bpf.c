@@ -20,7 +20,7 @@
 const volatile __u16 drop_port = 0;
 const volatile __u8 drop_proto = IPPROTO_UDP;
 
-SEC("xdp")
+SEC("xdp.frags")
 int drop_port_prog(struct xdp_md *ctx)
 {
 	struct ws_cursor c = ws_cursor_xdp(ctx);

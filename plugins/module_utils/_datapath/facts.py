@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from .kernel import bpffs, links
+from .kernel import bpffs, links, owners
 
 # Link kinds whose drivers have no native XDP: generic (skb) mode only.
 NO_NATIVE = {"bridge", "vlan", "macvlan", "macvtap", "ipvlan", "dummy", "loopback", "ipip", "gre", "gretap",
@@ -88,11 +88,13 @@ def rx_queues(name: str) -> int | None:
 def facts(bpffs_path: str = bpffs.DEFAULT_BPFFS) -> dict:
     """{kernel, kernel_version, bpffs, btf, controller_address, interfaces: {name: {...}}}."""
     interfaces = {}
-    for name, (index, kind) in sorted(links.link_kinds().items()):
+    kinds = links.link_kinds()
+    held = owners.foreign_xdp({name: index for name, (index, _kind) in kinds.items()})
+    for name, (index, kind) in sorted(kinds.items()):
         driver_ = driver(name)
         interfaces[name] = {"ifindex": index, "kind": kind or "hardware", "driver": driver_,
                             "xdp_native": xdp_native(kind, driver_), "xdp_offload": driver_ in OFFLOAD_DRIVERS,
-                            "rx_queues": rx_queues(name)}
+                            "rx_queues": rx_queues(name), "xdp_owner": held.get(name)}
     return {
         "kernel": _release(), "kernel_version": list(kernel_version()),
         "bpffs": {"path": bpffs_path, "mounted": bpffs.mounted_bpffs(bpffs_path),

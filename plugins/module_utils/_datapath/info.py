@@ -70,7 +70,7 @@ def outcome_counters(path: str, names: tuple[str, ...]) -> dict[str, int]:
     return out
 
 
-LB_BACKEND = struct.Struct("16s6sBxII")  # struct lb_backend of files/bpf/load_balancer.bpf.c
+LB_BACKEND = struct.Struct("16s6sBBII")  # struct lb_backend of files/bpf/load_balancer.bpf.c
 LB_STATES = {1: "active", 2: "draining"}
 LB_PROTO_NAMES = {"icmpv6": "icmp"}  # the load balancer takes icmp for an IPv6 VIP too (ICMPv6)
 
@@ -106,12 +106,14 @@ def backend_counters(maps: dict) -> list[dict]:
     with PinnedMap(maps["lb_backends"]) as backends, PinnedMap(maps["lb_stats"]) as stats:
         found = []
         for key, raw in sorted(backends.dump().items()):
-            addr, _mac, flags, _weight, service = LB_BACKEND.unpack_from(raw)
+            addr, _mac, flags, encap, _weight, service = LB_BACKEND.unpack_from(raw)
             if flags:
-                found.append((struct.unpack("I", key)[0], addr, flags, service))
-        for index, addr, flags, service in found:
+                found.append((struct.unpack("I", key)[0], addr, flags, encap, service))
+        for index, addr, flags, encap, service in found:
             raw = libbpf.map_lookup(stats.fd, struct.pack("I", index), stats.slot_size) or b""
+            family = 4 if ipaddress.ip_address(addr).ipv4_mapped else 6
             out.append({"backend": _address(addr), "state": LB_STATES.get(flags, str(flags)),
+                        "encap": ("ipip" if family == 4 else "ip6ip6") if encap else "none",
                         "service": names.get(service, str(service)), **_packets_bytes(raw, stats.stride)})
     return out
 

@@ -69,9 +69,13 @@ static __always_inline void ws_bump(void *map, __u32 key)
 
 /* ---- XDP ---------------------------------------------------------------- */
 
+/*
+ * The whole packet's length: with multi-buffer packets (xdp.frags) data_end
+ * ends the first buffer only, bpf_xdp_get_buff_len() counts the fragments.
+ */
 static __always_inline __u64 ws_xdp_len(struct xdp_md *ctx)
 {
-	return ctx->data_end - ctx->data;
+	return bpf_xdp_get_buff_len(ctx);
 }
 
 /* Count the packet under `action` and return it. */

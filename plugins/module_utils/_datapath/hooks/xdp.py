@@ -17,7 +17,7 @@ import os
 from typing import ClassVar
 
 from ..errors import DatapathError
-from ..kernel import bpffs, libbpf, links, xdp_netlink
+from ..kernel import bpffs, libbpf, links, owners, xdp_netlink
 from ..kernel import netns as netns_
 from ..kernel.chain import HEAD, LINKS_MAP, PROGS_MAP, SLOT_VAR, SLOTS, Chain
 from ..program.bpf_object import BpfObject
@@ -29,6 +29,11 @@ from .base import Hook, Plan, Request, Undo
 
 MODES = ("auto", "native", "generic", "offload")
 ROOT_FUNCTION = "wirespeed_root"
+ROOT_FRAGS = "wirespeed_frags"  # the multi-buffer flavour of the root (wirespeed_root.bpf.c)
+# The largest MTU at which every driver we know takes a single-buffer program in native mode: a 4 KiB page less
+# XDP's 256 bytes of headroom, the skb_shared_info (320) and an Ethernet header with two VLAN tags (22). veth's
+# limit is 3506; drivers with 3 KiB receive buffers refuse earlier, and the attach then says so (xdp_netlink).
+SINGLE_BUFFER_MTU = 3498
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +99,36 @@ def predecessor(order: list[Slot], name: str) -> int:
     return HEAD if idx == 0 else order[idx - 1].slot
 
 
+def plan_frags(mtu: int | None, mode: str, chain_frags: bool | None, aware: bool, interface: str,
+               program: str) -> bool:
+    """Whether the interface's chain is (or is to be) loaded for multi-buffer packets.
+
+    A new chain is when native XDP must take frames bigger than a page holds;
+    an existing chain keeps the flavour it was built with (its root's name),
+    because a tail call only reaches programs loaded like the root. A program
+    that is not frags-aware cannot join a multi-buffer chain.
+    """
+    jumbo = mode == "native" and mtu is not None and mtu > SINGLE_BUFFER_MTU
+    if chain_frags is False and jumbo:
+        raise DatapathError(
+            "interface %r has MTU %d, more than single-buffer XDP takes in native mode (%d), but its XDP chain was "
+            "built for single-buffer packets; remove its XDP programs and deploy them again, or lower the MTU to "
+            "%d." % (interface, mtu, SINGLE_BUFFER_MTU, SINGLE_BUFFER_MTU))
+    frags = jumbo if chain_frags is None else chain_frags
+    if frags and not aware:
+        if jumbo:
+            raise DatapathError(
+                "interface %r has MTU %d, more than single-buffer XDP takes in native mode (%d), and program %r is "
+                "not built for multi-buffer packets; build it with SEC(\"xdp.frags\") (headers read from the first "
+                "buffer or with bpf_xdp_load_bytes), lower the MTU to %d, or use mode generic."
+                % (interface, mtu, SINGLE_BUFFER_MTU, program, SINGLE_BUFFER_MTU))
+        raise DatapathError(
+            "the XDP chain on %r is built for multi-buffer packets (it was deployed at a jumbo MTU) and program %r is "
+            "not; build it with SEC(\"xdp.frags\"), or remove the interface's XDP programs and deploy again."
+            % (interface, program))
+    return frags
+
+
 def resolve_mode(requested: str, attached_mode: str | None, ours_attached: bool) -> str:
     if requested != "auto":
         return requested
@@ -113,6 +148,7 @@ class Seen:
         self.old_fd = None
         try:
             self.root_id = prog_id(self.chain.root_fd) if self.chain else None
+            self.frags = libbpf.prog_info(self.chain.root_fd)["name"] == ROOT_FRAGS if self.chain else None
             self.ours_attached = self.root_id is not None and self.xdp["prog_id"] == self.root_id
             self.orphan_root = False
             self.foreign_id = None
@@ -127,18 +163,21 @@ class Seen:
             self.old_prog_id = prog_id(self.old_fd) if self.old_fd is not None else None
             attached_ours = self.ours_attached or self.orphan_root
             self.root_tag = prog_summary(self.xdp["prog_id"])["tag"] if attached_ours else None
+            self.owner = (owners.xdp_owner(req.interface, self.index, self.foreign_id, self.xdp["mode"])
+                          if self.foreign_id else None)
             self.foreign = self._foreign_description() if self.foreign_id else None
         except Exception:
             self.close()
             raise
 
     def _foreign_description(self) -> str:
-        fd = libbpf.prog_fd_by_id(self.foreign_id)
-        try:
-            name = libbpf.prog_info(fd)["name"]
-        finally:
-            os.close(fd)
-        return "program %r (id %d, %s mode)" % (name, self.foreign_id, self.xdp["mode"])
+        owner = self.owner
+        text = "program %r (id %d, %s mode)" % (owner["program"], self.foreign_id, self.xdp["mode"])
+        if owner["link_id"]:
+            text += " held by bpf_link %d" % owner["link_id"]
+        if owner["tool"]:
+            text += " of %s" % owner["tool"]
+        return text
 
     def close(self) -> None:
         if self.chain:
@@ -151,7 +190,7 @@ class Seen:
 class Gone:
     """What is observed of an interface whose network namespace is gone: nothing runs there any more."""
 
-    index = chain = foreign = foreign_id = old_fd = old_fp = old_prog_id = root_tag = None
+    index = chain = foreign = foreign_id = owner = old_fd = old_fp = old_prog_id = root_tag = frags = None
     ours_attached = orphan_root = False
     xdp: ClassVar[dict] = {"mode": None, "prog_id": None}
     slots: ClassVar[list] = []
@@ -175,7 +214,7 @@ def _is_root(prog_id_: int) -> bool:
     fd = libbpf.prog_fd_by_id(prog_id_)
     try:
         info = libbpf.prog_info(fd)
-        return info["name"] == ROOT_FUNCTION[:15] and {PROGS_MAP, LINKS_MAP} <= set(program_maps(fd))
+        return info["name"] in (ROOT_FUNCTION, ROOT_FRAGS) and {PROGS_MAP, LINKS_MAP} <= set(program_maps(fd))
     finally:
         os.close(fd)
 
@@ -266,7 +305,11 @@ class XdpHook(Hook):
         if isinstance(seen, Gone):
             netns_.check(req.netns)  # raises the one sentence
         own, slot, in_place, mode = self._placement(seen, record)
-        root = self._load_root(seen, mode)
+        with BpfObject(req.object_path) as obj:
+            function = obj.select(req.program, self.PROG_TYPE)
+            aware = obj.frags_aware()
+        frags = plan_frags(seen.xdp.get("mtu"), mode, seen.frags, aware, req.interface, function)
+        root = self._load_root(seen, mode, frags)
         chain = seen.chain or root
         program = None
         try:
@@ -275,7 +318,7 @@ class XdpHook(Hook):
                                         pin_dir=req.pin_dir, internal={SLOT_VAR: slot},
                                         reuse={PROGS_MAP: chain.progs_fd, LINKS_MAP: chain.links_fd},
                                         offload_ifindex=seen.index if mode == "offload" else None,
-                                        map_sizes=req.map_sizes)
+                                        map_sizes=req.map_sizes, frags=frags)
             if (seen.chain is not None and seen.ours_attached and seen.xdp["mode"] == mode
                     and fingerprint(root.root_fd) == fingerprint(seen.chain.root_fd)):
                 root.close()
@@ -289,12 +332,12 @@ class XdpHook(Hook):
         return Loaded(program, root, seen, mode=mode, slot=slot, in_place=in_place, own=own)
 
     def _refuse_foreign(self, seen: Seen) -> None:
-        if seen.foreign_id and not self.req.force:
-            raise DatapathError(
-                "interface %r already runs XDP %s that wirespeed did not attach; remove it, or set force: true "
-                "to replace it." % (self.req.interface, seen.foreign))
+        """A hook someone else holds: refused, naming the owner; force replaces only a program attached over
+        netlink by no known tool, never a bpf_link."""
+        if seen.foreign_id and (not self.req.force or owners.held(seen.owner)):
+            raise DatapathError(seen.owner["sentence"])
 
-    def _load_root(self, seen: Seen, mode: str) -> Chain:
+    def _load_root(self, seen: Seen, mode: str, frags: bool) -> Chain:
         """Load the chain root, reusing the chain's maps when there is one.
 
         The root is loaded every run: a fresh interface needs it, and a root
@@ -307,7 +350,13 @@ class XdpHook(Hook):
                                 "or pass root_object.")
         obj = BpfObject(root_object)
         try:
-            obj.select(None, libbpf.PROG_TYPE_XDP)
+            names = [n for n, _type in obj.programs()]
+            if frags and ROOT_FRAGS not in names:
+                raise DatapathError("the chain root object %s has no multi-buffer root (%s); use the one from this "
+                                    "collection." % (root_object, ROOT_FRAGS))
+            obj.select((ROOT_FRAGS if frags else ROOT_FUNCTION) if ROOT_FRAGS in names else None,
+                       libbpf.PROG_TYPE_XDP)
+            obj.set_frags(frags)
             if seen.chain:
                 obj.reuse_map(PROGS_MAP, seen.chain.progs_fd)
                 obj.reuse_map(LINKS_MAP, seen.chain.links_fd)
@@ -445,13 +494,17 @@ class XdpHook(Hook):
         ifname is the engine's key (kernel/netns.py) and netns the namespace the interface is in."""
         xdp = xdp_netlink.xdp_state(index, netns)
         out.update(xdp_mode=xdp["mode"], xdp_prog=prog_summary(xdp["prog_id"]) if xdp["prog_id"] else None,
-                   managed=False, chain=[])
+                   managed=False, chain=[], xdp_owner=None)
         chain = Chain.open_pinned(bpffs_path, ifname) if bpffs.mounted_bpffs(bpffs_path) else None
         programs = {}
         if chain is None:
+            if xdp["prog_id"] and not _is_root(xdp["prog_id"]):
+                out["xdp_owner"] = owners.xdp_owner(ifname, index, xdp["prog_id"], xdp["mode"])
             return programs
         try:
             out["managed"] = xdp["prog_id"] == libbpf.prog_info(chain.root_fd)["id"]
+            if xdp["prog_id"] and not out["managed"]:
+                out["xdp_owner"] = owners.xdp_owner(ifname, index, xdp["prog_id"], xdp["mode"])
             for position, (slot, priority, prog_id_) in enumerate(chain.order()):
                 name = pinned.get(prog_id_, "slot%d" % slot)
                 entry = {"name": name, "hook": "xdp", "slot": slot, "priority": priority, "position": position,
@@ -470,6 +523,8 @@ class XdpHook(Hook):
     def plan_remove(self, seen: Seen, record: Record | None) -> Plan:
         req = self.req
         own = find_own(seen.slots, req.name, record.prog_id if record else None)
+        if req.force and owners.held(seen.owner):
+            raise DatapathError(seen.owner["sentence"])
         foreign = seen.foreign_id if req.force else None
         remaining = [e.name for e in seen.slots if e is not own]
         changed = bool(own or self.is_pinned() or foreign or seen.orphan_root)

@@ -23,6 +23,9 @@ BPF_OBJ_NAME_LEN = 16
 # enum bpf_prog_type / bpf_map_type values used here (linux/bpf.h, stable ABI)
 PROG_TYPE_SCHED_CLS = 3
 PROG_TYPE_XDP = 6
+BPF_F_XDP_HAS_FRAGS = 1 << 5
+ATTACH_XDP = 37  # enum bpf_attach_type BPF_XDP
+FRAGS_SECTION = "xdp.frags"  # the section of an XDP program that handles multi-buffer packets
 MAP_TYPE_PROG_ARRAY = 3
 
 # BTF kinds (linux/btf.h)
@@ -178,6 +181,15 @@ def lib() -> ctypes.CDLL:
         _sig(handle, "bpf_program__fd", i, p)
         _sig(handle, "bpf_program__set_autoload", i, p, ctypes.c_bool)
         _sig(handle, "bpf_program__set_ifindex", None, p, u32)
+        _sig(handle, "bpf_program__set_type", i, p, i)
+        _sig(handle, "bpf_program__flags", u32, p)
+        _sig(handle, "bpf_program__set_flags", i, p, u32)
+        _sig(handle, "bpf_program__attach_xdp", p, p, i)
+        _sig(handle, "bpf_link__fd", i, p)
+        _sig(handle, "bpf_link__pin", i, p, cs)
+        _sig(handle, "bpf_link__destroy", i, p)
+        _sig(handle, "bpf_link_get_next_id", i, u32, ctypes.POINTER(u32))
+        _sig(handle, "bpf_link_get_fd_by_id", i, u32)
         _sig(handle, "bpf_map__name", cs, p)
         _sig(handle, "bpf_map__type", i, p)
         _sig(handle, "bpf_map__key_size", u32, p)
@@ -215,7 +227,12 @@ def lib() -> ctypes.CDLL:
         _sig(handle, "ring_buffer__poll", i, p, i)
         _sig(handle, "ring_buffer__consume", i, p)
         _sig(handle, "ring_buffer__free", None, p)
+        _sig(handle, "libbpf_register_prog_handler", i, cs, i, i, p)
         handle.libbpf_set_print(_capture)
+        # `xdp.frags` programs open as plain XDP programs: libbpf's own handler would add BPF_F_XDP_HAS_FRAGS at
+        # load with no way to take it off (libbpf 1.1), and whether a chained program gets the flag is the chain
+        # root's choice (program/bpf_object.py set_frags). Custom handlers are matched before libbpf's own.
+        handle.libbpf_register_prog_handler(FRAGS_SECTION.encode(), PROG_TYPE_XDP, ATTACH_XDP, None)
         _lib = handle
         return _lib
 

@@ -2,7 +2,9 @@
 
 The load balancer rewrites a packet's Ethernet destination to its backend's MAC; a backend given without one
 takes it from the balancer's own neighbour table, read here (and, with probe, after one datagram to port 9
-of the address has made the kernel resolve it)."""
+of the address has made the kernel resolve it). A backend reached through a tunnel (encapsulated) sits behind
+its route's next hop: routed() finds that hop, which must be on the balancer's interface (XDP_TX sends back out
+of it), and the MAC is the hop's."""
 # Copyright (c) wirespeed.datapath contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
@@ -12,7 +14,8 @@ import ipaddress
 import socket
 import time
 
-from .links import _ipr, ifindex
+from ..errors import DatapathError
+from .links import NetlinkError, _ipr, ifindex
 
 # NUD states whose lladdr is usable: incomplete (1) and failed (0x20) are not
 NUD_USABLE = 0x02 | 0x04 | 0x08 | 0x10 | 0x80  # reachable, stale, delay, probe, permanent
@@ -53,3 +56,35 @@ def resolve(interface: str, addresses: list, probe: bool = True, wait: float = 1
             known = table(interface)
             missing = [a for a in wanted if a not in known]
     return {a: known.get(a) for a in wanted}
+
+
+def next_hops(interface: str, addresses: list) -> dict:
+    """{address: the address its route's next hop has on interface (the address itself when on-link)}; one
+    sentence naming the address when it has no route, or its route leaves through another interface."""
+    index = ifindex(interface)
+    out = {}
+    with _ipr() as ipr:
+        for addr in (str(ipaddress.ip_address(a)) for a in addresses):
+            try:
+                routes = ipr.route("get", dst=addr)
+            except NetlinkError as exc:  # ENETUNREACH, EHOSTUNREACH
+                raise DatapathError("backend %s has no route on this host (%s); add a route to its subnet through "
+                                    "%s, or give the backend's next hop." % (addr, exc.args[-1], interface)) from None
+            route = routes[0]
+            oif = route.get_attr("RTA_OIF")
+            if route["type"] != 1 or oif != index:  # 1: RTN_UNICAST
+                raise DatapathError(
+                    "backend %s is routed %s, not through %s where the balancer sends (XDP_TX leaves through the "
+                    "interface a packet came in on); route its subnet through %s." % (
+                        addr, "as local or unreachable" if route["type"] != 1 else "through interface index %s" % oif,
+                        interface, interface))
+            gateway = route.get_attr("RTA_GATEWAY") or (route.get_attr("RTA_VIA") or {}).get("addr")
+            out[addr] = str(ipaddress.ip_address(gateway)) if gateway else addr
+    return out
+
+
+def resolve_routed(interface: str, addresses: list, probe: bool = True) -> dict:
+    """{address: MAC of its next hop on interface, or None} for backends behind a router."""
+    hops = next_hops(interface, addresses)
+    macs = resolve(interface, sorted(set(hops.values())), probe=probe)
+    return {a: macs.get(h) for a, h in hops.items()}

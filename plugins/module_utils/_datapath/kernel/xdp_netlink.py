@@ -31,19 +31,20 @@ _MODE_PROG_ID = {"native": "IFLA_XDP_DRV_PROG_ID", "generic": "IFLA_XDP_SKB_PROG
 
 
 def xdp_state(index: int, netns: str | None = None) -> dict:
-    """{'mode': native|generic|offload|None, 'prog_id': int|None} of the interface."""
+    """{'mode': native|generic|offload|None, 'prog_id': int|None, 'mtu': int} of the interface."""
     with _ipr(netns) as ipr:
         link = ipr.get_links(index)[0]
+    mtu = link.get_attr("IFLA_MTU")
     xdp = link.get_attr("IFLA_XDP")
     if not xdp:
-        return {"mode": None, "prog_id": None}
+        return {"mode": None, "prog_id": None, "mtu": mtu}
     mode = _ATTACHED.get(xdp.get_attr("IFLA_XDP_ATTACHED"))
     if mode is None:
-        return {"mode": None, "prog_id": None}
+        return {"mode": None, "prog_id": None, "mtu": mtu}
     prog_id = xdp.get_attr("IFLA_XDP_PROG_ID")
     if prog_id is None and mode in _MODE_PROG_ID:
         prog_id = xdp.get_attr(_MODE_PROG_ID[mode])
-    return {"mode": mode, "prog_id": prog_id}
+    return {"mode": mode, "prog_id": prog_id, "mtu": mtu}
 
 
 def _set(index, fd, flags, expected_fd=None, ifname=None, mode=None, netns=None):
@@ -60,12 +61,17 @@ def _set(index, fd, flags, expected_fd=None, ifname=None, mode=None, netns=None)
 def attach_error(exc: NetlinkError, ifname: str, mode: str | None) -> DatapathError:
     code = exc.code
     text = str(exc.args[1]) if len(exc.args) > 1 else ""
+    if (code == errno.ERANGE or "MTU" in text) and mode == "native":
+        return DatapathError("the driver of interface %r refuses this XDP program at the interface's MTU (%s): the "
+                             "program is not built for multi-buffer packets; build it with SEC(\"xdp.frags\"), "
+                             "lower the MTU, or use mode generic." % (ifname, text or errno.errorcode.get(code, code)))
     if code in (errno.EOPNOTSUPP, errno.EINVAL) and mode in ("native", "offload"):
         return DatapathError("the driver of interface %r does not support XDP mode %s (%s); use mode generic or auto."
                              % (ifname, mode, text or errno.errorcode.get(code, code)))
     if code in (errno.EEXIST, errno.EBUSY):
-        return DatapathError("interface %r changed while wirespeed was updating it: another XDP program is attached "
-                             "(%s); inspect it with `ip link show %s` and run the task again." % (ifname, text, ifname))
+        return DatapathError("interface %r is held by an XDP program wirespeed did not attach (%s), attached over a "
+                             "bpf_link or while wirespeed was updating it; datapath_info names its owner (xdp_owner): "
+                             "remove it with the tool that attached it." % (ifname, text or "EBUSY"))
     return DatapathError("attaching XDP to interface %r failed: %s (errno %d)." % (ifname, text or exc, code))
 
 

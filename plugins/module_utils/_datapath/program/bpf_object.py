@@ -95,6 +95,23 @@ class BpfObject:
         self.prog = chosen
         return self._lib.bpf_program__name(chosen).decode()
 
+    # multi-buffer packets ----------------------------------------------
+    def frags_aware(self) -> bool:
+        """Whether the chosen program is built for multi-buffer packets: an XDP program in an `xdp.frags`
+        section, or one a caller already gave BPF_F_XDP_HAS_FRAGS."""
+        section = self._lib.bpf_program__section_name(self.prog).decode()
+        return (section == libbpf.FRAGS_SECTION
+                or bool(self._lib.bpf_program__flags(self.prog) & libbpf.BPF_F_XDP_HAS_FRAGS))
+
+    def set_frags(self, frags: bool) -> None:
+        """Load the chosen program with BPF_F_XDP_HAS_FRAGS or without. Its section only says that it can take
+        multi-buffer packets (kernel/libbpf.py opens `xdp.frags` as plain XDP); a tail call only reaches programs
+        loaded like the chain's root, so the root's flavour decides."""
+        flags = self._lib.bpf_program__flags(self.prog) & ~libbpf.BPF_F_XDP_HAS_FRAGS
+        if frags:
+            flags |= libbpf.BPF_F_XDP_HAS_FRAGS
+        libbpf.check(self._lib.bpf_program__set_flags(self.prog, flags), "set program flags")
+
     # maps -------------------------------------------------------------
     def _maps(self):
         m = self._lib.bpf_object__next_map(self._obj, None)

@@ -40,10 +40,12 @@ class LoadedProgram:
 
     def __init__(self, object_path: str, program: str | None, prog_type: int, *, config: dict, pin_dir: str,
                  internal: dict | None = None, reuse: dict | None = None, offload_ifindex: int | None = None,
-                 map_sizes: dict | None = None):
+                 map_sizes: dict | None = None, frags: bool | None = None):
         self.obj = BpfObject(object_path)
         try:
             self.function = self.obj.select(program, prog_type)
+            if frags is not None:  # an XDP chain's flavour (hooks/xdp.py plan_frags)
+                self.obj.set_frags(frags)
             for name, count in sorted((map_sizes or {}).items()):  # before the definitions are compared
                 if name in (reuse or {}):
                     raise DatapathError("map_sizes names map %r, which the chain owns; leave it out." % name)

@@ -169,7 +169,7 @@ class Btf:
             if var.contents.kind != libbpf.BTF_KIND_VAR:
                 continue
             name = self.name(var.contents.name_off)
-            out[name] = (info.offset, self.codec(var.contents.size_or_type))
+            out[name] = (info.offset, self.codec(var.contents.size_or_type, name))  # *_saddr: an address
         return out
 
 

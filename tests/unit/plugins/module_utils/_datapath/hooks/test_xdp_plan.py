@@ -12,6 +12,7 @@ from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.hooks
     Slot,
     find_own,
     plan_chain,
+    plan_frags,
     plan_slot,
     predecessor,
     resolve_mode,
@@ -125,3 +126,31 @@ def test_plan_in_check_mode_without_verify_trusts_the_record():
     assert not hook().plan(seen([FW, SSH]), unverified, rec, "sha").changed
     assert hook().plan(seen([FW, SSH]), unverified, rec, "other").changed
     assert hook().plan(seen([FW, SSH]), loaded(SSH, 1, True, program=False, root=True), rec, "sha").changed
+
+
+@pytest.mark.parametrize("mtu,mode,chain_frags,aware,expected", [
+    (1500, "native", None, True, False),  # a page holds the frame: a single-buffer chain, as before
+    (1500, "native", None, False, False),
+    (3498, "native", None, False, False),
+    (3499, "native", None, True, True),  # bigger than a page holds: the chain is built for multi-buffer packets
+    (9000, "native", None, True, True),
+    (9000, "generic", None, False, False),  # generic XDP gets a linear skb
+    (9000, "native", True, True, True),
+    (1500, "native", True, True, True),  # a chain keeps its flavour (the kernel's tail-call rule)
+    (1500, "generic", False, False, False),
+])
+def test_plan_frags(mtu, mode, chain_frags, aware, expected):
+    assert plan_frags(mtu, mode, chain_frags, aware, "eth0", "prog") is expected
+
+
+@pytest.mark.parametrize("mtu,mode,chain_frags,aware,words", [
+    (9000, "native", None, False, ["MTU 9000", "'prog'", 'SEC("xdp.frags")', "mode generic"]),
+    (9000, "native", True, False, ["MTU 9000", "'prog'", 'SEC("xdp.frags")']),
+    (1500, "native", True, False, ["built for multi-buffer packets", "'prog'", "deploy again"]),
+    (9000, "native", False, True, ["MTU 9000", "single-buffer packets", "deploy them again"]),
+])
+def test_plan_frags_refuses_in_one_sentence(mtu, mode, chain_frags, aware, words):
+    with pytest.raises(DatapathError) as err:
+        plan_frags(mtu, mode, chain_frags, aware, "eth0", "prog")
+    msg = err.value.message
+    assert all(w in msg for w in words) and "eth0" in msg and msg.endswith(".") and ". " not in msg, msg
