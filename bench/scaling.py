@@ -89,7 +89,8 @@ def frames(bench):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=1000000, help="frames per generator per run")
+    parser.add_argument("--frames", type=int, help="frames per generator per run (default 1M with live frames, 200k "
+                                                   "with af_packet)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sources", type=int, default=1024, help="sources of the many pattern (a power of two)")
     parser.add_argument("--wall", action="store_true", help="rates over wall time even where CPU time is usable")
@@ -111,16 +112,19 @@ def main():
         bench.up()
         shapes = frames(bench)
         kind = generators.pick(bench, args.generator)
+        args.frames = args.frames or (1000000 if kind.kind == "live" else 200000)
         gens = {(shape, pattern): kind(bench, "%s-%s" % (shape, pattern), packet,
                                        args.sources if pattern == "many" else 0, MANY_BASE)
                 for shape, packet in shapes.items() for pattern in ("hot", "many")}
         addrs, nets = deny_lists(bench.src, rng)
         bare = Loaded(os.path.join(HERE, "bpf", "bare_drop.bpf.c"), os.path.join(bench.pins, "drop"))
-        fw = Loaded(os.path.join(FILES, "firewall.bpf.c"), os.path.join(bench.pins, "fw"))
+        fw = Loaded(os.path.join(FILES, "firewall.bpf.c"), os.path.join(bench.pins, "fw")).allow_like_the_role()
         mapsync.sync(fw.maps["deny_v4"], entries=addrs[-(100000 - len(many)):] + many, key_type="ipv4", diff=False)
         mapsync.sync(fw.maps["deny_net_v4"], entries=nets, key_type="ipv4_cidr", diff=False)
-        sl = Loaded(os.path.join(FILES, "ssh_limiter.bpf.c"), os.path.join(bench.pins, "sl"), {"ports": [22]})
-        wg = Loaded(os.path.join(FILES, "wireguard_filter.bpf.c"), os.path.join(bench.pins, "wg"), {"ports": [51820]})
+        sl = Loaded(os.path.join(FILES, "ssh_limiter.bpf.c"), os.path.join(bench.pins, "sl"),
+                    {"ports": [22]}).allow_like_the_role()
+        wg = Loaded(os.path.join(FILES, "wireguard_filter.bpf.c"), os.path.join(bench.pins, "wg"),
+                    {"ports": [51820]}).allow_like_the_role()
         programs = [("bare XDP_DROP", bare, "udp"), ("firewall 100k+10k, listed", fw, "udp"),
                     ("ssh_limiter, SYN flood", sl, "syn"), ("wireguard_filter, initiation flood", wg, "wg")]
         scaling = {(name, pattern): [] for name, _p, _s in programs for pattern in ("hot", "many")}
@@ -142,7 +146,7 @@ def main():
         bench.down()
     basis_text = ("the CPU time of the busiest generator thread (its softirq runs the program): what each CPU did, "
                   "whatever else ran on the machine") if basis else "wall time"
-    print("\nrates over " + basis_text)
+    print("\nrates over " + basis_text + "; generator " + kind.kind)
     print("program, pattern (%d frames per generator x %d rounds)   1 CPU Mpps  2 CPU Mpps  scaling  / bare's"
           "  rounds (/ bare's)  wall-time scaling / bare's" % (args.frames, args.rounds))
     for pattern in ("hot", "many"):

@@ -19,6 +19,23 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from results import path as default_path
 
+# For a target not met: what is known to get past it (measured floors are in each row's note).
+DESIGNS = (
+    ("map_sync: 1% change", "keep the last synced key set on the host and diff against it, with a drift check "
+                            "(issue 28 item 4, the map-sync half)"),
+    ("programs: slowest program", "egress_ratelimit charged: skb->tstamp where the stack set it instead of "
+                                  "bpf_ktime_get_ns; flow_export full table: a per-CPU 'full' flag that skips the "
+                                  "insert for a while"),
+    ("veth_mpps: firewall", "an allow-list prefilter (one bit per IPv4 /16, kept by the engine like the deny "
+                            "prefilter): the allow LPM lookup on every drop is the largest cost left on the listed "
+                            "path (test run: 125 -> 96 ns without it, plain blocklist 85 ns)"),
+    ("scaling:", "per-CPU counters only for the entries that hit; perf stat of cache misses per packet to tell "
+                 "cache capacity from shared writes"),
+    ("map_memory:", "deny_v4/deny_v6 as plain hashes whose u64 value names a slot of a per-CPU counter pool "
+                    "(allocated on an entry's first hit): memory per entry ~88 B whatever the CPU count, counters "
+                    "still per CPU; every reader (top_denied, metrics, bpf_map_entry, checkpoint) resolves the slot"),
+)
+
 
 def load(path: str) -> list[dict]:
     if not os.path.exists(path):
@@ -50,8 +67,14 @@ def table(rows: list[dict], show_all: bool = False) -> str:
         verdict = ("met" if r["met"] else "NOT met") if "goal" in r else ""
         lines.append("%-*s  %10s  %12s  %s" % (width, label, fmt(r["value"], r.get("unit", "")), goal, verdict))
     for r in shown:
-        if r.get("note", "").startswith("over: "):
-            lines.append("  %s %s" % (r["bench"], r["note"]))
+        if "goal" not in r or r["met"]:
+            continue
+        label = "%s: %s" % (r["bench"], r["name"])
+        if r.get("note"):
+            lines.append("  %s -- %s" % (label, r["note"]))
+        design = next((d for prefix, d in DESIGNS if label.startswith(prefix)), None)
+        if design:
+            lines.append("  %s -- design past it: %s" % (label, design))
     targets = [r for r in rows if "goal" in r]
     lines.append("%d of %d targets met" % (sum(r["met"] for r in targets), len(targets)))
     return "\n".join(lines)

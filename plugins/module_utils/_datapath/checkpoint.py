@@ -427,10 +427,11 @@ def write_maps(p: dict) -> None:
 
 def _write_maps(p: dict) -> None:
     mdir = os.path.join(record_of(p).pin_path, "maps")
-    index = prefilter.for_map(os.path.join(mdir, prefilter.LISTS[0]))
-    for name in prefilter.LISTS if index else ():
-        if name in p["maps"]:  # marked before they are listed: the index stays a superset
-            index.cover(name, [bytes.fromhex(k) for k, _v in p["maps"][name]["entries"]])
+    indexes = prefilter.all_for(mdir)  # the deny index, the allow index
+    for index in indexes:
+        for name in index.LISTS:
+            if name in p["maps"]:  # marked before they are listed: the index stays a superset
+                index.cover(name, [bytes.fromhex(k) for k, _v in p["maps"][name]["entries"]])
     for name, content in sorted(p["maps"].items()):
         with maps.PinnedMap(os.path.join(mdir, name)) as m:
             if (m.key_size, m.value_size) != (content["key_size"], content["value_size"]):
@@ -448,5 +449,5 @@ def _write_maps(p: dict) -> None:
                 if content["type"] == maps.ARRAY:  # entries left out of the checkpoint were zero
                     m.delete([k for k, v in got.items() if k not in want and any(v)])
                 m.write([(k, v) for k, v in want.items() if got.get(k) != v])
-    if index:
+    for index in indexes:
         index.refresh()  # bits of removed entries cleared, the index verified

@@ -192,6 +192,8 @@ def _program_entry(idir, name, entry, record, stats_on=False, top=0, link=None):
         program["top_denied"] = top_denied(maps, top)
     if prefilter.INDEX in maps:
         program["prefilter"] = prefilter.Prefilter(mdir).state()
+    if prefilter.AllowPrefilter.INDEX in maps:
+        program["allow_prefilter"] = prefilter.AllowPrefilter(mdir).state()
     if XSK_STATS_MAP in maps and link:
         program["xsk_queues"] = xsk_queues(link[0], link[1], maps)
     return program

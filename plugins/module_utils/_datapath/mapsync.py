@@ -525,10 +525,14 @@ def refresh_prefilter(paths, known=None) -> None:
     the keys the map holds}, from the dump the sync made and the keys it wrote and deleted (not read again)."""
     known = known or {}
     for mdir in sorted({os.path.dirname(p) for p in paths}):
-        index = next((prefilter.for_map(p) for p in paths if os.path.dirname(p) == mdir and prefilter.for_map(p)),
-                     None)
-        if index:
-            index.refresh({os.path.basename(p): keys for p, keys in known.items() if os.path.dirname(p) == mdir})
+        indexes = {}  # the deny index and the allow index each once, when one of their lists is among paths
+        for p in paths:
+            index = prefilter.for_map(p) if os.path.dirname(p) == mdir else None
+            if index:
+                indexes.setdefault(index.INDEX, index)
+        for index in indexes.values():
+            index.refresh({os.path.basename(p): keys for p, keys in known.items()
+                           if os.path.dirname(p) == mdir and os.path.basename(p) in index.LISTS})
 
 
 def _apply_all(changes) -> None:
