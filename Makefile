@@ -108,6 +108,7 @@ bench: deps
 	$(PY) bench/veth_mpps.py
 	$(PY) bench/scaling.py
 	$(PY) bench/load_balancer.py
+	$(PY) bench/map_memory.py
 	$(PY) bench/fleet.py --hosts 5,10,20
 	$(PY) bench/summary.py $(BUILD)/bench/results.jsonl
 

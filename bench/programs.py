@@ -46,9 +46,10 @@ from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.progr
 from ansible_collections.wirespeed.datapath.plugins.plugin_utils import _maglev, _qos  # noqa: E402
 
 INCLUDE = os.path.join(REPO, "files", "bpf", "include")
-TARGET_NS = 60.0  # the absolute figure of the first rounds, shown beside each row
 ABOVE_FLOOR_NS = 50.0  # the target: ns over the floor (harness + one hash lookup + one clock read) of the same run
-MIRROR_CLONE = "mirror (TC): matched, copied"  # the kernel's skb clone: exempt from the 60 ns target
+MIRROR_CLONE = "mirror (TC): matched, copied"  # the kernel's skb clone: exempt from the target
+BOTH_CPUS = "egress_ratelimit: one bucket, both CPUs charging it"  # a CAS contended by construction: shown only
+EXEMPT = (MIRROR_CLONE, BOTH_CPUS)
 OPERATIONS = ("one hash lookup (miss)", "one LPM trie lookup (empty)", "one array lookup", "bpf_ktime_get_ns()",
               "bpf_ktime_get_coarse_ns()")  # the op numbers of bench/bpf/call_costs.bpf.c
 
@@ -161,7 +162,7 @@ def tc_rows(root, args):
     rows.append(("egress_ratelimit: charged to a bucket (passes)", erl.ns(frame("198.18.0.9"), args.runs,
                                                                           args.repeat)))
     if len(os.sched_getaffinity(0)) >= 2:
-        rows.append(("egress_ratelimit: one bucket, both CPUs charging it", both_cpus(erl, frame("198.18.0.9"), args)))
+        rows.append((BOTH_CPUS, both_cpus(erl, frame("198.18.0.9"), args)))
     dscp = Loaded(os.path.join(REPO, "files", "bpf", "dscp_marking.bpf.c"), os.path.join(root, "dscp"), {},
                   libbpf.PROG_TYPE_SCHED_CLS)
     rules = _qos.dscp_rules([{"proto": "udp", "port": 5060, "dscp": "EF"},
@@ -272,23 +273,23 @@ def main():
         shutil.rmtree(root, ignore_errors=True)
     width = max(len(r[0]) for r in rows)
     print("%-*s  %8s  %6s  %8s" % (width, "program (median of %d runs x %d packets)" % (args.runs, args.repeat),
-                                   "ns/pkt", "insns", "target"))
-    for label, ns in rows:
-        exempt = label.startswith("bare") or label == MIRROR_CLONE
-        if label.startswith("ref: "):
-            verdict = "+%.0f" % (ns - floor)
-        else:
-            verdict = "" if exempt else ("met" if ns <= TARGET_NS else "NOT met")
-        print("%-*s  %8.1f  %6s  %8s" % (width, label, float(ns), ns.insns if ns.insns is not None else "", verdict))
-        if not exempt and not label.startswith("ref: "):
-            results.figure("programs", label, float(ns), "ns", "verifier insns %s" % ns.insns)
-    measured = [(float(ns), label) for label, ns in rows
-                if not label.startswith(("bare", "ref: ")) and label != MIRROR_CLONE]
+                                   "ns/pkt", "insns", "<= floor + %.0f" % ABOVE_FLOOR_NS))
     by_label = dict(rows)
     # the floor a program is judged against: the harness, one map lookup and one clock read, all measured in this
     # run (a machine 3-5x slower per test-run packet moves the floor and the programs alike)
     work_floor = (float(by_label["ref: one hash lookup (miss)"]) + float(by_label["ref: bpf_ktime_get_ns()"])
                   - float(floor))
+    for label, ns in rows:
+        exempt = label.startswith("bare") or label in EXEMPT
+        if label.startswith("ref: "):
+            verdict = "+%.0f" % (ns - floor)
+        else:
+            verdict = "" if exempt else ("met" if ns - work_floor <= ABOVE_FLOOR_NS else "NOT met")
+        print("%-*s  %8.1f  %6s  %8s" % (width, label, float(ns), ns.insns if ns.insns is not None else "", verdict))
+        if not exempt and not label.startswith("ref: "):
+            results.figure("programs", label, float(ns), "ns", "verifier insns %s" % ns.insns)
+    measured = [(float(ns), label) for label, ns in rows
+                if not label.startswith(("bare", "ref: ")) and label not in EXEMPT]
     over = [label for ns, label in sorted(measured, reverse=True) if ns - work_floor > ABOVE_FLOOR_NS]
     print("\nfloor (harness + one hash lookup + one clock read, this run): %.1f ns; target: every program <= floor + "
           "%.0f ns" % (work_floor, ABOVE_FLOOR_NS))

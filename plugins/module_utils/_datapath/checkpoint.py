@@ -30,7 +30,7 @@ import os
 import subprocess
 import time
 
-from . import hooks, prefilter
+from . import denyhits, hooks, prefilter
 from .errors import DatapathError
 from .kernel import bpffs, maps
 from .kernel import netns as netns_
@@ -62,8 +62,8 @@ def _map_contents(pin_path):
         return out
     for name in sorted(os.listdir(mdir)):
         with maps.PinnedMap(os.path.join(mdir, name)) as m:
-            if name.startswith(prefilter.PREFIX):
-                continue  # derived from the deny lists, rebuilt from them (prefilter.py)
+            if name.startswith(prefilter.PREFIX) or name in denyhits.LIVE:
+                continue  # derived from the lists, rebuilt from them (prefilter.py); hit counters (denyhits.py)
             if m.type in SKIP_TYPES or (m.type == maps.PERCPU_HASH and m.value_size != 8):
                 continue  # counters and state; a per-CPU hash of one u64 counter per key is a set (deny lists)
             # an array's all-zero entries are left out (a load balancer's tables run to a million entries,
@@ -442,9 +442,11 @@ def _write_maps(p: dict) -> None:
             if content["type"] in KEYS_ONLY:
                 m.delete([k for k in got if k not in want])
                 # a per-CPU counter recorded on a host with another CPU count (or before the map was per-CPU)
-                # starts at zero: only the keys matter
-                m.write([(k, v if len(v) == m.slot_size else bytes(m.slot_size)) for k, v in want.items()
-                         if k not in got])
+                # starts at zero, and so does a deny entry's counter slot (slots are the live program's): only
+                # the keys matter
+                fresh = denyhits.pool_of(m) is not None
+                m.write([(k, v if len(v) == m.slot_size and not fresh else bytes(m.slot_size))
+                         for k, v in want.items() if k not in got])
             else:
                 if content["type"] == maps.ARRAY:  # entries left out of the checkpoint were zero
                     m.delete([k for k, v in got.items() if k not in want and any(v)])
