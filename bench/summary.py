@@ -22,18 +22,19 @@ from results import path as default_path
 # For a target not met: what is known to get past it (measured floors are in each row's note).
 DESIGNS = (
     ("map_sync: 1% change", "keep the last synced key set on the host and diff against it, with a drift check "
-                            "(issue 28 item 4, the map-sync half)"),
-    ("programs: slowest program", "egress_ratelimit charged: skb->tstamp where the stack set it instead of "
-                                  "bpf_ktime_get_ns; flow_export full table: a per-CPU 'full' flag that skips the "
-                                  "insert for a while"),
-    ("veth_mpps: firewall", "an allow-list prefilter (one bit per IPv4 /16, kept by the engine like the deny "
-                            "prefilter): the allow LPM lookup on every drop is the largest cost left on the listed "
-                            "path (test run: 125 -> 96 ns without it, plain blocklist 85 ns)"),
-    ("scaling:", "per-CPU counters only for the entries that hit; perf stat of cache misses per packet to tell "
-                 "cache capacity from shared writes"),
-    ("map_memory:", "deny_v4/deny_v6 as plain hashes whose u64 value names a slot of a per-CPU counter pool "
-                    "(allocated on an entry's first hit): memory per entry ~88 B whatever the CPU count, counters "
-                    "still per CPU; every reader (top_denied, metrics, bpf_map_entry, checkpoint) resolves the slot"),
+                            "(issue 28 item 4, the map-sync half: the scale helper's)"),
+    ("programs: slowest program", "egress_ratelimit charged: skb->tstamp where the stack set a monotonic delivery "
+                                  "time (TCP's EDT) instead of bpf_ktime_get_ns, +50 ns of the floor here; "
+                                  "flow_export's full path has its per-CPU 'full' flag"),
+    ("veth_mpps: firewall", "what the listed path still does beyond a plain blocklist: the deny prefilter's two "
+                            "array reads (kept: they make the clean path flat), the allow index's two, the per-CPU "
+                            "counter slot and the per-reason counters; next: one combined index word for deny and "
+                            "allow, and reason counters folded into ws_stats"),
+    ("scaling:", "the limiters write per-source state both CPUs share, by design (one limit per source); the "
+                 "firewall's drop path now writes nothing shared. This VM has no PMU (perf stat: <not supported>), so "
+                 "cache misses could not be counted; the 1024 sources' entries (~90 KiB) fit each core's 512 KiB L2"),
+    ("map_memory:", "a smaller deny_hits pool (2048 slots x 8 B x CPUs is counted against the entries), or slots "
+                    "handed back by the engine when it deletes entries"),
 )
 
 

@@ -162,8 +162,9 @@ class XdpFilter:
             self.problem = "xdp-filter load -m native dut0 failed: %s" % (load.stderr.strip().splitlines() or ["?"])[-1]
             return
         self.loaded = True
-        # one `xdp-filter ip` per source, four at a time (each is a process: about 10-25 ms here)
-        fill = subprocess.run(["nsenter", "--net=/run/netns/%s" % bench.dut, "xargs", "-P", "4", "-I", "ADDR",
+        # one `xdp-filter ip` per source, one after the other (each takes xdp-filter's lock file; a process each:
+        # 10-25 ms here, so a few minutes for 10,000)
+        fill = subprocess.run(["nsenter", "--net=/run/netns/%s" % bench.dut, "xargs", "-I", "ADDR",
                                tool, "ip", "ADDR", "-m", "src"], input="\n".join(sources) + "\n",
                               capture_output=True, text=True, check=False)
         if fill.returncode:

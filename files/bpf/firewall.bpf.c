@@ -3,7 +3,7 @@
  * wirespeed firewall (XDP, chained).
  *
  * Decisions, IPv4 and IPv6 alike:
- *   1. malformed L2/L3 headers   -> drop, "malformed" (config drop_malformed)
+ *   1. malformed headers         -> drop, "malformed" (config drop_malformed)
  *      not IP (ARP, LLDP...)     -> next program
  *   2. source in allow_v4/v6 (LPM)  -> next program, always: no rule below
  *                                      drops it
@@ -11,9 +11,6 @@
  *   4. source in deny_net_v4/v6 (LPM)             -> drop, "deny_cidr"
  *   5. a rule of deny_ports covers {proto, dport} -> drop, "deny_port"
  *      (later fragments carry no ports: only whole-protocol rules apply)
- *      The L4 header is parsed here, after the address lists: a listed
- *      source is dropped without reading its ports, a truncated TCP/UDP
- *      header of any other source is "malformed" as in 1.
  *   6. otherwise: default_drop ? drop, "default_policy" : next program
  * Counters: a deny entry counts the packets it dropped; an allow entry the
  * packets it let through that a deny rule or the default policy would have
@@ -227,7 +224,7 @@ int firewall(struct xdp_md *ctx)
 	__u64 *entry = NULL;
 	int ret;
 
-	ret = ws_parse_l3(&c, &pkt);
+	ret = ws_parse_packet(&c, &pkt);
 	if (ret == WS_PKT_MALFORMED && drop_malformed)
 		return ws_drop(ctx, WS_REASON_MALFORMED);
 	if (ret != WS_PKT_OK)
@@ -244,21 +241,14 @@ int firewall(struct xdp_md *ctx)
 	else if ((entry = ws_lpm_find(&deny_net_v4, &deny_net_v6, pkt.family,
 				      &pkt.saddr)))
 		reason = WS_REASON_DENY_CIDR;
-	if (reason)
-		goto decided;	/* a listed source: its ports are never read */
 ports:
-	ret = ws_parse_l4(&c, &pkt);
-	if (ret == WS_PKT_MALFORMED && drop_malformed)
-		return ws_drop(ctx, WS_REASON_MALFORMED);
-	if (ret != WS_PKT_OK)
-		goto next;
-	if ((entry = port_rule(&pkt)))
+	if (!reason && (entry = port_rule(&pkt)))
 		reason = WS_REASON_DENY_PORT;
-	else if (default_drop)
+	if (!reason && default_drop)
 		reason = WS_REASON_DEFAULT_POLICY;
-	else
+	if (!reason)
 		goto next;
-decided:
+
 	if (ws_source_allowed(&pkt))
 		goto next;
 	hit(entry, reason);

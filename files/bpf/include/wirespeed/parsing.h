@@ -215,11 +215,10 @@ static __always_inline int ws_ipv6_ext_walk(struct ws_cursor *c,
 
 /*
  * Fill pkt from Ethernet (VLAN, QinQ), IPv4 (options, fragments) or IPv6
- * (extension headers): everything but the ports.  The cursor is left at the
- * L4 header, for ws_parse_l4().
+ * (extension headers), and the TCP/UDP ports where they are present.
  */
-static __always_inline int ws_parse_l3(struct ws_cursor *c,
-				       struct ws_packet *pkt)
+static __always_inline int ws_parse_packet(struct ws_cursor *c,
+					   struct ws_packet *pkt)
 {
 	struct ethhdr *eth;
 	struct iphdr *ip;
@@ -261,18 +260,6 @@ static __always_inline int ws_parse_l3(struct ws_cursor *c,
 	pkt->l4_proto = proto;
 	pkt->l4 = c->pos;
 	pkt->l4_len = c->end - c->pos;
-	return WS_PKT_OK;
-}
-
-/*
- * The TCP/UDP ports (and TCP flags) of a packet ws_parse_l3() filled, where
- * its L4 header is present; WS_PKT_MALFORMED when that header is truncated.
- */
-static __always_inline int ws_parse_l4(struct ws_cursor *c,
-				       struct ws_packet *pkt)
-{
-	__u8 proto = pkt->l4_proto;
-
 	if (!pkt->l4_present)
 		return WS_PKT_OK;
 	if (proto == IPPROTO_UDP) {
@@ -292,20 +279,6 @@ static __always_inline int ws_parse_l4(struct ws_cursor *c,
 		pkt->tcp_flags = ((__u8 *)tcp)[13];
 	}
 	return WS_PKT_OK;
-}
-
-/*
- * Fill pkt from Ethernet (VLAN, QinQ), IPv4 (options, fragments) or IPv6
- * (extension headers), and the TCP/UDP ports where they are present.
- */
-static __always_inline int ws_parse_packet(struct ws_cursor *c,
-					   struct ws_packet *pkt)
-{
-	int ret = ws_parse_l3(c, pkt);
-
-	if (ret != WS_PKT_OK)
-		return ret;
-	return ws_parse_l4(c, pkt);
 }
 
 /* ---- ICMP echo ---------------------------------------------------------- */
