@@ -99,14 +99,16 @@ demo: deps
 
 bench: deps
 	@command -v ipset >/dev/null && command -v nft >/dev/null && command -v iptables-restore >/dev/null && \
-		command -v ipvsadm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		--no-install-recommends ipset nftables iptables ipvsadm >/dev/null
+		command -v ipvsadm >/dev/null && command -v xdp-filter >/dev/null || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends ipset nftables iptables ipvsadm xdp-tools >/dev/null
 	@mkdir -p $(BUILD)/bench && rm -f $(BUILD)/bench/results.jsonl
 	$(PY) bench/map_sync.py --rounds 7 $(BENCH_ARGS)
 	$(PY) bench/programs.py
 	$(PY) bench/veth_mpps.py
 	$(PY) bench/scaling.py
 	$(PY) bench/load_balancer.py
+	$(PY) bench/map_memory.py
 	$(PY) bench/fleet.py --hosts 5,10,20
 	$(PY) bench/summary.py $(BUILD)/bench/results.jsonl
 

@@ -145,7 +145,11 @@ def test_run(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=2000000)
+    parser.add_argument("--frames", type=int, help="frames per measurement (default 2M with live frames, 300k with "
+                                                   "af_packet)")
+    parser.add_argument("--generator", choices=("live", "af_packet"),
+                        help="force the traffic generator (default: live frames where the kernel takes them, else "
+                             "af_packet; $WS_BENCH_GENERATOR too)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cpu", type=int, default=0)
     parser.add_argument("--test-run", action="store_true")
@@ -165,7 +169,8 @@ def main():
         backends = ["%s.%d" % (net, 11 + i) for i in range(3)]
         for addr, mac in zip(backends, BACKEND_MACS):
             sh("ip", "neigh", "replace", addr, "lladdr", mac, "dev", "dut0", "nud", "permanent", ns=bench.dut)
-        send = generator(bench, args.frames)
+        send = generator(bench, args.frames, args.generator)
+        args.frames = send.frames
         drop = Loaded(os.path.join(HERE, "bpf", "bare_drop.bpf.c"), os.path.join(bench.pins, "drop"))
         with netns(bench.gen):  # takes the frames the balancer sends back
             attach.attach(links.ifindex("gen0"), drop.obj.prog_fd, "native")
@@ -215,7 +220,8 @@ def main():
         subprocess.run(["ip", "netns", "exec", bench.dut, "ipvsadm", "-C"], capture_output=True, check=False)
         bench.down()
     width = max(len(n) for n in results)
-    print("%-*s  %8s  %12s  %s" % (width, "dut0 (%d frames x %d rounds, one CPU)" % (args.frames, args.rounds),
+    print("%-*s  %8s  %12s  %s" % (width, "dut0 (%d frames x %d rounds, one CPU, generator %s)" % (
+        args.frames, args.rounds, send.kind),
                                    "Mpps", "forwarded", "rounds"))
     for name, rates in results.items():
         fwd = forwarded.get(name)

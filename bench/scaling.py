@@ -31,14 +31,11 @@ makes it the one judged.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import ipaddress
 import os
 import random
 import statistics
 import sys
-import threading
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -46,15 +43,15 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO, "build", "collections"))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 
+import generators  # noqa: E402
 import results as bench_results  # noqa: E402
-from netlab import netns  # noqa: E402
 from programs import Loaded  # noqa: E402
 from scapy.layers.inet import IP, TCP, UDP  # noqa: E402
 from scapy.layers.l2 import Ether  # noqa: E402
-from veth_mpps import BPF_F_TEST_XDP_LIVE_FRAMES, DUT_MAC, GEN_MAC, Bench, deny_lists, sh, softirq_in_task_time  # noqa: E402
+from veth_mpps import DUT_MAC, GEN_MAC, Bench, deny_lists, sh, softirq_in_task_time  # noqa: E402
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import mapsync  # noqa: E402
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import bpffs, libbpf  # noqa: E402
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import bpffs  # noqa: E402
 
 FILES = os.path.join(REPO, "files", "bpf")
 TARGET = 0.98
@@ -76,50 +73,10 @@ class QueuedBench(Bench):
         os.makedirs(self.pins, exist_ok=True)
 
 
-class Generator:
-    """A live-frames generator of one frame shape; send(cpus, frames) runs one thread per CPU at once."""
-
-    def __init__(self, bench, name, packet, sources=0):
-        ifindex = int(sh("cat", "/sys/class/net/gen0/ifindex", ns=bench.gen))
-        self.bench, self.packet = bench, packet
-        self.prog = Loaded(os.path.join(HERE, "bpf", "live_redirect.bpf.c"), os.path.join(bench.pins, "gen-" + name),
-                           {"out_ifindex": ifindex, "sources": sources,
-                            "first_source": int(ipaddress.IPv4Address(MANY_BASE))})
-
-    def send(self, cpus, frames):
-        """(packets per second the receiver counted over the wall time, the same over the CPU time of the busiest
-        generator thread) while one generator per CPU in `cpus` sent `frames` each."""
-        errors, barrier, used = [], threading.Barrier(len(cpus) + 1), []
-
-        def run(cpu):
-            data = ctypes.create_string_buffer(self.packet, len(self.packet))
-            opts = libbpf.TestRunOpts(sz=ctypes.sizeof(libbpf.TestRunOpts), data_in=ctypes.addressof(data),
-                                      data_size_in=len(self.packet), repeat=frames,
-                                      flags=BPF_F_TEST_XDP_LIVE_FRAMES, batch_size=64)
-            try:
-                os.sched_setaffinity(0, {cpu})  # this thread only
-                with netns(self.bench.gen):
-                    barrier.wait(30)
-                    start = time.thread_time()
-                    libbpf.check(libbpf.lib().bpf_prog_test_run_opts(self.prog.obj.prog_fd, ctypes.byref(opts)),
-                                 "live frames")
-                    used.append(time.thread_time() - start)
-            except (OSError, threading.BrokenBarrierError) as exc:
-                errors.append(exc)
-
-        threads = [threading.Thread(target=run, args=(cpu,)) for cpu in cpus]
-        for t in threads:
-            t.start()
-        before = self.bench.rx_packets()
-        barrier.wait(30)
-        start = time.perf_counter()
-        for t in threads:
-            t.join()
-        seconds = time.perf_counter() - start
-        if errors:
-            raise errors[0]
-        received = self.bench.rx_packets() - before
-        return received / seconds, received / max(*used, 1e-9)
+def rates_of(sent):
+    """(received / wall seconds, received / CPU seconds of the busiest sender) of a Generator.send()."""
+    received, seconds, used = sent
+    return received / seconds, received / used
 
 
 def frames(bench):
@@ -132,10 +89,14 @@ def frames(bench):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=1000000, help="frames per generator per run")
+    parser.add_argument("--frames", type=int, help="frames per generator per run (default 1M with live frames, 200k "
+                                                   "with af_packet)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sources", type=int, default=1024, help="sources of the many pattern (a power of two)")
     parser.add_argument("--wall", action="store_true", help="rates over wall time even where CPU time is usable")
+    parser.add_argument("--generator", choices=generators.KINDS,
+                        help="force the traffic generator (default: live frames where the kernel takes them, else "
+                             "af_packet; $WS_BENCH_GENERATOR too)")
     args = parser.parse_args()
     cpus = sorted(os.sched_getaffinity(0))[:2]
     if len(cpus) < 2:
@@ -150,16 +111,20 @@ def main():
     try:
         bench.up()
         shapes = frames(bench)
-        gens = {(shape, pattern): Generator(bench, "%s-%s" % (shape, pattern), packet,
-                                            args.sources if pattern == "many" else 0)
+        kind = generators.pick(bench, args.generator)
+        args.frames = args.frames or (1000000 if kind.kind == "live" else 200000)
+        gens = {(shape, pattern): kind(bench, "%s-%s" % (shape, pattern), packet,
+                                       args.sources if pattern == "many" else 0, MANY_BASE)
                 for shape, packet in shapes.items() for pattern in ("hot", "many")}
         addrs, nets = deny_lists(bench.src, rng)
         bare = Loaded(os.path.join(HERE, "bpf", "bare_drop.bpf.c"), os.path.join(bench.pins, "drop"))
-        fw = Loaded(os.path.join(FILES, "firewall.bpf.c"), os.path.join(bench.pins, "fw"))
+        fw = Loaded(os.path.join(FILES, "firewall.bpf.c"), os.path.join(bench.pins, "fw")).allow_like_the_role()
         mapsync.sync(fw.maps["deny_v4"], entries=addrs[-(100000 - len(many)):] + many, key_type="ipv4", diff=False)
         mapsync.sync(fw.maps["deny_net_v4"], entries=nets, key_type="ipv4_cidr", diff=False)
-        sl = Loaded(os.path.join(FILES, "ssh_limiter.bpf.c"), os.path.join(bench.pins, "sl"), {"ports": [22]})
-        wg = Loaded(os.path.join(FILES, "wireguard_filter.bpf.c"), os.path.join(bench.pins, "wg"), {"ports": [51820]})
+        sl = Loaded(os.path.join(FILES, "ssh_limiter.bpf.c"), os.path.join(bench.pins, "sl"),
+                    {"ports": [22]}).allow_like_the_role()
+        wg = Loaded(os.path.join(FILES, "wireguard_filter.bpf.c"), os.path.join(bench.pins, "wg"),
+                    {"ports": [51820]}).allow_like_the_role()
         programs = [("bare XDP_DROP", bare, "udp"), ("firewall 100k+10k, listed", fw, "udp"),
                     ("ssh_limiter, SYN flood", sl, "syn"), ("wireguard_filter, initiation flood", wg, "wg")]
         scaling = {(name, pattern): [] for name, _p, _s in programs for pattern in ("hot", "many")}
@@ -171,8 +136,8 @@ def main():
                 for pattern in ("hot", "many"):
                     gen = gens[(shape, pattern)]
                     gen.send(cpus, args.frames // 10)  # warm up: limiter state made, caches filled
-                    one = gen.send(cpus[:1], args.frames)
-                    two = gen.send(cpus, args.frames)
+                    one = rates_of(gen.send(cpus[:1], args.frames))
+                    two = rates_of(gen.send(cpus, args.frames))
                     scaling[(name, pattern)].append(two[basis] / one[basis])
                     rates[(name, pattern)].append((one[basis], two[basis]))
                     wall[(name, pattern)].append(two[0] / one[0])
@@ -181,7 +146,7 @@ def main():
         bench.down()
     basis_text = ("the CPU time of the busiest generator thread (its softirq runs the program): what each CPU did, "
                   "whatever else ran on the machine") if basis else "wall time"
-    print("\nrates over " + basis_text)
+    print("\nrates over " + basis_text + "; generator " + kind.kind)
     print("program, pattern (%d frames per generator x %d rounds)   1 CPU Mpps  2 CPU Mpps  scaling  / bare's"
           "  rounds (/ bare's)  wall-time scaling / bare's" % (args.frames, args.rounds))
     for pattern in ("hot", "many"):

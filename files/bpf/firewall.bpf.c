@@ -20,10 +20,15 @@
  *   allow_v4, allow_v6, deny_net_v4, deny_net_v6
  *               LPM trie, key CIDR, value u64
  *   deny_v4 (key IPv4), deny_v6 (key IPv6)
- *               per-CPU hash, value u64 per CPU (datapath_info and the
- *               metrics sum them): a source flooding from every CPU at
- *               once bumps a counter no other CPU writes, so the list
- *               scales with the CPUs (bench/scaling.py)
+ *               hash, value u64: 0, or the slot of deny_hits that counts
+ *               the entry's hits per CPU (taken on its first hit; readers
+ *               resolve it: datapath_info, bpf_map_entry, metrics).  A
+ *               source flooding from every CPU at once bumps a counter no
+ *               other CPU writes, so the list scales with the CPUs
+ *               (bench/scaling.py), and memory per entry does not grow
+ *               with them (bench/map_memory.py)
+ *   deny_hits   per-CPU array of FW_HIT_SLOTS u64 counters; deny_hits_next
+ *               the slots taken
  *   deny_ports  LPM trie, key {prefixlen, proto, pad, port (network order)},
  *               value u64; xdp_map_entry writes and shows the keys as
  *               "tcp/8080" and "icmp": prefixlen 8 is a whole protocol
@@ -85,7 +90,7 @@ struct fw_port_rule {
 
 #define FW_HASH(_name, _key, _max)			\
 	struct {					\
-		__uint(type, BPF_MAP_TYPE_PERCPU_HASH);	\
+		__uint(type, BPF_MAP_TYPE_HASH);	\
 		__uint(max_entries, _max);		\
 		__type(key, _key);			\
 		__type(value, __u64);			\
@@ -93,6 +98,60 @@ struct fw_port_rule {
 
 FW_HASH(deny_v4, struct fw_addr_v4, FW_DENY_MAX);
 FW_HASH(deny_v6, struct fw_addr_v6, FW_DENY_MAX);
+
+/*
+ * Hit counters of the deny hashes, per CPU, for the entries that hit: an
+ * entry's value is 0 until its first hit takes the next free slot of
+ * deny_hits (deny_hits_next counts the slots taken), then the slot's number.
+ * The hashes' memory per entry is then the same whatever the CPU count;
+ * only the FW_HIT_SLOTS counters are per CPU.  Slot 0 counts the hits of
+ * entries that found the slots all taken.  Slots are not handed back: a
+ * deleted entry's slot stays taken until the map is made again.
+ */
+#ifndef FW_HIT_SLOTS
+#define FW_HIT_SLOTS 2048
+#endif
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FW_HIT_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} deny_hits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} deny_hits_next SEC(".maps");
+
+/* The per-CPU counter of a deny hash entry (its value), a slot taken on
+ * its first hit. */
+static __always_inline __u64 *deny_counter(__u64 *entry)
+{
+	__u32 zero = 0, slot = *entry;
+	__u64 *next, taken;
+
+	if (!slot) {
+		next = bpf_map_lookup_elem(&deny_hits_next, &zero);
+		if (!next)
+			return NULL;
+		/* all taken: slot 0, read-only on the shared word */
+		if (*next >= FW_HIT_SLOTS - 1)
+			return bpf_map_lookup_elem(&deny_hits, &zero);
+		taken = __sync_fetch_and_add(next, 1) + 1;
+		if (taken >= FW_HIT_SLOTS)
+			return bpf_map_lookup_elem(&deny_hits, &zero);
+		/* another CPU may have given the entry a slot meanwhile */
+		slot = __sync_val_compare_and_swap(entry, 0, taken);
+		if (!slot)
+			slot = taken;
+	}
+	if (slot >= FW_HIT_SLOTS)
+		slot = 0;
+	return bpf_map_lookup_elem(&deny_hits, &slot);
+}
 WS_LPM_MAP(deny_net_v4, struct ws_lpm_v4, FW_NET_MAX);
 WS_LPM_MAP(deny_net_v6, struct ws_lpm_v6, FW_NET_MAX);
 #define FW_PREFILTER_WORDS (1 << 18)	/* 2^24 /24s, 64 per word: 2 MiB */
@@ -135,9 +194,11 @@ static __always_inline void hit(__u64 *counter, __u32 reason)
 {
 	if (!counter)
 		return;
-	if (reason == WS_REASON_DENY_ADDR)
-		*counter += 1;	/* per-CPU value: no other CPU writes it */
-	else
+	if (reason == WS_REASON_DENY_ADDR) {
+		counter = deny_counter(counter);
+		if (counter)
+			*counter += 1;	/* per CPU: no other CPU writes it */
+	} else
 		/* an LPM trie has no per-CPU values: shared, atomic */
 		__sync_fetch_and_add(counter, 1);
 }

@@ -15,6 +15,10 @@
  *   flow_events  ring buffer: a struct flow_record for a flow that did not
  *                fit in the full table (one packet's worth), never a record
  *                per packet otherwise.
+ *   flow_full    per-CPU {table_until, ring_until}: after a failed insert
+ *                (table full) or reservation (ring full), new flows skip
+ *                the attempt for FLOW_FULL_BACKOFF_NS (10 ms) and are
+ *                counted as before
  *   flow_stats   per-CPU counters, see enum flow_stat: every packet that
  *                found the table full, every bpf_ringbuf_reserve() that
  *                failed, every record sent, every packet left out by the
@@ -91,6 +95,30 @@ struct {
 	__type(value, __u64);
 } flow_stats SEC(".maps");
 
+/*
+ * Per CPU: until when (coarse clock) a full table, or a full ring buffer,
+ * is taken as still full.  A packet of a new flow then skips the insert
+ * that would fail (and the lookup after it), or the reservation, and is
+ * counted all the same; one attempt per FLOW_FULL_BACKOFF_NS finds out
+ * when the agent made room.
+ */
+#ifndef FLOW_FULL_BACKOFF_NS
+#define FLOW_FULL_BACKOFF_NS (10 * 1000 * 1000)
+#endif
+#define FLOW_E2BIG 7	/* the hash's answer when it has no free element */
+
+struct flow_backoff {
+	__u64 table_until;
+	__u64 ring_until;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct flow_backoff);
+} flow_full SEC(".maps");
+
 static __always_inline void flow_count(__u32 stat)
 {
 	__u64 *n = bpf_map_lookup_elem(&flow_stats, &stat);
@@ -100,13 +128,20 @@ static __always_inline void flow_count(__u32 stat)
 }
 
 static __always_inline void flow_overflow(struct flow_key *key,
-					  struct flow_value *value)
+					  struct flow_value *value,
+					  struct flow_backoff *full, __u64 now)
 {
 	struct flow_record *rec;
 
 	flow_count(FLOW_TABLE_FULL);
+	if (full && now < full->ring_until) {
+		flow_count(FLOW_RINGBUF_FAILED);
+		return;
+	}
 	rec = bpf_ringbuf_reserve(&flow_events, sizeof(*rec), 0);
 	if (!rec) {
+		if (full)
+			full->ring_until = now + FLOW_FULL_BACKOFF_NS;
 		flow_count(FLOW_RINGBUF_FAILED);
 		return;
 	}
@@ -148,14 +183,25 @@ int flow_export_prog(struct xdp_md *ctx)
 			.packets = 1, .bytes = len, .first_ns = now,
 			.last_ns = now, .tcp_flags = pkt.tcp_flags,
 		};
+		__u32 zero = 0;
+		struct flow_backoff *full = bpf_map_lookup_elem(&flow_full,
+								&zero);
+		long err;
 
-		if (!bpf_map_update_elem(&flows, &key, &fresh, BPF_NOEXIST))
+		if (full && now < full->table_until) {
+			flow_overflow(&key, &fresh, full, now);
 			return ws_pass(ctx);
+		}
+		err = bpf_map_update_elem(&flows, &key, &fresh, BPF_NOEXIST);
+		if (!err)
+			return ws_pass(ctx);
+		if (err == -FLOW_E2BIG && full)
+			full->table_until = now + FLOW_FULL_BACKOFF_NS;
 		/* another CPU added it meanwhile (this CPU's copy is 0),
 		 * or the table is full */
 		found = bpf_map_lookup_elem(&flows, &key);
 		if (!found) {
-			flow_overflow(&key, &fresh);
+			flow_overflow(&key, &fresh, full, now);
 			return ws_pass(ctx);
 		}
 	}

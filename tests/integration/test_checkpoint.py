@@ -7,6 +7,7 @@ import os
 import shutil
 import struct
 
+from conftest import BPF
 from netlab import netns
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import checkpoint, mapsync
@@ -109,3 +110,26 @@ def test_counters_are_not_part_of_the_checkpoint(dut):
     path = os.path.join(dut.pin_root, "bl", "maps", "blocklist")
     with PinnedMap(path) as m:
         assert struct.unpack("Q", m.dump()[ipaddress.IPv4Address(dut.peer_ip).packed])[0] >= 10
+
+
+def test_firewall_deny_entries_come_back_without_their_counter_slot(dut, objects):
+    """A firewall deny entry holds the slot of its per-CPU hit counter (deny_hits) once it hit: the checkpoint keeps
+    the key, a rollback puts it back with no slot, so it takes a fresh one on its next hit and counts from there."""
+    from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import info
+
+    dut.deploy("fw", objects["build"](os.path.join(BPF, "firewall.bpf.c")), priority=10)
+    deny = os.path.join(dut.pin_root, "fw", "maps", "deny_v4")
+    mapsync.sync(deny, entries=[dut.peer_ip], key_type="ipv4", exclusive=True)
+    assert dut.udp(7001, 10) == 0
+    with PinnedMap(deny) as m:
+        assert [struct.unpack("<Q", v[:8])[0] for v in m.dump().values()] == [1]  # the first slot, taken on a hit
+    ckpt(dut, "begin")
+    mapsync.sync(deny, entries=[], key_type="ipv4", exclusive=True)
+    assert ckpt(dut, "commit")["recorded"] is True
+    assert dut.udp(7001, 10) == 10
+    assert ckpt(dut, "rollback")["changed"] is True
+    with PinnedMap(deny) as m:
+        assert [struct.unpack("<Q", v[:8])[0] for v in m.dump().values()] == [0]  # back as a key, no slot
+    assert dut.udp(7001, 10) == 0
+    top = info.top_denied({"deny_v4": deny}, 3)
+    assert [(t["map"], t["packets"]) for t in top] == [("deny_v4", 10)], top  # the new slot counts from 0

@@ -150,3 +150,56 @@ def test_listed_source_dropped_while_the_lists_churn(fw):
         stop.set()
         thread.join()
     assert set(seen) == {XDP_DROP} and seen[XDP_DROP] > 100, seen
+
+
+# ---- the allow index (one bit per /16 of allow_v4, allow.h) ---------------------------------------------------
+
+
+def allow_index(prog):
+    return prefilter.AllowPrefilter(os.path.dirname(prog.maps["allow_v4"]))
+
+
+def engine_allow(prog, nets):
+    mapsync.sync(prog.maps["allow_v4"], entries=list(nets), key_type="ipv4_cidr", exclusive=True, diff=False)
+
+
+def test_allow_index_built_and_an_allowed_source_is_never_dropped(fw):
+    """A listed source that is also allowed passes, through a /32, a /28 and a /8 allow entry; the engine builds
+    the allow index on every allow sync (the /8: 256 /16s); removing the allow entry makes the source drop."""
+    engine_lists(fw)
+    engine_allow(fw, ["203.0.113.7/32", "100.0.0.0/8", "192.0.2.16/28"])
+    state = allow_index(fw).state()
+    assert state["generation"] > 0 and state["covered"] and state["slots"] == 1 + 256 + 1, state
+    assert verdicts(fw) == {LISTED: XDP_PASS, CLEAN: XDP_PASS, NEIGHBOUR: XDP_PASS, "100.70.1.2": XDP_PASS,
+                            "192.0.2.20": XDP_PASS}
+    shown = info._program_entry(os.path.dirname(os.path.dirname(fw.maps["deny_v4"])), "",
+                                {"hook": "xdp"}, None)["allow_prefilter"]
+    assert shown == state
+    engine_allow(fw, ["100.0.0.0/8"])
+    assert verdicts(fw) == {**LISTED_DROPPED, "100.70.1.2": XDP_PASS}
+    assert allow_index(fw).state()["slots"] == 256
+
+
+def test_allow_entry_written_behind_the_engine_is_honoured_once_synced(fw):
+    """An allow entry written straight into the trie while the index is in use is missed until the next allow
+    sync covers it (the index is a superset of what the engine wrote); the sync that names it puts it right."""
+    engine_lists(fw)
+    engine_allow(fw, ["198.51.100.0/24"])
+    with maps.PinnedMap(fw.maps["allow_v4"]) as m:  # as bpftool would: the index is not told
+        m.write([(struct.pack("<I", 24) + ipaddress.IPv4Address("203.0.113.0").packed, bytes(8))])
+    assert fw.run(frame(LISTED))[0] == XDP_DROP and not allow_index(fw).state()["covered"]
+    engine_allow(fw, ["198.51.100.0/24", "203.0.113.0/24"])
+    assert fw.run(frame(LISTED))[0] == XDP_PASS and allow_index(fw).state()["covered"]
+
+
+def test_allow_sync_interrupted_after_marking_keeps_allowed_sources(fw, monkeypatch):
+    engine_lists(fw)
+    engine_allow(fw, ["198.51.100.0/24"])
+
+    def boom(*_a, **_k):
+        raise OSError(5, "interrupted")
+    monkeypatch.setattr(prefilter.AllowPrefilter, "refresh", boom)
+    with pytest.raises((OSError, DatapathError)):
+        engine_allow(fw, ["198.51.100.0/24", "203.0.113.0/24"])
+    monkeypatch.undo()
+    assert fw.run(frame(LISTED))[0] == XDP_PASS  # written and covered: allowed even with the refresh lost

@@ -16,7 +16,9 @@ import that runs up):
     hooks/        one Hook per attach point (the XDP chain, TC clsact)
     facts.py      what the host offers (kernel, drivers, queues, the controller's address)
     indexes/      indexes a program keeps over its lists (ListIndex), found from its maps: the
-                  firewall's prefilter (a /24 bitmap in front of its deny lists)
+                  firewall's prefilter (a /24 bitmap in front of its deny lists) and the /16 bitmap
+                  in front of allow lists
+    denyhits.py   the firewall's deny hit counters: an entry's counter slot resolved to per-CPU counts
     mapsync.py    make a pinned map hold the entries asked for
     keycache.py   the key set last synced into a list map, with the proof that the map still holds it
     carry.py      make before break: the maps a new version creates, filled before it goes live

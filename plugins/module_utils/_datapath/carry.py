@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import struct
 
-from . import hooks, indexes, mapsync
+from . import denyhits, hooks, indexes, mapsync
 from .errors import DatapathError
 from .kernel import maps
 from .kernel import netns as netns_
@@ -208,12 +208,16 @@ def fill(loaded, pin_dir: str, entries: dict | None = None, contents: dict | Non
                 index = indexes.for_list(path)
                 if index:
                     index.cover(name, [k for k, _v in want])
+                zero = denyhits.holds_slots(name, loaded.fillable.map_names)
                 _write(target, name, [k for k, _v in want],
-                       b"".join(v if len(v) == target.slot_size else bytes(target.slot_size) for _k, v in want))
+                       b"".join(v if len(v) == target.slot_size and not zero else bytes(target.slot_size)
+                                for _k, v in want))
             elif source == "previous":
                 with maps.PinnedMap(path) as live:
                     keys, values = live.dump_packed()
                 keys, values = carried(old, Layout.of(target), keys, values)
+                if denyhits.holds_slots(name, loaded.fillable.map_names):
+                    values = bytes(len(values))  # hit counts start again: a slot names the old pool's counter
                 check_fits(name, new, keys, "copied from the live version")
                 _write(target, name, keys, values)
                 out[name]["entries"] = len(keys)

@@ -30,7 +30,7 @@ import os
 import subprocess
 import time
 
-from . import carry, facts, hooks, indexes, info
+from . import carry, denyhits, facts, hooks, indexes, info
 from .errors import DatapathError
 from .kernel import bpffs, maps
 from .kernel import netns as netns_
@@ -65,6 +65,8 @@ def _map_contents(pin_path):
         if name in derived:
             continue  # an index's own map: derived from the lists, rebuilt from them (indexes/)
         with maps.PinnedMap(os.path.join(mdir, name)) as m:
+            if name in denyhits.LIVE:
+                continue  # hit counters the program writes (denyhits.py)
             if m.type in SKIP_TYPES or (m.type == maps.PERCPU_HASH and m.value_size != 8):
                 continue  # counters and state; a per-CPU hash of one u64 counter per key is a set (deny lists)
             # an array's all-zero entries are left out (a load balancer's tables run to a million entries,
@@ -443,9 +445,11 @@ def _write_maps(p: dict) -> None:
             if content["type"] in KEYS_ONLY:
                 m.delete([k for k in got if k not in want])
                 # a per-CPU counter recorded on a host with another CPU count (or before the map was per-CPU)
-                # starts at zero: only the keys matter
-                m.write([(k, v if len(v) == m.slot_size else bytes(m.slot_size)) for k, v in want.items()
-                         if k not in got])
+                # starts at zero, and so does a deny entry's counter slot (slots are the live program's): only
+                # the keys matter
+                fresh = denyhits.pool_of(m) is not None
+                m.write([(k, v if len(v) == m.slot_size and not fresh else bytes(m.slot_size))
+                         for k, v in want.items() if k not in got])
             else:
                 if content["type"] == maps.ARRAY:  # entries left out of the checkpoint were zero
                     m.delete([k for k, v in got.items() if k not in want and any(v)])

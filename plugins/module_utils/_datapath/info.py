@@ -9,7 +9,7 @@ import os
 import struct
 import time
 
-from . import facts, hooks, indexes, reasons
+from . import denyhits, facts, hooks, indexes, reasons
 from .errors import DatapathError
 from .kernel import bpffs, libbpf, links, xsks
 from .kernel import netns as netns_
@@ -159,7 +159,10 @@ def top_denied(maps: dict[str, str], count: int) -> list[dict]:
         with PinnedMap(path) as pinned:
             if pinned.type not in (HASH, PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH, LPM_TRIE) or pinned.value_size != 8:
                 continue
-            counted = [(percpu_sum(raw, pinned.stride), key) for key, raw in pinned.dump().items()]
+            contents = pinned.dump()
+            pooled = denyhits.per_cpu_counts(pinned, contents)  # the firewall's slots of deny_hits
+            counted = ([(sum(pooled[key]), key) for key in contents] if pooled is not None else
+                       [(percpu_sum(raw, pinned.stride), key) for key, raw in contents.items()])
             best = sorted((c for c in counted if c[0]), reverse=True)[:count]
             if best:
                 key_codec = MapTypes(pinned).key

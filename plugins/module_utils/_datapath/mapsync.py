@@ -21,7 +21,7 @@ import struct
 from collections.abc import Mapping
 from itertools import compress
 
-from . import indexes, keycache
+from . import denyhits, indexes, keycache
 from .errors import DatapathError
 from .kernel import bpffs, libbpf
 from .kernel.maps import ARRAYS, DEVMAP, PERCPU, PinnedMap, records
@@ -496,10 +496,14 @@ def decode_entries(pinned: PinnedMap, typing: MapTypes, contents: dict[bytes, by
     """Entries as people write them; per-CPU values summed (and listed per CPU)."""
     out = []
     vcodec = typing.value
+    pooled = denyhits.per_cpu_counts(pinned, contents)  # a firewall deny hash: its values are counter slots
     for key in sorted(contents, key=typing.key.sort_key):
         raw = contents[key]
         entry = {"key": typing.key.decode(key)}
-        if pinned.type in PERCPU:
+        if pooled is not None:
+            entry["per_cpu"] = pooled[key]
+            entry["value"] = sum(pooled[key])
+        elif pinned.type in PERCPU:
             per_cpu = [vcodec.decode(raw[i * pinned.stride:i * pinned.stride + pinned.value_size])
                        for i in range(pinned.ncpu)]
             entry["per_cpu"] = per_cpu

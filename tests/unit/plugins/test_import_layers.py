@@ -2,7 +2,7 @@
 
 The layers are the ones plugins/module_utils/_datapath/__init__.py draws, with the
 controller side on top: the engine (errors and reasons, kernel, types, program, record,
-hooks, facts and indexes, mapsync and info, checkpoint, host), then module_utils/_base,
+hooks, facts, indexes and denyhits, mapsync and info, checkpoint, host), then module_utils/_base,
 then plugin_utils, then the plugins Ansible loads (modules, action, filter, lookup, test).
 """
 # Copyright (c) wirespeed.datapath contributors
@@ -22,7 +22,7 @@ ENGINE = "module_utils._datapath."
 LAYERS = [
     (ENGINE + "errors", 0), (ENGINE + "reasons", 0),
     (ENGINE + "kernel", 1), (ENGINE + "types", 2), (ENGINE + "program", 3), (ENGINE + "record", 4),
-    (ENGINE + "hooks", 5), (ENGINE + "facts", 6), (ENGINE + "indexes", 6),
+    (ENGINE + "hooks", 5), (ENGINE + "facts", 6), (ENGINE + "indexes", 6), (ENGINE + "denyhits", 6),
     (ENGINE + "mapsync", 7), (ENGINE + "info", 7), (ENGINE + "carry", 7), (ENGINE + "keycache", 7),
     (ENGINE + "checkpoint", 8), (ENGINE + "host", 9),
     ("module_utils._datapath", 0),  # the package's own __init__

@@ -2,7 +2,8 @@
 only these functions, never an index by name.
 
 Each kind of index is one file here (a ListIndex, base.py) and one entry of KINDS:
-    prefilter.py  the firewall's /24 bitmap in front of deny_v4 and deny_net_v4
+    prefilter.py  the firewall's /24 bitmap in front of deny_v4 and deny_net_v4 (Prefilter), and the /16
+                  bitmap in front of allow_v4 of every program with an allow list (AllowPrefilter)
 """
 # Copyright (c) wirespeed.datapath contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -12,9 +13,9 @@ from __future__ import annotations
 import os
 
 from .base import ListIndex
-from .prefilter import Prefilter
+from .prefilter import AllowPrefilter, Prefilter
 
-KINDS: tuple[type[ListIndex], ...] = (Prefilter,)
+KINDS: tuple[type[ListIndex], ...] = (Prefilter, AllowPrefilter)
 
 
 def of_program(mdir: str) -> list[ListIndex]:

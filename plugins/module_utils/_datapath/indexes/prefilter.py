@@ -56,12 +56,13 @@ def _mark_range(bits: bytearray, first: int, count: int) -> None:
         first += 1
 
 
-def _slots(addr_keys, cidr_keys):
-    """(the set of /24s of the addresses and of the networks of /24 or longer, [(first /24, count)] of the wider
-    networks): every key cut in one C call, one set built over them."""
+def _slots(addr_keys, cidr_keys, shift=8):
+    """(the set of /24s (/(32 - shift)s) of the addresses and of the networks of /24 or longer, [(first /24,
+    count)] of the wider networks): every key cut in one C call, one set built over them."""
     count = len(addr_keys)
+    bits = 32 - shift
     slots = set(map(operator.rshift, struct.unpack(">%dI" % count, b"".join(addr_keys)),
-                    itertools.repeat(8, count))) if count else set()
+                    itertools.repeat(shift, count))) if count else set()
     ranges = []
     if cidr_keys:
         count = len(cidr_keys)
@@ -69,18 +70,19 @@ def _slots(addr_keys, cidr_keys):
         plens = struct.unpack("<" + "I4x" * count, raw)
         nets = struct.unpack(">" + "4xI" * count, raw)
         for plen, net in zip(plens, nets):
-            if plen >= 24:
-                slots.add(net >> 8)
+            if plen >= bits:
+                slots.add(net >> shift)
             else:
-                span = 1 << (24 - plen)
-                ranges.append((net >> 8 & ~(span - 1), span))
+                span = 1 << (bits - plen)
+                ranges.append((net >> shift & ~(span - 1), span))
     return slots, ranges
 
 
-def needed(addr_keys, cidr_keys) -> bytearray:
-    """The bitmap the lists need: bit n (little-endian bit order in each byte) is the /24 n of IPv4 space."""
-    bits = bytearray(INDEX_BYTES)
-    slots, ranges = _slots(addr_keys, cidr_keys)
+def needed(addr_keys, cidr_keys, shift=8) -> bytearray:
+    """The bitmap the lists need: bit n (little-endian bit order in each byte) is the /24 (/(32 - shift)) n of
+    IPv4 space."""
+    bits = bytearray((1 << (32 - shift)) // 8)
+    slots, ranges = _slots(addr_keys, cidr_keys, shift)
     for slot in slots:
         bits[slot >> 3] |= 1 << (slot & 7)
     for first, count in ranges:
@@ -88,10 +90,10 @@ def needed(addr_keys, cidr_keys) -> bytearray:
     return bits
 
 
-def word_masks(addr_keys, cidr_keys) -> dict[int, int]:
+def word_masks(addr_keys, cidr_keys, shift=8) -> dict[int, int]:
     """{u64 word of the index: the bits the entries need in it}, for the words they touch only."""
     words = {}
-    slots, ranges = _slots(addr_keys, cidr_keys)
+    slots, ranges = _slots(addr_keys, cidr_keys, shift)
     for first, count in ranges:
         if count < 64:
             slots.update(range(first, first + count))
@@ -112,19 +114,21 @@ def missing(have: bytes, want: bytes) -> int:
 
 
 class Prefilter(ListIndex):
-    """The index of one firewall program (its maps folder)."""
+    """The deny index of one firewall program (its maps folder): one bit per /24 over deny_v4 and deny_net_v4."""
 
     NAME = "prefilter"
+    INDEX, STATE, SHIFT = INDEX, STATE, 8
     MARKER = INDEX
     MAPS = (INDEX, STATE)
     LISTS = LISTS
+    ADDR_LIST = "deny_v4"  # the list of addresses; the others hold CIDRs
 
     def _lists(self, known=None):
         """The keys of deny_v4 and deny_net_v4: those a sync has in hand (known: {list name: keys}), the others
         read from the kernel."""
         known = known or {}
         keys = []
-        for name in LISTS:
+        for name in self.LISTS:
             if name in known:
                 keys.append(known[name])
                 continue
@@ -132,8 +136,15 @@ class Prefilter(ListIndex):
                 keys.append(m.dump_keys())
         return keys
 
+    def _split(self, keys):
+        """(address keys, CIDR keys) of the lists' keys in LISTS order."""
+        addrs, cidrs = [], []
+        for name, got in zip(self.LISTS, keys):
+            (addrs if name == self.ADDR_LIST else cidrs).extend(got)
+        return addrs, cidrs
+
     def _with_index(self, fn):
-        with PinnedMap(os.path.join(self.mdir, INDEX)) as m:
+        with PinnedMap(os.path.join(self.mdir, self.INDEX)) as m:
             size = m.max_entries * m.value_size
             mm = mmap.mmap(m.fd, (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE * mmap.PAGESIZE)
             try:
@@ -142,11 +153,11 @@ class Prefilter(ListIndex):
                 mm.close()
 
     def generation(self) -> int:
-        with PinnedMap(os.path.join(self.mdir, STATE)) as m:
+        with PinnedMap(os.path.join(self.mdir, self.STATE)) as m:
             return struct.unpack("<Q", m.dump()[b"\0\0\0\0"][:8])[0]
 
     def _set_generation(self, value: int) -> None:
-        with PinnedMap(os.path.join(self.mdir, STATE)) as m:
+        with PinnedMap(os.path.join(self.mdir, self.STATE)) as m:
             m.write([(b"\0\0\0\0", struct.pack("<Q", value))])
 
     def cover(self, map_name: str, keys) -> None:
@@ -154,11 +165,11 @@ class Prefilter(ListIndex):
         words they touch, each with one whole u64 store that only adds bits; many (a list loaded at once): the
         index OR-ed with their bitmap in one copy, where every byte goes from its old value to old | new, so a
         reader sees a superset of the old index at every moment either way."""
-        addr_keys, cidr_keys = (keys, []) if map_name == "deny_v4" else ([], keys)
+        addr_keys, cidr_keys = (keys, []) if map_name == self.ADDR_LIST else ([], keys)
         if not keys:
             return
         if len(keys) > WORDWISE:
-            want = int.from_bytes(needed(addr_keys, cidr_keys), "little")
+            want = int.from_bytes(needed(addr_keys, cidr_keys, self.SHIFT), "little")
 
             def merge_all(mm, size):
                 have = int.from_bytes(mm[:size], "little")
@@ -166,7 +177,7 @@ class Prefilter(ListIndex):
                     mm[:size] = (have | want).to_bytes(size, "little")
             self._with_index(merge_all)
             return
-        words = word_masks(addr_keys, cidr_keys)
+        words = word_masks(addr_keys, cidr_keys, self.SHIFT)
 
         def merge(mm, _size):
             view = memoryview(mm).cast("Q")
@@ -182,8 +193,8 @@ class Prefilter(ListIndex):
         """Make the index exactly what the lists need, verify it covers them and validate it (a new generation).
         known: {list name: its keys} a sync has in hand (that list is not read again). Returns the state
         datapath_info shows."""
-        addrs, cidrs = self._lists(known)
-        want = needed(addrs, cidrs)
+        addrs, cidrs = self._split(self._lists(known))
+        want = needed(addrs, cidrs, self.SHIFT)
 
         def rewrite(mm, size):
             if mm[:size] != want:
@@ -210,10 +221,24 @@ class Prefilter(ListIndex):
         """{generation (0: not in use, full lookups), covered (every list entry's /24 is marked), slots (/24s
         marked)} without changing anything."""
         if addrs is None:
-            addrs, cidrs = self._lists()
-        want = needed(addrs, cidrs)
+            addrs, cidrs = self._split(self._lists())
+        want = needed(addrs, cidrs, self.SHIFT)
         have = self._with_index(lambda mm, size: bytes(mm[:size]))
         return {"generation": self.generation(), "covered": missing(have, want) == 0, "slots": _popcount(have)}
+
+
+class AllowPrefilter(Prefilter):
+    """The allow index of a program with an allow list (firewall, ssh_limiter, wireguard_filter; allow.h): one bit
+    per IPv4 /16 that some entry of allow_v4 may cover. A clear bit lets a packet about to be dropped skip the
+    allow trie; the rules that keep the deny index a superset keep this one too (covered before written, refreshed
+    after every sync, unused while its generation is 0), so an allowed source is never dropped for a stale bit."""
+
+    NAME = "allow_prefilter"
+    INDEX, STATE, SHIFT = "prefilter_allow_v4", "prefilter_allow_state", 16
+    MARKER = INDEX
+    MAPS = (INDEX, STATE)
+    LISTS = ("allow_v4",)
+    ADDR_LIST = None
 
 
 def _popcount(bits: bytes) -> int:
