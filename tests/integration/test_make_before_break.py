@@ -18,12 +18,18 @@ import time
 import pytest
 from netlab import netns
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import carry, checkpoint, hooks, mapsync
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import (
+    carry,
+    checkpoint,
+    denyhits,
+    hooks,
+    mapsync,
+)
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import maps
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program import compile as bpfcc
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PREVIOUS_RELEASE = "567894b"  # the firewall before deny_v4/deny_v6 became per-CPU hashes (issue 17)
+PREVIOUS_RELEASE = "cbc99ee"  # the firewall whose deny_v4/deny_v6 were per-CPU hashes, before hit slots (issue 25)
 PORT = 9100
 COUNT, RATE = 6000, 1000.0  # at most 6 s of traffic; stopped as soon as the new version has counted some
 
@@ -43,12 +49,17 @@ def firewalls(objects, tmp_path_factory):
 
 
 def hits(dut, map_name="deny_v4"):
-    """The deny list's hit counts, summed over entries and CPUs (0 when it is not pinned)."""
+    """The deny list's hit counts, summed over entries and CPUs (0 when it is not pinned): through its deny_hits
+    slots where it has them (this release), else its per-CPU values (the previous one)."""
     path = os.path.join(dut.pin_root, "firewall", "maps", map_name)
     if not os.path.exists(path):
         return 0
     with maps.PinnedMap(path) as m:
-        return sum(maps.percpu_sum(v, m.stride) for v in m.dump().values())
+        contents = m.dump()
+        pooled = denyhits.per_cpu_counts(m, contents)
+        if pooled is not None:
+            return sum(sum(counts) for counts in pooled.values())
+        return sum(maps.percpu_sum(v, m.stride) for v in contents.values())
 
 
 def map_id(dut, map_name="deny_v4"):
@@ -113,13 +124,13 @@ def test_upgrade_from_the_previous_release_changes_the_map_type_and_leaks_nothin
     deploy(dut, "old")
     deny_peer(dut)
     _id, old_type, _max = map_id(dut)
-    assert old_type == maps.HASH
+    assert old_type == maps.PERCPU_HASH
 
     received, result = under_traffic(dut, lambda: deploy(dut, "new"))
     assert received == 0
     assert "deny_v4" in result["maps_recreated"]
     assert result["maps_filled"]["deny_v4"] == {"from": "previous", "entries": 1}
-    assert map_id(dut)[1] == maps.PERCPU_HASH
+    assert map_id(dut)[1] == maps.HASH
     assert not deploy(dut, "new")["changed"]  # idempotent: the new version with its filled maps is current
 
 
