@@ -32,7 +32,7 @@ from .kernel import maps
 from .kernel import netns as netns_
 
 # maps whose elements user space cannot read back or write as data: never carried (a program array is the chain's)
-NOT_CARRIED = {3, 4, 17, 27}  # PROG_ARRAY, PERF_EVENT_ARRAY, XSKMAP, RINGBUF
+NOT_CARRIED = {3, 4, maps.XSKMAP, maps.RINGBUF}  # PROG_ARRAY, PERF_EVENT_ARRAY, XSKMAP, RINGBUF
 CACHES = {maps.LRU_HASH, maps.LRU_PERCPU_HASH}  # state a program rebuilds: may start empty when not convertible
 
 

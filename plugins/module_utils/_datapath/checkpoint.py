@@ -40,7 +40,7 @@ from .record.store import DEFAULT_STATE_DIR, StateStore, read_json, write_json
 HISTORY_KEEP = 10
 # counters, flow state, and AF_XDP sockets (applications own them, the kernel refuses to read them back); a
 # per-CPU hash of one u64 counter per key (the firewall's deny lists) is a set, kept like a hash
-SKIP_TYPES = {maps.PERCPU_ARRAY, maps.LRU_PERCPU_HASH, maps.LRU_HASH, maps.XSKMAP}
+SKIP_TYPES = {maps.PERCPU_ARRAY, maps.LRU_PERCPU_HASH, maps.LRU_HASH, maps.XSKMAP, maps.RINGBUF}
 KEYS_ONLY = {maps.HASH, maps.PERCPU_HASH, maps.LPM_TRIE, maps.DEVMAP_HASH}
 FORMAT = 2  # 1: program records were flat dicts (read through Record.from_dict)
 

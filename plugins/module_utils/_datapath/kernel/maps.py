@@ -17,6 +17,7 @@ from . import libbpf
 HASH, ARRAY, PERCPU_HASH, PERCPU_ARRAY, LRU_HASH, LRU_PERCPU_HASH, LPM_TRIE = 1, 2, 5, 6, 9, 10, 11
 DEVMAP, DEVMAP_HASH = 14, 25
 XSKMAP = 17  # AF_XDP sockets: user space cannot read it back (lookups are refused)
+RINGBUF = 27  # a ring buffer: records for a reader, no elements to walk (the kernel answers ENOTSUPP)
 TYPE_NAMES = {HASH: "hash", ARRAY: "array", PERCPU_HASH: "percpu_hash", PERCPU_ARRAY: "percpu_array",
               LRU_HASH: "lru_hash", LRU_PERCPU_HASH: "lru_percpu_hash", LPM_TRIE: "lpm_trie",
               DEVMAP: "devmap", DEVMAP_HASH: "devmap_hash"}
