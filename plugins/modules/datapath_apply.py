@@ -19,7 +19,7 @@ description:
   - The action plugin compiles each distinct source once on the controller and ships each object once, and sends
     a long list of map entries packed (one entry a line, compressed when that pays, base64, with its sha256)
     rather than as a JSON list.
-  - Every packed list is unpacked and checked against its digest before the first program or map is touched:
+  - Every packed list is unpacked and checked against its digest before the first program or map is touched;
     a transfer that arrives damaged fails the task and changes nothing.
   - Programs are applied in the order given, each followed by its maps; a failure stops the call there, and the
     run's checkpoint (M(wirespeed.datapath.datapath_checkpoint)) takes the host back.
@@ -126,7 +126,8 @@ from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.error
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.compile import object_for
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.types.codecs import TYPE_NAMES
 
-XDP, TC = hooks.options("xdp"), hooks.options("tc")
+XDP = hooks.options("xdp")
+TC = hooks.options("tc")
 
 MAP_SPEC = dict(
     map=dict(type="str", required=True),
