@@ -43,6 +43,21 @@ options:
   pin_path:
     description: Directory on bpffs for this program's pins. Default C(<bpffs>/wirespeed/<interface>/<name>).
     type: path
+  map_sizes:
+    description:
+      - Capacity (C(max_entries)) of maps of the program, by map name, set between opening and loading the object
+        (libbpf's C(bpf_map__set_max_entries)) instead of the size compiled in, for example
+        C({deny_v4: 262144}). The record keeps the sizes, so checkpoints, rollback and boot restore load the
+        program with them again.
+      - A size that differs from the pinned map's makes a new map (make before break, as for any changed map
+        definition): it is filled with the entries of the live map (or, on rollback, those of the checkpoint)
+        before the new version is swapped in, so no entry is ever missing from the datapath. Check mode shows
+        the change (RV(map_sizes), and C(max_entries) in the diff) and how many entries the new map gets
+        (RV(maps_filled)).
+      - More entries than a new size holds, or a size the kernel refuses (memory, C(max_entries) limits), fails the
+        task with one sentence, and the running version and its maps stay as they were.
+    type: dict
+    default: {}
   verify:
     description: In check mode, load the program to run the verifier, then unload it.
     type: bool

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.wirespeed.datapath.plugins.plugin_utils import _addresses, _qos
+from ansible_collections.wirespeed.datapath.plugins.plugin_utils import _addresses, _capacity, _qos
 
 
 def _wrap(func):
     def call(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except _addresses.AddressError as exc:
+        except (_addresses.AddressError, _capacity.CapacityError) as exc:
             # the sentence is the whole message: Ansible appends a chained cause's text (and its cause's),
             # which printed it twice, then the ipaddress wording of the same fault
             raise AnsibleFilterError(str(exc)) from None
@@ -95,10 +95,18 @@ def conn_settings(max_new, burst, idle, variable_prefix="conn_limiter"):
     return _qos.conn_settings(max_new, burst, idle, variable_prefix)
 
 
+@_wrap
+def map_capacity(count, floor, explicit=0, variable="capacity", what="entries"):
+    """max_entries for a role's list map: explicit (refusing a count above it), else the next power of two at or
+    above 1.25 x count, never below floor."""
+    return _capacity.capacity(count, floor, explicit, variable, what)
+
+
 class FilterModule:
     def filters(self):
         return {"address_check": address_check, "address_split": address_split,
                 "address_conflicts": address_conflicts, "port_rules": port_rules, "port_check": port_check,
                 "steer_rules": steer_rules,
                 "protocol_number": protocol_number, "rate_bps": rate_bps, "burst_bytes": burst_bytes,
-                "egress_rules": egress_rules, "dscp_rules": dscp_rules, "conn_settings": conn_settings}
+                "egress_rules": egress_rules, "dscp_rules": dscp_rules, "conn_settings": conn_settings,
+                "map_capacity": map_capacity}

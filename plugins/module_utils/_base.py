@@ -10,7 +10,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import hooks
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import carry, hooks
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import links
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.compile import object_for
@@ -34,6 +34,7 @@ PROGRAM_ARGUMENT_SPEC = dict(
     verify=dict(type="bool", default=True),
     compile_on=dict(type="str", choices=["auto", "controller", "host"], default="auto"),
     clang=dict(type="str", default="clang"),
+    map_sizes=dict(type="dict", default={}),
 )
 
 
@@ -81,7 +82,7 @@ class DatapathModule:
         self.module.exit_json(**result)
 
 
-def run_program(hook_name, params, check_mode, objects=None):
+def run_program(hook_name, params, check_mode, objects=None, entries=None):
     """The hand-off of a program-deploying module: its parameters to the registered hook, deploy or remove."""
     hook_class = hooks.hook_for(hook_name)
     present = params["state"] == "present"
@@ -89,7 +90,7 @@ def run_program(hook_name, params, check_mode, objects=None):
                              params["defines"], params["clang"])
     hook = hook_class.from_params(params, object_path, objects if present else None)
     try:
-        return hooks.deploy(hook, check_mode) if present else hooks.remove(hook, check_mode)
+        return carry.deploy(hook, check_mode, entries=entries) if present else hooks.remove(hook, check_mode)
     except DatapathError as exc:
         if present and params["src"] and object_path != params["src"]:  # compiled here: name the source
             exc.message = exc.message.replace(object_path, params["src"])

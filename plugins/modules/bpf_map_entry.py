@@ -155,6 +155,22 @@ options:
         type: str
         choices: [present, absent]
         default: present
+      allow_empty:
+        description:
+          - With O(maps[].exclusive), whether entries that are none may empty a map that holds entries. The maps
+            of a task that set C(false) count as one list (a firewall's deny lists of addresses and networks):
+            a sync that would take all of them down to none while they hold entries fails, naming the maps and
+            how many entries they hold, and no map changes. A list fed from a download that came back empty or
+            cut short must not silently become empty; one of them emptied while another keeps entries is fine.
+        type: bool
+        default: true
+        version_added: 0.3.0
+      allow_empty_var:
+        description:
+          - The variable the refusal of O(maps[].allow_empty) tells the operator to set (a role's own, such
+            as C(firewall_allow_empty)). Default C(allow_empty).
+        type: str
+        version_added: 0.3.0
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - wirespeed.datapath.attributes
@@ -315,6 +331,8 @@ ARGUMENT_SPEC = dict(
         value_type=dict(type="str", choices=TYPE_NAMES),
         exclusive=dict(type="bool", default=False),
         state=dict(type="str", choices=["present", "absent"], default="present"),
+        allow_empty=dict(type="bool", default=True),
+        allow_empty_var=dict(type="str"),
     )),
 )
 

@@ -46,7 +46,8 @@ options:
       - For TC, C(direction) is C(ingress) or C(egress); C(directions), a list, deploys the program once per
         direction named C(<name>_<direction>), and C(absent_directions) removes those of the other directions.
       - C(maps) lists the program's maps as O(wirespeed.datapath.bpf_map_entry#module:maps) takes them (C(map),
-        C(entries), C(key_type), C(value_type), C(exclusive), C(state)), plus C(direction) (the map belongs to
+        C(entries), C(key_type), C(value_type), C(exclusive), C(state), C(allow_empty), C(allow_empty_var)), plus
+        C(direction) (the map belongs to
         that direction's program only) and C(packed_entries) (set by the action plugin).
     type: list
     elements: dict
@@ -138,6 +139,8 @@ MAP_SPEC = dict(
     exclusive=dict(type="bool", default=False),
     state=dict(type="str", choices=["present", "absent"], default="present"),
     direction=dict(type="str", choices=list(TC["directions"])),
+    allow_empty=dict(type="bool", default=True),
+    allow_empty_var=dict(type="str"),
 )
 
 PROGRAM_SPEC = dict(
@@ -204,7 +207,12 @@ def run(params, check_mode, diff_mode):
                     roots[key] = object_for(key, None, program["include_dirs"], clang=program["clang"])
                 root = roots[key]
             objects = {"root": root}
-        return run_program(program["hook"], program, check_mode, objects=objects)
+        # a map the new version must create anew is filled from the whole list the same call asks for, before the
+        # version goes live (make before break)
+        entries = {m["map"]: {"entries": m.get("entries") or [], "key_type": m.get("key_type"),
+                              "value_type": m.get("value_type")}
+                   for m in program["maps"] if m.get("exclusive") and m.get("state") == "present"}
+        return run_program(program["hook"], program, check_mode, objects=objects, entries=entries or None)
 
     return apply.apply(checked(params["programs"]), deploy, bpffs_path=params["bpffs"],
                        state_dir=params["state_dir"], check_mode=check_mode, diff=diff_mode)

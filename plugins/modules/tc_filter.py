@@ -124,10 +124,27 @@ maps:
   returned: always
   type: dict
 maps_recreated:
-  description: Maps whose definition changed, so they were created anew.
+  description:
+    - Maps whose definition changed, so they were created anew; they were filled before the new version went
+      live (see RV(maps_filled)).
   returned: when state is present
   type: list
   elements: str
+maps_filled:
+  description:
+    - The maps this version creates anew (a changed definition or size), each with where its entries came from
+      before the version went live (C(previous) - copied from the live map, converted where the layout
+      changed; C(checkpoint) - from the checkpoint a rollback restores; C(entries) - asked for in the same call;
+      C(empty) - a map that holds no data, such as a ring buffer) and how many it got. In check mode, what
+      would be done.
+  returned: when state is present and the program changes
+  type: dict
+  sample: {"deny_v4": {"from": "previous", "entries": 100000}}
+map_sizes:
+  description: The maps whose C(max_entries) this run changes (O(map_sizes)), with the size before and after.
+  returned: when a size changes
+  type: dict
+  sample: {"deny_v4": {"before": 131072, "after": 262144}}
 object_sha256:
   description: SHA-256 of the object deployed.
   returned: when state is present

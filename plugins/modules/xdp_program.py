@@ -20,6 +20,10 @@ description:
   - Replacing a program is one update of its chain slot, so no packet meets an interface without it.
     Maps pinned by the previous version are reused when their definitions are unchanged, so their
     entries and counters survive the upgrade.
+  - A map whose definition changed (type, key or value size, flags, O(map_sizes)) is made before the old one
+    is broken - created, then filled with the live map's entries (converted, for example from a hash to a
+    per-CPU hash) while the old version keeps running on the old map, and only then swapped in. A map whose
+    entries cannot be carried over (its key changed) fails the task and leaves the old version running.
   - A program that does not include C(wirespeed/chain.h) (a plain third-party XDP program) can be
     deployed too; it must be the last of the chain since it does not hand packets on.
   - With O(src), the action plugin compiles on the controller when clang is there and ships the object,
@@ -125,6 +129,14 @@ EXAMPLES = r"""
     program: xdp_blocklist
     priority: 900
 
+- name: A firewall sized for a large feed (its deny list is made anew, filled, then swapped in)
+  wirespeed.datapath.xdp_program:
+    interface: eth0
+    name: firewall
+    src: "{{ role_path }}/files/firewall.bpf.c"
+    map_sizes:
+      deny_v4: 1048576
+
 - name: Remove it again
   wirespeed.datapath.xdp_program:
     interface: eth0
@@ -161,10 +173,27 @@ maps:
   type: dict
   sample: {"blocklist": "/sys/fs/bpf/wirespeed/eth0/blocklist/maps/blocklist"}
 maps_recreated:
-  description: Maps whose definition changed, so they were created anew (their old entries are gone).
+  description:
+    - Maps whose definition changed, so they were created anew; they were filled before the new version went
+      live (see RV(maps_filled)).
   returned: when state is present
   type: list
   elements: str
+maps_filled:
+  description:
+    - The maps this version creates anew (a changed definition or size), each with where its entries came from
+      before the version went live (C(previous) - copied from the live map, converted where the layout
+      changed; C(checkpoint) - from the checkpoint a rollback restores; C(entries) - asked for in the same call;
+      C(empty) - a map that holds no data, such as a ring buffer) and how many it got. In check mode, what
+      would be done.
+  returned: when state is present and the program changes
+  type: dict
+  sample: {"deny_v4": {"from": "previous", "entries": 100000}}
+map_sizes:
+  description: The maps whose C(max_entries) this run changes (O(map_sizes)), with the size before and after.
+  returned: when a size changes
+  type: dict
+  sample: {"deny_v4": {"before": 131072, "after": 262144}}
 object_sha256:
   description: SHA-256 of the object file deployed.
   returned: when state is present

@@ -87,3 +87,24 @@ def test_map_names_are_checked_for_every_map(firewall):
     with pytest.raises(DatapathError) as err:
         sync(firewall, [{"map": "../../x", "entries": []}])
     assert "map '../../x' is not a BPF map name" in err.value.message
+
+
+def test_a_feed_that_comes_back_empty_does_not_empty_guarded_lists(firewall):
+    listed = ["203.0.113.%d" % i for i in range(1, 6)]
+    guard = {"exclusive": True, "allow_empty": False, "allow_empty_var": "firewall_allow_empty"}
+    v4, nets = dict(guard, map="deny_v4", key_type="ipv4"), dict(guard, map="deny_net_v4")
+    sync(firewall, [dict(v4, entries=listed), dict(nets, entries=["192.0.2.0/24"])])
+    before = keys(firewall, "deny_v4"), keys(firewall, "deny_net_v4")
+    for check_mode in (True, False):
+        with pytest.raises(DatapathError) as err:
+            sync(firewall, [dict(v4, entries=[]), dict(nets, entries=[])], check_mode=check_mode)
+        assert err.value.message.startswith("maps deny_v4, deny_net_v4 hold 6 entries and the entries given for "
+                                            "them are none, which would empty them")
+        assert "set firewall_allow_empty: true" in err.value.message
+        assert (keys(firewall, "deny_v4"), keys(firewall, "deny_net_v4")) == before  # neither list changed
+    # one list emptied while the other keeps entries is an ordinary change (an address replaced by its network)
+    assert sync(firewall, [dict(v4, entries=[]), dict(nets, entries=["203.0.113.0/24"])])["changed"]
+    assert keys(firewall, "deny_v4") == []
+    assert sync(firewall, [dict(v4, entries=[]), dict(nets, entries=[], allow_empty=True)])["changed"]
+    assert keys(firewall, "deny_net_v4") == []
+    assert not sync(firewall, [dict(v4, entries=[]), dict(nets, entries=[])])["changed"]  # empty stays empty

@@ -71,3 +71,23 @@ def test_roles_share_the_chain_and_removing_one_leaves_the_others(lab):
     assert chain(lab) == ["firewall"]
     net = LabNet(lab, lab.hosts[0])
     assert net.udp(7001, 10) == 0  # the firewall's port rule still holds
+
+
+def test_a_list_over_the_explicit_capacity_fails_the_preflight_naming_both(lab):
+    before = xdp_id(lab)
+    tasks = playbook(lab, ROLE, role_under_test="firewall", firewall_interfaces=["eth0"],
+                     firewall_deny=[lab.peer["ip2"], "203.0.113.7", "203.0.113.8"], firewall_capacity=2)
+    assert_once(r"the lists give 3 IPv4 addresses, more than firewall_capacity 2; raise firewall_capacity",
+                failure(tasks))
+    assert xdp_id(lab) == before
+
+
+def test_an_empty_feed_does_not_empty_the_deny_lists(lab, tmp_path):
+    feed = tmp_path / "threats.txt"
+    feed.write_text("# the download came back empty\n")
+    before = xdp_id(lab)
+    tasks = playbook(lab, ROLE, role_under_test="firewall", firewall_interfaces=["eth0"],
+                     firewall_deny_files=[str(feed)], firewall_port_rules=[{"proto": "udp", "port": 7001}])
+    assert_once(r"maps deny_v4, deny_v6, deny_net_v4, deny_net_v6 hold 1 entry and the entries given for them are "
+                r"none.*set firewall_allow_empty: true", failure(tasks))
+    assert xdp_id(lab) == before

@@ -16,6 +16,8 @@ import that runs up):
     facts.py      what the host offers (kernel, drivers, queues, the controller's address)
     prefilter.py  the firewall's /24 index in front of its deny lists
     mapsync.py    make a pinned map hold the entries asked for
+    keycache.py   the key set last synced into a list map, with the proof that the map still holds it
+    carry.py      make before break: the maps a new version creates, filled before it goes live
     info.py       what runs on the host's interfaces, with counters and problems
     checkpoint.py begin / commit / rollback of the host's whole datapath
     apply.py      a host's whole intent in one call: every program and its maps, entries packed

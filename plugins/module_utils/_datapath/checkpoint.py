@@ -30,7 +30,7 @@ import os
 import subprocess
 import time
 
-from . import facts, hooks, info, prefilter
+from . import carry, facts, hooks, info, prefilter
 from .errors import DatapathError
 from .kernel import bpffs, maps
 from .kernel import netns as netns_
@@ -418,7 +418,8 @@ def apply_step(step: tuple, bpffs_path: str, state_dir: str) -> None:
                 raise DatapathError("the stored object of %s on %s (%s) is missing from %s; it cannot be restored, "
                                     "so deploy it again with its playbook." % (p["name"], p["interface"], path,
                                                                                state_dir))
-        hooks.deploy(hook_class.from_record(record, bpffs_path, state_dir))
+        # make before break: a map the stored version defines otherwise is filled from the checkpoint first
+        carry.deploy(hook_class.from_record(record, bpffs_path, state_dir), contents=p["maps"])
     else:
         write_maps(p)
 

@@ -21,7 +21,7 @@ import struct
 from collections.abc import Mapping
 from itertools import compress
 
-from . import prefilter
+from . import keycache, prefilter
 from .errors import DatapathError
 from .kernel import bpffs, libbpf
 from .kernel.maps import ARRAYS, DEVMAP, PERCPU, PinnedMap, records
@@ -245,6 +245,11 @@ class Sync:
         return encoded if isinstance(encoded, dict) else dict.fromkeys(encoded)
 
     @property
+    def held(self) -> int:
+        """How many elements the map held when the sync was planned."""
+        return len(self.current_keys)
+
+    @property
     def current(self) -> dict:
         """{key bytes: value bytes} the map held when the sync was planned (built on first use)."""
         if self._current is None:
@@ -278,7 +283,7 @@ class Sync:
     def _check_capacity(self):
         if self.map.type in ARRAYS or self.map.type == DEVMAP:
             return
-        needed = len(self.current_keys) - len(self.remove) + len(self.add)
+        needed = self.held - len(self.remove) + len(self.add)
         if needed > self.map.max_entries:
             raise DatapathError("map %s is too small: max_entries %d, needed %d; the map was not changed (raise "
                                 "max_entries in the program or send fewer entries)."
@@ -310,8 +315,7 @@ class Sync:
             self.restore()
             limit = ""
             if exc.errno in (errno.E2BIG, errno.ENOSPC, errno.ENOMEM):
-                limit = " (max_entries %d, needed %d)" % (m.max_entries,
-                                                          len(self.current_keys) - len(self.remove) + len(self.add))
+                limit = " (max_entries %d, needed %d)" % (m.max_entries, self.held - len(self.remove) + len(self.add))
             raise DatapathError("the kernel refused the update of %s: %s%s; the map was put back as it was."
                                 % (m.path, os.strerror(exc.errno), limit)) from None
 
@@ -366,6 +370,101 @@ class Sync:
 
     def diff(self) -> str:
         return prepared(self.diff_lines(DIFF_LINES), len(self.add), len(self.remove), len(self.update))
+
+
+def _keeps(state_dir, pinned, wanted, state, exclusive) -> bool:
+    return bool(state_dir) and exclusive and state == "present" and keycache.usable(pinned, wanted)
+
+
+def kept_after(state_dir, pinned, wanted, state, exclusive, change) -> None:
+    """Keep (or forget) the key set of a plain list after its sync was applied, or found to have nothing to do."""
+    if state_dir and exclusive and state == "present":
+        if keycache.usable(pinned, wanted):
+            _keep(state_dir, pinned, change.typing.key.name, wanted, change)
+        else:
+            keycache.forget(state_dir, pinned.path)
+    elif state_dir:
+        keycache.forget(state_dir, pinned.path)
+
+
+class Drifted(Exception):
+    """The kept key set does not prove what the map holds: take the full path."""
+
+
+class KeptSync(Sync):
+    """The Sync of a plain list whose last synced entries the host kept (keycache.py): only the entries that differ
+    between the kept list and the new one are encoded; the map is read once, into a digest of its keys, to prove
+    it still holds the kept set (its keys are cut apart only when someone needs them: a restore, the prefilter)."""
+
+    def __init__(self, pinned, typing, wanted, kept, header):
+        self.map, self.typing = pinned, typing
+        self.given_values, self.exclusive, self.state, self._current = False, True, "present", None
+        self._dumped = None
+        count, digest = pinned.key_digest()
+        if count != header["count"] or digest != header["digest"]:
+            raise Drifted()
+        self._held, self.wanted_set = count, None
+        blank = self._blank()
+        if wanted.keys == kept:  # the no-op re-run: one list comparison
+            self.add, self.update, self.remove = Blank(set(), blank), {}, Blank(set(), blank)
+            return
+        new = set(wanted.keys)
+        differ = new.symmetric_difference(kept)  # entries added or removed, as given
+        added = [k for k in differ if k in new]
+        encode = typing.key.encode_many
+        try:
+            add, remove = set(encode(added)), set(encode(list(differ.difference(added))))
+        except (ValueError, TypeError):
+            raise Drifted() from None  # not a plain list of good entries: the full path names the bad one
+        moved = add & remove  # another spelling of an entry that stays: neither added nor removed
+        add -= moved
+        remove -= moved
+        self.wanted_set = new
+        if self._any_held(add):
+            raise Drifted()  # a new spelling of a kept entry: the full path sorts it out
+        self.add, self.update, self.remove = Blank(add, blank), {}, Blank(remove, blank)
+        self._check_capacity()
+
+    def _any_held(self, keys) -> bool:
+        lookup, fd = libbpf.lib().bpf_map_lookup_elem, self.map.fd
+        value = ctypes.create_string_buffer(self.map.slot_size)
+        return any(lookup(fd, k, value) == 0 for k in keys)
+
+    @property
+    def held(self) -> int:
+        return self._held
+
+    @property
+    def current_keys(self) -> list:
+        if self._dumped is None:
+            self._dumped = self.map.dump_packed()
+        return self._dumped[0]
+
+    @property
+    def _current_values(self) -> bytes:
+        if self._dumped is None:
+            self._dumped = self.map.dump_packed()
+        return self._dumped[1]
+
+    def new_keys(self):
+        kept = set(self.current_keys)
+        kept.difference_update(self.remove)
+        kept.update(self.add)
+        return kept
+
+
+def _keep(state_dir, pinned, key_type, wanted, change) -> None:
+    """After a sync of a plain list: keep its entries and the proof of what the map now holds (or forget)."""
+    distinct = change.wanted_set if isinstance(change, KeptSync) else None
+    if isinstance(change, KeptSync) and not change.changed:
+        return  # the kept entries and the proof still hold
+    count, digest = pinned.key_digest()
+    if distinct is None:
+        distinct = set(wanted.keys)
+    if len(distinct) != count:
+        keycache.forget(state_dir, pinned.path)  # two spellings of one key: the full path next time
+        return
+    keycache.save(state_dir, pinned, key_type, wanted.keys, count, digest)
 
 
 def prepared(lines: list[str], added: int, removed: int = 0, changed: int = 0) -> str:
@@ -430,16 +529,19 @@ def sync(path: str, *, key: object = None, value: object = None, entries: object
     store = StateStore(state_dir)
     with store.lock():
         store.refuse_after_expiry()
-        return _sync(path, wanted, state, exclusive, key_type, value_type, check_mode, return_entries, diff)
+        return _sync(path, wanted, state, exclusive, key_type, value_type, check_mode, return_entries, diff,
+                     state_dir)
 
 
-def _sync(path, wanted, state, exclusive, key_type, value_type, check_mode, return_entries, diff):
+def _sync(path, wanted, state, exclusive, key_type, value_type, check_mode, return_entries, diff, state_dir=None):
     if check_mode and state == "present" and not os.path.exists(path):
         return _unpinned_preview(path, wanted, diff)
     with PinnedMap(path) as pinned:
-        change, result = _plan(pinned, wanted, state, exclusive, key_type, value_type, diff)
+        change, result = _plan(pinned, wanted, state, exclusive, key_type, value_type, diff, state_dir)
         if change.changed and not check_mode:
             change.apply()
+        if not check_mode:
+            kept_after(state_dir, pinned, wanted, state, exclusive, change)
         if not check_mode:
             refresh_prefilter([path], {path: change.new_keys()} if prefilter.for_map(path) else None)
         if return_entries:
@@ -448,10 +550,20 @@ def _sync(path, wanted, state, exclusive, key_type, value_type, check_mode, retu
         return result
 
 
-def _plan(pinned, wanted, state, exclusive, key_type, value_type, diff):
-    """(the Sync that makes pinned hold wanted, the result keys that describe it); changes nothing."""
+def _plan(pinned, wanted, state, exclusive, key_type, value_type, diff, state_dir=None):
+    """(the Sync that makes pinned hold wanted, the result keys that describe it); changes nothing. With
+    state_dir, a plain list whose last synced entries the host kept is planned from them (KeptSync)."""
     typing = MapTypes(pinned, key_type, value_type, wanted.keys[:GUESS_SAMPLE], wanted.values[:GUESS_SAMPLE])
-    change = Sync(pinned, typing, wanted, state, exclusive)
+    change = None
+    if _keeps(state_dir, pinned, wanted, state, exclusive):
+        kept = keycache.load(state_dir, pinned, typing.key.name)
+        if kept is not None:
+            try:
+                change = KeptSync(pinned, typing, wanted, kept[1], kept[0])
+            except Drifted:
+                change = None
+    if change is None:
+        change = Sync(pinned, typing, wanted, state, exclusive)
     result = {
         "changed": change.changed, "path": pinned.path, "map_type": pinned.type_name,
         "key_type": typing.key.name, "value_type": typing.value.name,
@@ -492,14 +604,18 @@ def sync_all(specs: list, *, interface: str, name: str, bpffs_path: str = bpffs.
                 opened.append(pinned)
                 try:
                     change, result = _plan(pinned, wanted, state, bool(spec.get("exclusive")), spec.get("key_type"),
-                                           spec.get("value_type"), diff)
+                                           spec.get("value_type"), diff, state_dir)
                 except DatapathError as exc:
                     raise DatapathError("map %s: %s" % (spec["map"], exc.message)) from None
                 plans.append((spec, change, result))
+            refuse_emptying(plans)
             if not check_mode:
                 known = {}  # the lists' keys after the change, when every map took it (else read again)
                 try:
                     _apply_all([change for _spec, change, _result in plans if change is not None and change.changed])
+                    for (spec, change, _result), pinned in zip([p for p in plans if p[1] is not None], opened):
+                        kept_after(state_dir, pinned, normalize(entries=spec.get("entries") or []),
+                                   spec.get("state") or "present", bool(spec.get("exclusive")), change)
                     known = {path: change.new_keys() for (_s, change, _r), (_spec, path) in zip(plans, paths)
                              if change is not None and prefilter.for_map(path)}
                 finally:
@@ -517,6 +633,24 @@ def sync_all(specs: list, *, interface: str, name: str, bpffs_path: str = bpffs.
             out.setdefault("diff", []).append(result.pop("diff"))
         out["maps"][spec["map"]] = result
     return out
+
+
+def refuse_emptying(plans: list) -> None:
+    """The exclusive maps whose specs say allow_empty: false are one list (a firewall's deny lists): refuse a sync
+    that takes them all down to none while they hold entries (a feed that came back empty or cut short)."""
+    guarded = [(spec, change) for spec, change, _result in plans
+               if change is not None and not spec.get("allow_empty", True) and spec.get("exclusive")
+               and (spec.get("state") or "present") == "present"]
+    held = sum(change.held for _spec, change in guarded)
+    if not held or any(change.add or len(change.remove) < change.held for _spec, change in guarded):
+        return
+    names = ", ".join(spec["map"] for spec, _change in guarded)
+    raise DatapathError(
+        "%s %s %d entr%s and the entries given for %s are none, which would empty %s (an empty or truncated feed?); "
+        "no map was changed: fix the feed, or set %s: true to empty %s on purpose."
+        % ("map" if len(guarded) == 1 else "maps", names + (" holds" if len(guarded) == 1 else " hold"), held,
+           "y" if held == 1 else "ies", "it" if len(guarded) == 1 else "them", "it" if len(guarded) == 1 else "them",
+           guarded[0][0].get("allow_empty_var") or "allow_empty", "it" if len(guarded) == 1 else "them"))
 
 
 def refresh_prefilter(paths, known=None) -> None:

@@ -23,8 +23,8 @@ LAYERS = [
     (ENGINE + "errors", 0), (ENGINE + "reasons", 0),
     (ENGINE + "kernel", 1), (ENGINE + "types", 2), (ENGINE + "program", 3), (ENGINE + "record", 4),
     (ENGINE + "hooks", 5), (ENGINE + "facts", 6), (ENGINE + "prefilter", 6),
-    (ENGINE + "mapsync", 7), (ENGINE + "info", 7), (ENGINE + "checkpoint", 8), (ENGINE + "apply", 8),
-    (ENGINE + "host", 9),
+    (ENGINE + "mapsync", 7), (ENGINE + "info", 7), (ENGINE + "carry", 7), (ENGINE + "keycache", 7),
+    (ENGINE + "checkpoint", 8), (ENGINE + "apply", 8), (ENGINE + "host", 9),
     ("module_utils._datapath", 0),  # the package's own __init__
     ("module_utils._base", 10), ("module_utils", 10), ("doc_fragments", 10),
     ("plugin_utils", 11),
@@ -71,7 +71,7 @@ def imports(name: str, path: str, known: set[str]) -> set[str]:
 
 
 def layer(name: str) -> int:
-    best = max((p for p, _ in LAYERS if name == p or name.startswith(p + ".")), key=len, default=None)
+    best = max((p for p, _rank in LAYERS if name == p or name.startswith(p + ".")), key=len, default=None)
     assert best is not None, "%s is in no layer: add it to LAYERS and to the map in _datapath/__init__.py" % name
     return dict(LAYERS)[best]
 

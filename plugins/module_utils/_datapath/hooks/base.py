@@ -28,6 +28,7 @@ from ..errors import DatapathError
 from ..kernel import bpffs, libbpf
 from ..kernel import netns as netns_
 from ..program.compile import sha256_file
+from ..program.loaded import check_sizes
 from ..record.record import Record
 from ..record.store import DEFAULT_STATE_DIR, StateStore
 
@@ -52,9 +53,11 @@ class Request:
     src: str | None = None
     defines: dict[str, Any] = dataclasses.field(default_factory=dict)
     netns: str | None = None  # the interface's network namespace (name under /run/netns or path); None: ours
+    map_sizes: dict[str, int] = dataclasses.field(default_factory=dict)  # max_entries set between open and load
 
     def __post_init__(self):
         self.config = dict(self.config or {})
+        self.map_sizes = check_sizes(self.map_sizes)
         self.defines = dict(self.defines or {})
         self.attach = dict(self.attach or {})
         self.netns = self.netns or None
@@ -109,7 +112,7 @@ class Hook:
             attach=cls.attach_params(params), objects=objects or {}, pin_path=params.get("pin_path"),
             force=params.get("force", False), verify=params.get("verify", True), bpffs=params["bpffs"],
             state_dir=params["state_dir"], src=params.get("src"), defines=params.get("defines"),
-            netns=params.get("netns")))
+            netns=params.get("netns"), map_sizes=params.get("map_sizes")))
 
     @classmethod
     def from_record(cls, record: Record, bpffs_path: str, state_dir: str) -> Hook:
@@ -118,7 +121,7 @@ class Hook:
             record.interface, record.name, object_path=record.object, program=record.program, config=record.config,
             priority=record.priority, attach=dict(record.attach), objects=dict(record.objects),
             pin_path=record.pin_path, bpffs=bpffs_path, state_dir=state_dir, src=record.src,
-            defines=record.defines, netns=record.netns))
+            defines=record.defines, netns=record.netns, map_sizes=record.map_sizes))
 
     def check_request(self, req: Request) -> None:
         """Refuse a request this hook cannot carry out, with one sentence."""
@@ -171,7 +174,8 @@ class Hook:
             object=store.keep_object(req.object_path, object_sha), program=loaded.function, config=req.config,
             defines=req.defines, priority=req.priority, pin_path=req.pin_dir, src=req.src,
             prog_id=applied["prog_id"], tag=applied["tag"], attach=self.recorded_attach(plan, applied),
-            objects={k: store.keep_object(p, sha256_file(p)) for k, p in req.objects.items() if p}, netns=req.netns)
+            objects={k: store.keep_object(p, sha256_file(p)) for k, p in req.objects.items() if p}, netns=req.netns,
+            map_sizes=dict(req.map_sizes))
 
     def recorded_attach(self, plan: Plan, applied: dict) -> dict:
         return dict(self.req.attach)
@@ -218,8 +222,11 @@ class Undo:
         self.steps = []
 
 
-def deploy(hook: Hook, check_mode: bool = False) -> dict:
-    """Make hook's request run: observe, load, plan, and unless check mode or unchanged, apply and record."""
+def deploy(hook: Hook, check_mode: bool = False, fill: Callable | None = None) -> dict:
+    """Make hook's request run: observe, load, plan, and unless check mode or unchanged, apply and record.
+
+    fill(loaded, pin_dir, apply) fills the maps the new version creates anew before it goes live (make before
+    break, carry.py): with apply False it only says what it would do (check mode), raising what would fail."""
     req = hook.req
     store = StateStore(req.state_dir)
     if not req.object_path or not os.path.isfile(req.object_path):
@@ -240,6 +247,14 @@ def deploy(hook: Hook, check_mode: bool = False) -> dict:
                               verified=loaded is not None and getattr(loaded, "fp", None) is not None,
                               maps=loaded.map_paths(req.pin_dir) if loaded else {},
                               maps_recreated=loaded.recreated if loaded else [])
+                if loaded is not None and plan.changed:
+                    sizes = loaded.size_changes()
+                    if sizes:
+                        result["map_sizes"] = sizes
+                        plan.before["max_entries"] = {n: c["before"] for n, c in sizes.items()}
+                        plan.after["max_entries"] = {n: c["after"] for n, c in sizes.items()}
+                    if fill is not None:
+                        result["maps_filled"] = fill(loaded, req.pin_dir, apply=False)
                 if plan.changed:
                     result["previous"] = record.view() if record else None
                 else:
@@ -247,6 +262,8 @@ def deploy(hook: Hook, check_mode: bool = False) -> dict:
                     result["previous"] = previous.view() if previous else None
                 if not plan.changed or check_mode:
                     return result
+                if fill is not None:  # the new maps filled while the old version and its maps stay live
+                    result["maps_filled"] = fill(loaded, req.pin_dir, apply=True)
                 store.reserve(req.object_path, object_sha)  # the record must fit before the kernel changes
                 applied = hook.apply(seen, loaded, plan, store)
                 result.update(applied)

@@ -150,7 +150,8 @@ class TcHook(Hook):
         req = self.req
         if check_mode and not req.verify:
             return None
-        return Loaded(req.object_path, req.program, self.PROG_TYPE, config=req.config, pin_dir=req.pin_dir)
+        return Loaded(req.object_path, req.program, self.PROG_TYPE, config=req.config, pin_dir=req.pin_dir,
+                      map_sizes=req.map_sizes)
 
     def _split(self, seen: Seen):
         req = self.req

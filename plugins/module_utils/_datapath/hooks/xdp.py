@@ -203,6 +203,13 @@ class Loaded:
     def recreated(self) -> list[str]:
         return self.program.recreated if self.program else []
 
+    @property
+    def fillable(self) -> LoadedProgram | None:
+        return self.program
+
+    def size_changes(self) -> dict:
+        return self.program.size_changes() if self.program else {}
+
     def map_paths(self, pin_dir: str) -> dict[str, str]:
         return self.program.map_paths(pin_dir) if self.program else {}
 
@@ -267,7 +274,8 @@ class XdpHook(Hook):
                 program = LoadedProgram(req.object_path, req.program, self.PROG_TYPE, config=req.config,
                                         pin_dir=req.pin_dir, internal={SLOT_VAR: slot},
                                         reuse={PROGS_MAP: chain.progs_fd, LINKS_MAP: chain.links_fd},
-                                        offload_ifindex=seen.index if mode == "offload" else None)
+                                        offload_ifindex=seen.index if mode == "offload" else None,
+                                        map_sizes=req.map_sizes)
             if (seen.chain is not None and seen.ours_attached and seen.xdp["mode"] == mode
                     and fingerprint(root.root_fd) == fingerprint(seen.chain.root_fd)):
                 root.close()

@@ -17,7 +17,7 @@ import socket
 import sys
 import time
 
-from .. import checkpoint, hooks
+from .. import carry, checkpoint, hooks
 from ..errors import DatapathError
 from ..kernel import bpffs, links
 from ..kernel import netns as netns_
@@ -107,7 +107,8 @@ def _restore_one(p, missing, bpffs_path, state_dir) -> dict:
         for path in [record.object] + list(record.objects.values()):
             if not path or not os.path.exists(path):
                 raise DatapathError("its stored object %s is missing" % path)
-        deployed = hooks.deploy(hooks.hook_for(record.hook).from_record(record, bpffs_path, state_dir))
+        deployed = carry.deploy(hooks.hook_for(record.hook).from_record(record, bpffs_path, state_dir),
+                                contents=p.get("maps"))
         checkpoint.write_maps(p)
     except (DatapathError, OSError) as exc:
         return dict(entry, result="failed", reason=getattr(exc, "message", str(exc)))

@@ -183,6 +183,7 @@ def lib() -> ctypes.CDLL:
         _sig(handle, "bpf_map__key_size", u32, p)
         _sig(handle, "bpf_map__value_size", u32, p)
         _sig(handle, "bpf_map__max_entries", u32, p)
+        _sig(handle, "bpf_map__set_max_entries", i, p, u32)
         _sig(handle, "bpf_map__map_flags", u32, p)
         _sig(handle, "bpf_map__fd", i, p)
         _sig(handle, "bpf_map__reuse_fd", i, p, i)

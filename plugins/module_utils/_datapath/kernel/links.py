@@ -11,6 +11,8 @@ from __future__ import annotations
 from ..errors import DatapathError
 from . import netns as _netns
 
+__all__ = ["HAS_PYROUTE2", "PYROUTE2_IMPORT_ERROR", "NetlinkError", "ifindex", "interfaces", "link_kinds"]
+
 try:
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError

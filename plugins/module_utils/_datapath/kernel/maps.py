@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import hashlib
 import os
 import struct
 
@@ -62,12 +63,13 @@ def possible_cpus() -> int:
 class PinnedMap:
     """An open pinned map; use as a context manager."""
 
-    def __init__(self, path):
-        if not os.path.exists(path):
+    def __init__(self, path, fd: int | None = None):
+        """The map pinned at path; with fd, the map behind that fd (a duplicate is kept), path only naming it."""
+        if fd is None and not os.path.exists(path):
             raise DatapathError("no map is pinned at %s; deploy its program first, or check the path "
                                 "(or interface, name and map)." % path)
         self.path = path
-        self.fd = libbpf.obj_get(path)
+        self.fd = libbpf.obj_get(path) if fd is None else os.dup(fd)
         self.info = libbpf.map_info(self.fd)
         self.type = self.info["type"]
         self.key_size = self.info["key_size"]
@@ -116,10 +118,32 @@ class PinnedMap:
         return self.dump_packed()[0]
 
     def _dump_batch(self):
-        """Batch lookups of up to READ_CHUNK elements a call (hash maps: the token is a bucket number; tries and
-        other maps the kernel walks for us: the last key read)."""
-        lib = libbpf.lib()
         keys, values = [], []
+        for raw_keys, raw_values, n in self._batches():
+            keys.extend(_splitter(self.key_size, n).unpack(raw_keys))
+            values.append(raw_values)
+        return keys, b"".join(values)
+
+    def key_digest(self) -> tuple[int, str]:
+        """(how many elements, SHA-256 of their keys back to back in the kernel's order): one full read of the map,
+        without cutting the keys apart (keycache.py's proof)."""
+        h, count = hashlib.sha256(), 0
+        if self.type in BATCH:
+            try:
+                for raw_keys, _values, n in self._batches():
+                    h.update(raw_keys)
+                    count += n
+                return count, h.hexdigest()
+            except OSError as exc:
+                if exc.errno not in NO_BATCH_ERRNOS:
+                    raise
+        keys = self.dump_keys()
+        return len(keys), hashlib.sha256(b"".join(keys)).hexdigest()
+
+    def _batches(self):
+        """(keys' bytes, values' bytes, how many) of batch lookups of up to READ_CHUNK elements a call (hash maps:
+        the token is a bucket number; tries and other maps the kernel walks for us: the last key read)."""
+        lib = libbpf.lib()
         chunk = max(1, min(READ_CHUNK, self.max_entries))
         kbuf = ctypes.create_string_buffer(self.key_size * chunk)
         vbuf = ctypes.create_string_buffer(self.slot_size * chunk)
@@ -135,10 +159,9 @@ class PinnedMap:
                 libbpf.check(ret, "dump %s" % self.path)
             n = count.value
             if n:
-                keys.extend(_splitter(self.key_size, n).unpack_from(kbuf))
-                values.append(ctypes.string_at(vbuf, n * self.slot_size))
+                yield ctypes.string_at(kbuf, n * self.key_size), ctypes.string_at(vbuf, n * self.slot_size), n
             if done:
-                return keys, b"".join(values)
+                return
             ctypes.memmove(token_in, token_out, len(token_out))
             first = False
 

@@ -124,6 +124,15 @@ class BpfObject:
     def reuse_map(self, name: str, fd: int) -> None:
         libbpf.check(self._lib.bpf_map__reuse_fd(self._map(name), fd), "reuse map %s" % name)
 
+    def set_max_entries(self, name: str, count: int) -> None:
+        """Size a map before load (libbpf bpf_map__set_max_entries: between open and load)."""
+        m = self._map(name)
+        if m is None or self._lib.bpf_map__is_internal(m):
+            names = ", ".join(sorted(self.maps())) or "none"
+            raise DatapathError("map_sizes names map %r, which %s does not have (its maps: %s); check the name."
+                                % (name, self.path, names))
+        libbpf.check(self._lib.bpf_map__set_max_entries(m, count), "size map %s" % name)
+
     def map_fd(self, name: str) -> int:
         return self._lib.bpf_map__fd(self._map(name))
 

@@ -42,6 +42,7 @@ class Record:
     attach: dict[str, Any] = dataclasses.field(default_factory=dict)
     objects: dict[str, str] = dataclasses.field(default_factory=dict)
     netns: str | None = None  # the interface's network namespace (name or path); None: the host's
+    map_sizes: dict[str, int] = dataclasses.field(default_factory=dict)  # max_entries given at load time
 
     def to_dict(self) -> dict:
         return dict(dataclasses.asdict(self), version=VERSION)
@@ -74,6 +75,8 @@ class Record:
                    config=self.config, priority=self.priority, src=self.src)
         if self.netns:  # only when set: records of the host's namespace keep the identity they had
             out["netns"] = self.netns
+        if self.map_sizes:  # likewise: records without sizes keep their identity
+            out["map_sizes"] = dict(self.map_sizes)
         return out
 
 
