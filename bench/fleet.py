@@ -145,6 +145,8 @@ def measure_feed(count, forks, size):
             timed([os.path.join(BIN, "ansible"), "all"] + inv + ["-m", "ansible.builtin.ping"], env) for _ in range(3))
         row["first"] = timed(site, env)
         row["noop"] = timed(site, env)
+        print("%d hosts, %d-entry feed: ping %.1f s, first run %.1f s, no-op %.1f s" % (
+            count, size, row["ping"], row["first"], row["noop"]), flush=True)
         known = set(entries)
         extra = next(a for a in feed_entries(16, random.Random(size + 1)) if a not in known)
         write_feed(feed, entries + [extra])
@@ -152,6 +154,7 @@ def measure_feed(count, forks, size):
         swapped = set(rng.sample(range(len(entries)), len(entries) // 100))
         fresh = iter(a for a in feed_entries(len(swapped) * 2, random.Random(size + 2)) if a not in known)
         write_feed(feed, [next(fresh) if i in swapped else e for i, e in enumerate(entries)] + [extra])
+        print("%d hosts, %d-entry feed: one line added %.1f s" % (count, size, row["one_line"]), flush=True)
         row["one_pct"] = timed(site, env)
         row["packed_mb"] = packed_bytes(feed) / 1e6
         return row
