@@ -164,7 +164,7 @@ def measure_feed(count, forks, size):
 
 def report_feed(rows):
     print("\nfeed update | fleet | entries | ping s | first s (x ping) | no-op s (x) | one line added s (x) "
-          "| 1%% changed s (x) | sent per host MB")
+          "| 1% changed s (x) | sent per host MB")
     for r in rows:
         p = r["ping"]
         print("            | %5d | %7d | %6.1f | %6.1f (%5.1fx) | %5.1f (%4.1fx) | %6.1f (%4.1fx) | %6.1f (%4.1fx) "
