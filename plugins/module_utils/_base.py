@@ -82,7 +82,7 @@ class DatapathModule:
         self.module.exit_json(**result)
 
 
-def run_program(hook_name, params, check_mode, objects=None):
+def run_program(hook_name, params, check_mode, objects=None, entries=None):
     """The hand-off of a program-deploying module: its parameters to the registered hook, deploy or remove."""
     hook_class = hooks.hook_for(hook_name)
     present = params["state"] == "present"
@@ -90,7 +90,7 @@ def run_program(hook_name, params, check_mode, objects=None):
                              params["defines"], params["clang"])
     hook = hook_class.from_params(params, object_path, objects if present else None)
     try:
-        return carry.deploy(hook, check_mode) if present else hooks.remove(hook, check_mode)
+        return carry.deploy(hook, check_mode, entries=entries) if present else hooks.remove(hook, check_mode)
     except DatapathError as exc:
         if present and params["src"] and object_path != params["src"]:  # compiled here: name the source
             exc.message = exc.message.replace(object_path, params["src"])

@@ -83,6 +83,23 @@ options:
         entry changed, an interface re-created) or any other intent makes it C(false).
     type: str
     version_added: 0.1.0
+  setup_intent:
+    description:
+      - With C(step=compare) and C(step=commit), the digest of the part of O(intent) that sets the host up (the
+        C(host) and C(persistence) roles' variables and the collection's code). C(step=commit) remembers it;
+        C(step=compare) reports C(setup_converged=true) when it is the one of the last run and the datapath is
+        untouched since, so that C(site.yml) skips the host's setup when only the datapath it asks for changed
+        (a threat feed's hourly update).
+    type: str
+    version_added: 0.2.0
+  host_facts:
+    description:
+      - With C(step=compare), also return what the host offers the datapath under C(host), as
+        M(wirespeed.datapath.datapath_info) with O(wirespeed.datapath.datapath_info#module:host=true) does, so that
+        the roles' preflight need not read it in a call of its own.
+    type: bool
+    default: false
+    version_added: 0.2.0
   reason:
     description:
       - With C(step=abort), why the change is taken back, kept in the message (for example the failed health check).
@@ -177,6 +194,14 @@ converged:
       left it.
   returned: step is begin or compare
   type: bool
+setup_converged:
+  description: With compare and O(setup_intent), whether the host's setup is still the one of the last run.
+  returned: step is compare
+  type: bool
+host:
+  description: With compare and O(host_facts), what the host offers the datapath (as datapath_info's RV(host)).
+  returned: step is compare and host_facts is true
+  type: dict
 confirmed:
   description: With confirm, whether a waiting change was confirmed.
   returned: step is confirm
@@ -223,7 +248,7 @@ error_code:
 """
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import PATHS_ARGUMENT_SPEC, DatapathModule
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import checkpoint
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import checkpoint, facts
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.host import cli, confirm
 
@@ -234,6 +259,8 @@ ARGUMENT_SPEC = dict(
     confirm_timeout=dict(type="int"),
     reason=dict(type="str"),
     intent=dict(type="str"),
+    setup_intent=dict(type="str"),
+    host_facts=dict(type="bool", default=False),
 )
 
 
@@ -245,12 +272,17 @@ def run(params, check_mode, diff_mode):
         return confirm.begin(params["state_dir"], bpffs_path=params["bpffs"], timeout=params["confirm_timeout"],
                              check_mode=check_mode, intent=params["intent"], entry=cli.__name__)
     if params["step"] == "commit":
-        return checkpoint.commit(params["state_dir"], check_mode, intent=params["intent"], bpffs_path=params["bpffs"])
+        return checkpoint.commit(params["state_dir"], check_mode, intent=params["intent"], bpffs_path=params["bpffs"],
+                                 setup=params["setup_intent"])
     if params["step"] == "confirm":
         return confirm.confirm(params["state_dir"], bpffs_path=params["bpffs"], check_mode=check_mode,
                                intent=params["intent"])
     if params["step"] == "compare":
-        return checkpoint.compare(params["intent"], params["state_dir"], params["bpffs"])
+        result = checkpoint.compare(params["intent"], params["state_dir"], params["bpffs"],
+                                    setup=params["setup_intent"])
+        if params["host_facts"]:
+            result["host"] = facts.facts(params["bpffs"])
+        return result
     if params["step"] == "abort":
         return confirm.abort(params["state_dir"], bpffs_path=params["bpffs"], reason=params["reason"],
                              check_mode=check_mode)

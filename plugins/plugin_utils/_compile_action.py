@@ -156,6 +156,10 @@ class CompileAction(ActionBase):
         args["include_dirs"] = [self._remote("bpf/include")]
         return "host"
 
+    def _shown_src(self):
+        """The src as the task gave it, for messages about the shipped copy."""
+        return self._task.args.get("src")
+
     def _root_object(self, args, clang):
         if self.NEEDS_ROOT:
             built = compile_source(ROOT_SRC, [INCLUDE_DIR], clang=clang)
@@ -176,7 +180,7 @@ class CompileAction(ActionBase):
         if local_src:
             srcdir = os.path.dirname(local_src)
             self._names[self._remote("bpf/src")] = srcdir
-            files.append((local_src, "bpf/src/" + os.path.basename(local_src), self._task.args["src"]))
+            files.append((local_src, "bpf/src/" + os.path.basename(local_src), self._shown_src()))
             files.extend((os.path.join(srcdir, n), "bpf/src/" + n, None)
                          for n in os.listdir(srcdir) if n.endswith(".h"))
         dirs = sorted({os.path.dirname(self._remote(rel)) for _local, rel, _shown in files})

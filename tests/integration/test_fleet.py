@@ -12,8 +12,7 @@ SITE = os.path.join(PLAYBOOKS, "site.yml")
 ROLLBACK = os.path.join(PLAYBOOKS, "rollback.yml")
 STATUS = os.path.join(PLAYBOOKS, "status.yml")
 HOSTS = 3  # a fleet: one host lost, the others converge (bench/fleet.py measures 5 to 20)
-SYNC = "wirespeed.datapath.firewall : Sync the firewall maps"
-DEPLOY = "wirespeed.datapath.firewall : Deploy the firewall program"
+APPLY = "Apply every program and map the roles asked for, in one call per host"
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +48,10 @@ def verdicts(lab, hosts=None):
 
 
 def diff_lines(result):
-    """The +/-/~ lines of every item of a looped xdp_map_entry result."""
+    """The +/-/~ lines of the maps of a host's one datapath_apply call."""
     lines = []
-    for item in result.get("results", []):
-        for d in item.get("diff", []) if isinstance(item.get("diff"), list) else [item.get("diff") or {}]:
-            lines += [line for line in (d.get("prepared") or "").splitlines() if line[:1] in "+-~"]
+    for d in result.get("diff") or []:
+        lines += [line for line in (d.get("prepared") or "").splitlines() if line[:1] in "+-~"]
     return lines
 
 
@@ -77,7 +75,7 @@ def test_fleet_converges_previews_rolls_back_and_survives_a_lost_host(fleet):
     preview = playbook(fleet, SITE, check=True, diff=True)
     assert ok(preview, names)
     for n in names:
-        assert diff_lines(preview[SYNC][n]) == ["+ %s" % fleet.peer["ip"]], preview[SYNC][n]
+        assert diff_lines(preview[APPLY][n]) == ["+ %s" % fleet.peer["ip"]], preview[APPLY][n]
         assert preview["stats"][n]["changed"] == 1
     assert verdicts(fleet) == {n: (10, 0) for n in names}  # check mode changed nothing
 

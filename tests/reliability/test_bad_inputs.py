@@ -5,11 +5,14 @@ ansible-playbook over SSH against a lab host that runs a datapath), and each mus
 naming the offending input and (b) leave the datapath byte-identical: XDP and TC attachments, every pin and
 every map's contents, every file of the state directory (tests/reliability/snapshot.py)."""
 
+import base64
 import os
 import re
 import sys
 
 import pytest
+
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import apply
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
@@ -39,6 +42,14 @@ def tc(**args):
                                      "priority": 20, "config": {"drop_port": 7002}}, **args))
 
 
+def corrupt_packed():
+    """A packed list of 1,000 addresses with one byte of its transfer changed."""
+    packed = apply.pack(["198.51.100.%d" % (i % 250) for i in range(1000)])
+    data = bytearray(base64.b64decode(packed["data"]))
+    data[len(data) // 2] ^= 0x01
+    return dict(packed, data=base64.b64encode(bytes(data)).decode())
+
+
 def fw(**variables):
     return role("firewall", **dict({"firewall_interfaces": ["eth0"]}, **variables))
 
@@ -65,6 +76,11 @@ CASES = {
     "xdp: unknown config key": (xdp(config={"nosuch_knob": 1}), r"nosuch_knob"),
     "xdp: pin_path outside bpffs": (xdp(pin_path="/tmp/wspins"), r"/tmp/wspins"),
     "xdp: unknown state": (xdp(state="gone"), r"gone"),
+    # datapath_apply: a packed list that arrives damaged (one byte of it changed on the way)
+    "apply: a corrupt packed transfer": (
+        task("datapath_apply", programs=[{"name": "zoo", "interface": "eth0", "src": ZOO, "priority": 60, "maps": [
+            {"map": "hash_v4", "key_type": "ipv4", "exclusive": True, "packed_entries": corrupt_packed()}]}]),
+        r"the packed entries of map hash_v4 of zoo on eth0 did not arrive whole"),
     # xdp_map_entry
     "map: program that is not deployed": (entry(name="ghost", map="hash_v4", key="1"), r"ghost"),
     "map: map that does not exist": (entry(map="nosuch_map", key="1"), r"nosuch_map"),

@@ -24,6 +24,7 @@ import that runs up):
     carry.py      make before break: the maps a new version creates, filled before it goes live
     info.py       what runs on the host's interfaces, with counters and problems
     checkpoint.py begin / commit / rollback of the host's whole datapath
+    apply.py      a host's whole intent in one call: every program and its maps, entries packed
     host/         what runs on the managed host without Ansible: the host tool's command line
                   (cli), the zipapp (tool), systemd units, boot restore, commit-confirmed timer,
                   metrics and the flow agent

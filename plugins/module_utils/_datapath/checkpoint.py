@@ -207,21 +207,24 @@ class History:
         os.unlink(self.boot_path)
         return True
 
-    def converged(self, intent: str | None, now: dict, bpffs_path: str) -> bool:
-        """Whether the datapath is still exactly as a run of this same intent left it (nothing to do)."""
+    def converged(self, intent: str | None, now: dict, bpffs_path: str, key: str = "intent") -> bool:
+        """Whether the datapath is still exactly as a run of this same intent left it (nothing to do). With
+        key="setup", whether the host's setup part of the intent (host and persistence roles) is the one of that
+        run and the datapath untouched since: the host needs no setup, though its datapath may change."""
         if not intent:
             return False
         last = read_json(self.converged_path, "converged record", "remove it")
-        return bool(last) and last.get("intent") == intent and last.get("fingerprint") == fingerprint(now, bpffs_path)
+        return bool(last) and last.get(key) == intent and last.get("fingerprint") == fingerprint(now, bpffs_path)
 
-    def mark_converged(self, intent: str | None, now: dict, bpffs_path: str) -> None:
-        """Remember that a whole run of `intent` ended with the datapath as it is now; without intent, forget."""
+    def mark_converged(self, intent: str | None, now: dict, bpffs_path: str, setup: str | None = None) -> None:
+        """Remember that a whole run of `intent` (and of the `setup` part of it) ended with the datapath as it is
+        now; without intent, forget."""
         if not intent:
             if os.path.exists(self.converged_path):
                 os.unlink(self.converged_path)
             return
         os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
-        write_json(self.converged_path, {"intent": intent, "fingerprint": fingerprint(now, bpffs_path),
+        write_json(self.converged_path, {"intent": intent, "setup": setup, "fingerprint": fingerprint(now, bpffs_path),
                                          "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
 
     def drop_pending(self) -> None:
@@ -269,16 +272,19 @@ def begin(state_dir: str = DEFAULT_STATE_DIR, check_mode: bool = False, *, inten
                 "recorded_unfinished_run": settled}
 
 
-def compare(intent: str | None, state_dir: str = DEFAULT_STATE_DIR, bpffs_path: str = bpffs.DEFAULT_BPFFS) -> dict:
-    """Whether the datapath is still exactly as the last run of `intent` left it; reads only (no lock, so a run
-    going on elsewhere can only make it answer false, and the caller then does the whole run)."""
+def compare(intent: str | None, state_dir: str = DEFAULT_STATE_DIR, bpffs_path: str = bpffs.DEFAULT_BPFFS,
+            setup: str | None = None) -> dict:
+    """Whether the datapath is still exactly as the last run of `intent` left it (and whether the host's setup,
+    the `setup` part of the intent, still is); reads only (no lock, so a run going on elsewhere can only make it
+    answer false, and the caller then does the whole run)."""
     now = take(state_dir)
-    return {"changed": False, "converged": History(state_dir).converged(intent, now, bpffs_path),
-            "checkpoint": now["digest"]}
+    history = History(state_dir)
+    return {"changed": False, "converged": history.converged(intent, now, bpffs_path),
+            "setup_converged": history.converged(setup, now, bpffs_path, key="setup"), "checkpoint": now["digest"]}
 
 
 def commit(state_dir: str = DEFAULT_STATE_DIR, check_mode: bool = False, *, intent: str | None = None,
-           bpffs_path: str = bpffs.DEFAULT_BPFFS) -> dict:
+           bpffs_path: str = bpffs.DEFAULT_BPFFS, setup: str | None = None) -> dict:
     store = StateStore(state_dir)
     with store.lock():
         history = History(state_dir)
@@ -291,7 +297,7 @@ def commit(state_dir: str = DEFAULT_STATE_DIR, check_mode: bool = False, *, inte
             history.settle_pending(now)
             if history.armed() is None:  # a run without confirm_timeout counts as confirmed when it ends
                 boot = history.save_boot(now)
-            history.mark_converged(intent, now, bpffs_path)
+            history.mark_converged(intent, now, bpffs_path, setup)
         return {"changed": False, "recorded": recorded, "checkpoint": now["digest"], "programs": describe(now),
                 "boot_datapath_updated": boot}
 
