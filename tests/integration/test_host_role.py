@@ -97,6 +97,9 @@ def test_bpffs_mounted_when_missing(lab, tmp_path):
      ["could not mount the BPF filesystem at /nonexistent/bpffs"]),
     ({"ansible_python_interpreter": "/nonexistent/python3"}, "Check that the host has Python",
      ["has no Python 3", "/nonexistent/python3", "ansible_python_interpreter"]),
+    # the namespace lab's hosts run no systemd (its inventory sets host_require_systemd=false): a real case
+    ({"host_require_systemd": True}, "Check that systemd runs the host",
+     ["does not run systemd (no /run/systemd/system)", "host_require_systemd"]),
 ])
 def test_missing_piece_fails_with_one_sentence(lab, tmp_path, extra, task, words):
     host = lab.hosts[0]["name"]
