@@ -233,12 +233,15 @@ class Lab:
                 time.sleep(0.2)
 
     # ---- helpers for tests and the demo --------------------------------
+    def ssh_argv(self, host, command):
+        """The ssh command line that runs a shell command on a lab host (inside its mount namespace)."""
+        return ["ssh", "-i", os.path.join(self.dir, "id_ed25519"), "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
+                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "root@" + host["ip"], command]
+
     def ssh(self, host, command):
         """Run a shell command on a lab host over ssh (inside its mount namespace)."""
-        return subprocess.run(
-            ["ssh", "-i", os.path.join(self.dir, "id_ed25519"), "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
-             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "root@" + host["ip"], command],
-            capture_output=True, stdin=subprocess.DEVNULL, text=True, timeout=60, check=False)
+        return subprocess.run(self.ssh_argv(host, command), capture_output=True, stdin=subprocess.DEVNULL, text=True,
+                              timeout=60, check=False)
 
     def cut(self, host):
         """Take a host off the network (its bridge port down)."""

@@ -13,6 +13,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -157,7 +158,7 @@ def test_two_runs_at_once_are_serialised_and_both_end_consistent(lab, host):
         cmd = [os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, ROLE, "-e",
                json.dumps({"role_under_test": "firewall", "firewall_interfaces": ["eth0"], "firewall_deny": deny})]
         procs.append(_popen(cmd))
-    outs = [p.communicate(timeout=300)[0] for p in procs]
+    outs = [p.wait(300) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     dump = sh(lab, host, "bpftool -j map dump pinned /sys/fs/bpf/wirespeed/eth0/firewall/maps/deny_v4")
     keys = sorted(re.findall(r'"key":\s*(\d+)', dump))
@@ -165,14 +166,27 @@ def test_two_runs_at_once_are_serialised_and_both_end_consistent(lab, host):
     assert got in (sorted(a), sorted(b)), got  # one run's list whole, never a mix or a stale restore
 
 
-def _kill_module_when_running(lab, host, module, delay):
-    """SIGKILL the module's process on the host once it has run for `delay` seconds. The watch runs on the host
-    itself (a poll every 10 ms), so ssh round trips do not make the kill land after a short module has ended."""
-    script = ('me=$(readlink /proc/self/ns/net); end=$(( $(date +%%s) + 60 )); '
+def _kill_module_when_running(lab, host, module, delay, run):
+    """SIGKILL the module's process on the host once it has run for `delay` seconds; whether a kill landed. The
+    watch runs on the host itself (a poll every 10 ms), so ssh round trips do not make the kill land after a short
+    module has ended. It waits on the event, not on a guess of how long the run takes to reach the module: it ends
+    when it has killed, or when the run has ended without the module (then the test stops it)."""
+    script = ('echo watch $$; me=$(readlink /proc/self/ns/net); end=$(( $(date +%%s) + 900 )); '
               'while [ $(date +%%s) -lt $end ]; do pids=$(%s); '
               'if [ -n "$pids" ]; then sleep %s; kill -9 $pids 2>/dev/null; echo killed; exit 0; fi; sleep 0.01; done'
               % (_pids_script(module), delay))
-    return "killed" in lab.ssh(host, script).stdout
+    watch = subprocess.Popen(lab.ssh_argv(host, script), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+    started = watch.stdout.readline().split()  # ['watch', <its PID on the host>]
+    try:
+        run.wait(900)
+        out = watch.communicate(timeout=30)[0]
+    except subprocess.TimeoutExpired:  # the run ended and the module never showed: stop the watch on the host too
+        watch.kill()
+        out = watch.communicate()[0]
+        if started[:1] == ["watch"]:
+            lab.ssh(host, "kill %d 2>/dev/null; true" % int(started[1]))
+    return "killed" in out
 
 
 def _module_pids(lab, host, module):
@@ -190,13 +204,45 @@ def _pids_script(module):
             % pattern)
 
 
+class _Run:
+    """ansible-playbook started in the background against the lab. Without pipelining, so that the module's process
+    on the host carries its name (AnsiballZ_<module>.py) for _module_pids to find. A thread drains its output as it
+    comes, so a long run never blocks on a full pipe while a test waits for an event on the host."""
+
+    def __init__(self, argv, **env):
+        env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False",
+                   ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, "build", "collections"), **env)
+        self.proc = subprocess.Popen(argv + ["-e", "ansible_pipelining=false"], env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.lines = []
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
+
+    def _drain(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def returncode(self):
+        return self.proc.returncode
+
+    def poll(self):
+        return self.proc.poll()
+
+    def wait(self, timeout):
+        """Its whole output, once it has ended."""
+        self.proc.wait(timeout=timeout)
+        self.reader.join(timeout=timeout)
+        return "".join(self.lines)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
 def _popen(argv, **env):
-    """ansible-playbook started in the background against the lab, its output captured. Without pipelining, so
-    that the module's process on the host carries its name (AnsiballZ_<module>.py) for _module_pids to find."""
-    env = dict(os.environ, ANSIBLE_HOST_KEY_CHECKING="False",
-               ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, "build", "collections"), **env)
-    return subprocess.Popen(argv + ["-e", "ansible_pipelining=false"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    return _Run(argv, **env)
 
 
 def _background(lab, book):
@@ -212,8 +258,7 @@ def test_a_module_killed_in_a_100k_sync_leaves_a_working_chain_and_the_next_run_
     landed = 0
     for delay in (0.1, 0.3, 0.5):  # the module parses its 100k arguments, then syncs; kill it at a few points
         proc = _background(lab, book)
-        _kill_module_when_running(lab, host, "bpf_map_entry", delay)  # the module the alias runs
-        proc.communicate(timeout=300)
+        _kill_module_when_running(lab, host, "bpf_map_entry", delay, proc)  # the module the alias runs
         landed += proc.returncode != 0
         net = LabNet(lab, host)
         assert net.udp(7001, 10) == 0 and net.udp(7000, 10) == 10  # the chain works through the fault
@@ -235,8 +280,7 @@ def test_a_module_killed_in_a_chain_change_never_leaves_a_half_chain(lab, host):
     landed = 0
     for delay in (0.2, 0.6, 1.2):
         proc = _background(lab, book)
-        _kill_module_when_running(lab, host, "xdp_program", delay)
-        proc.communicate(timeout=300)
+        _kill_module_when_running(lab, host, "xdp_program", delay, proc)
         landed += proc.returncode != 0
         net = LabNet(lab, host)
         assert net.udp(7001, 10) == 0 and net.udp(7000, 10) == 10  # root attached, chain whole, old or new
@@ -274,9 +318,11 @@ def _site_in_background(lab):
     return _popen([os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, SITE], ANSIBLE_TIMEOUT="5")
 
 
-def _wait_for_module(lab, host, module, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def _wait_for_module(lab, host, module, run, limit=900):
+    """Wait for the event itself: the module's process running on the host. Bounded by the run: False once the
+    playbook has ended without it (and, as a last resort against a hung run, after `limit` seconds)."""
+    deadline = time.monotonic() + limit
+    while run.poll() is None and time.monotonic() < deadline:
         if _module_pids(lab, host, module):
             return True
         time.sleep(0.05)
@@ -290,14 +336,12 @@ def test_ssh_lost_in_the_middle_of_site_yml_leaves_each_program_old_or_new_and_t
     site_vars(lab, [7001, 7000], [22, 2222])  # a change to the firewall's maps and the limiter's program
     run = _site_in_background(lab)
     try:
-        assert _wait_for_module(lab, host, "xdp_program")
+        assert _wait_for_module(lab, host, "xdp_program", run), "".join(run.lines)[-3000:]
         lab.cut(host)  # the controller loses the host while the change is being applied
-        out = run.communicate(timeout=300)[0]
+        out = run.wait(300)
     finally:
         lab.reconnect(host)
-        if run.poll() is None:
-            run.kill()
-            run.wait()
+        run.kill()
     assert run.returncode != 0 and "UNREACHABLE" in out
     time.sleep(3)  # the module on the host finishes (or was cut mid-way) on its own
     now, now_root = programs(lab, host)
@@ -316,13 +360,11 @@ def test_a_host_that_reboots_in_the_middle_of_site_yml_boots_the_last_confirmed_
     site_vars(lab, [7001, 7000], [22, 2222])
     run = _site_in_background(lab)
     try:
-        assert _wait_for_module(lab, host, "xdp_program")
+        assert _wait_for_module(lab, host, "xdp_program", run), "".join(run.lines)[-3000:]
         lab.reboot(host["name"])
-        run.communicate(timeout=300)
+        run.wait(300)
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
+        run.kill()
     assert run.returncode != 0
     assert set(programs(lab, host)[0]) == old  # the confirmed datapath, restored at boot
     net = LabNet(lab, host)

@@ -70,7 +70,7 @@ def imports(name: str, path: str, known: set[str]) -> set[str]:
 
 
 def layer(name: str) -> int:
-    best = max((p for p, _ in LAYERS if name == p or name.startswith(p + ".")), key=len, default=None)
+    best = max((p for p, _rank in LAYERS if name == p or name.startswith(p + ".")), key=len, default=None)
     assert best is not None, "%s is in no layer: add it to LAYERS and to the map in _datapath/__init__.py" % name
     return dict(LAYERS)[best]
 

@@ -223,7 +223,7 @@ def install(directory: str, *, state_dir: str = DEFAULT_STATE_DIR, bpffs_path: s
     texts = unit_texts(python=python or sys.executable, tool_file=installed["path"], directory=directory,
                        state_dir=state_dir, bpffs_path=bpffs_path, interval=interval, generic_ok=generic_ok)
     placed = units.place_units(unit_dir, texts, (TIMER, TIMER_WANTED_BY), what="metrics units",
-                                 check_mode=check_mode)
+                               check_mode=check_mode)
     return {"changed": installed["changed"] or placed, "tool": installed["path"],
             "units": [os.path.join(unit_dir, n) for n in texts]}
 
@@ -231,5 +231,5 @@ def install(directory: str, *, state_dir: str = DEFAULT_STATE_DIR, bpffs_path: s
 def uninstall(directory: str, *, unit_dir: str = "/etc/systemd/system", check_mode: bool = False) -> dict:
     """Remove the timer, the service and the metrics file (the host tool stays: the restore uses it too)."""
     return units.remove_files([os.path.join(unit_dir, TIMER_WANTED_BY + ".wants", TIMER),
-                                 os.path.join(unit_dir, TIMER), os.path.join(unit_dir, SERVICE),
-                                 os.path.join(directory, FILE_NAME)], check_mode)
+                               os.path.join(unit_dir, TIMER), os.path.join(unit_dir, SERVICE),
+                               os.path.join(directory, FILE_NAME)], check_mode)

@@ -17,8 +17,11 @@ import sys
 from ..errors import DatapathError
 from . import netns as _netns
 
+__all__ = ["HAS_PYROUTE2", "PYROUTE2_FLOOR", "PYROUTE2_IMPORT_ERROR", "LinkEvents", "NetlinkError", "ifindex",
+           "interfaces", "link_kinds", "pyroute2_problem", "version_tuple"]
+
 # The oldest pyroute2 the engine is tested with (tests/integration/test_pyroute2_floor.py): Debian 12's
-# python3-pyroute2. Keep requirements.txt and the host role's host_pyroute2_floor the same.
+# python3-pyroute2. Keep requirements.txt and the host role's _host_pyroute2_floor (vars/main.yml) the same.
 PYROUTE2_FLOOR = "0.7.2"
 
 try:
