@@ -15,6 +15,9 @@ options:
       - BPF C source file, compiled with C(clang -O2 -g -target bpf -Wall -Werror).
       - Looked up on the controller like a role file, compiled there, and the object shipped to the host
         (or compiled on the host, see O(compile_on)).
+      - C(wirespeed.datapath:<name>) names a program shipped with the collection, wherever it is installed, such
+        as C(wirespeed.datapath:drop_port.bpf.c) (an example) or C(wirespeed.datapath:firewall.bpf.c); a name
+        that is not shipped fails with the list of those that are.
     type: path
   object:
     description: A prebuilt BPF object (looked up on the controller first and shipped, else taken as a host path).

@@ -21,6 +21,29 @@ BPF_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "
 INCLUDE_DIR = os.path.join(BPF_DIR, "include")
 ROOT_SRC = os.path.join(BPF_DIR, "wirespeed_root.bpf.c")
 ROOT_NAME = "the wirespeed chain root (wirespeed_root.bpf.c)"
+# src: wirespeed.datapath:firewall.bpf.c names a program shipped in the collection's files/bpf (or its examples/),
+# so a playbook in a user's own project reaches them without knowing where the collection is installed.
+SHIPPED_PREFIX = "wirespeed.datapath:"
+
+
+def shipped_programs() -> list:
+    """The names src can give after wirespeed.datapath: (examples as examples/<name>)."""
+    names = [n for n in os.listdir(BPF_DIR) if n.endswith(".bpf.c") and n != os.path.basename(ROOT_SRC)]
+    examples = os.path.join(BPF_DIR, "examples")
+    if os.path.isdir(examples):
+        names += ["examples/" + n for n in os.listdir(examples) if n.endswith(".bpf.c")]
+    return sorted(names)
+
+
+def shipped_program(src: str) -> str:
+    """The path on the controller of a shipped program named wirespeed.datapath:<name>; one sentence otherwise."""
+    name = src[len(SHIPPED_PREFIX):].strip().lstrip("/")
+    known = shipped_programs()
+    for candidate in (name, "examples/" + name):
+        if candidate in known:
+            return os.path.join(BPF_DIR, candidate)
+    raise DatapathError("src %s names no program shipped with wirespeed.datapath; give one of %s (as "
+                        "wirespeed.datapath:<name>), or a path to your own source." % (src, ", ".join(known)))
 
 
 def both_given(module, args):
@@ -117,6 +140,8 @@ class CompileAction(ActionBase):
         return remote
 
     def _local(self, path):
+        if str(path).startswith(SHIPPED_PREFIX):
+            return shipped_program(path)
         try:
             return self._find_needle("files", path)
         except AnsibleError:

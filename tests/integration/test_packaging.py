@@ -22,7 +22,8 @@ INSTALLED_BOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playb
 # Planted in the copy that is built: none of them may reach the tarball.
 PLANTED = [".pytest_cache/v/cache/nodeids", ".ruff_cache/0.6/1", "bench/out/veth.json", "build/collections/x",
            "plugins/filter/__pycache__/report.cpython-311.pyc", "tests/output/junit.xml", ".venv/bin/python",
-           "files/bpf/firewall.bpf.o", "tests/integration/.pytest_cache/x"]
+           "files/bpf/firewall.bpf.o", "tests/integration/.pytest_cache/x", ".ansible/collections/x",
+           "wirespeed-report/index.html", ".config/molecule/x.yml", ".lab/hosts/x", "tests/wirespeed-report/x.json"]
 # Keys Ansible itself puts into a result (not the module's to document).
 ANSIBLE_KEYS = {"changed", "failed", "msg", "diff", "invocation", "ansible_job_id", "started", "finished",
                 "results_file", "stdout", "stderr", "stdout_lines", "stderr_lines", "warnings", "deprecations",
@@ -30,7 +31,8 @@ ANSIBLE_KEYS = {"changed", "failed", "msg", "diff", "invocation", "ansible_job_i
                 # AnsibleModule.exit_json adds the stat of a result's existing "path" (bpf_map_entry's pin)
                 "uid", "gid", "owner", "group", "mode", "state", "size", "secontext"}
 FORBIDDEN = [".pytest_cache", ".ruff_cache", "bench", "build", ".venv", "__pycache__", "tests/output", ".ci",
-             "Makefile", "ruff.toml", "requirements-dev.txt", ".git", "*.o", "*.pyc"]
+             "Makefile", "ruff.toml", "requirements-dev.txt", ".git", "*.o", "*.pyc", ".ansible", "wirespeed-report",
+             ".config", ".lab"]
 
 
 def _env():
@@ -63,8 +65,9 @@ def tarball(tmp_path_factory):
 def installed(tarball, tmp_path_factory):
     """The tarball installed into an empty collections path; returns (collections path, collection root)."""
     where = tmp_path_factory.mktemp("collections")
-    proc = subprocess.run([os.path.join(BIN, "ansible-galaxy"), "collection", "install", "--offline", "-p",
-                           str(where), str(tarball)], capture_output=True, text=True, env=_env(), check=False,
+    # --force: a copy installed in ~/.ansible/collections would otherwise make galaxy install nothing here
+    proc = subprocess.run([os.path.join(BIN, "ansible-galaxy"), "collection", "install", "--offline", "--force",
+                           "-p", str(where), str(tarball)], capture_output=True, text=True, env=_env(), check=False,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     root = where / "ansible_collections" / "wirespeed" / "datapath"
@@ -128,7 +131,8 @@ def test_playbook_from_the_installed_copy(lab, installed):
                 blocklist_entries=[lab.peer["ip"]])
     try:
         tasks = playbook(lab, INSTALLED_BOOK, **args)
-        assert tasks["rc"] == 0, tasks
+        assert tasks["rc"] == 0, {name: results for name, results in tasks.items() if isinstance(results, dict)
+                                  and any(isinstance(r, dict) and r.get("failed") for r in results.values())}
         paths = tasks["Where the collections come from"][host["name"]]["msg"]
         assert paths == [collections], paths  # this tree is not on the path: the installed copy ran
         deployed = tasks["Deploy the blocklist in the background"][host["name"]]
@@ -138,6 +142,11 @@ def test_playbook_from_the_installed_copy(lab, installed):
             "xdp_program": deployed,
             "bpf_map_entry": tasks["Fill it through the old module name"][host["name"]]})
         assert LabNet(lab, host).udp(7000, 20) == 0  # the peer is listed: dropped
+        shipped = tasks["Deploy a program shipped with the collection by its name, as a playbook in a user's "
+                        "project does"][host["name"]]
+        assert shipped["changed"] and LabNet(lab, host).udp(7444, 10) == 0  # wirespeed.datapath:drop_port.bpf.c
+        unknown = tasks["A shipped program that does not exist"][host["name"]]["msg"]
+        assert unknown.startswith("src wirespeed.datapath:no_such_program.bpf.c names no program shipped"), unknown
         again = playbook(lab, INSTALLED_BOOK, **args)
         assert again["rc"] == 0 and again["stats"][host["name"]]["changed"] == 0, again
         counters = {e["key"]: e["value"] for e in again["Read the drop counters through the new name"][host["name"]]
@@ -146,7 +155,7 @@ def test_playbook_from_the_installed_copy(lab, installed):
     finally:
         gone = playbook(lab, INSTALLED_BOOK, blocklist_state="absent", **args)
     assert gone["rc"] == 0, gone
-    assert LabNet(lab, host).udp(7000, 10) == 10
+    assert LabNet(lab, host).udp(7000, 10) == 10 and LabNet(lab, host).udp(7444, 10) == 10
 
 
 def test_changelog_lists_each_change_once(tmp_path):

@@ -1,4 +1,5 @@
-"""Network interfaces through pyroute2: the rtnetlink socket (in a namespace too), names, indexes and kinds.
+"""Network interfaces through pyroute2: the rtnetlink socket (in a namespace too), names, indexes and kinds,
+and the wake-up on link events the boot restore waits with.
 
 Every netlink user of the engine (XDP, TC, the neighbour table, host facts,
 the boot restore) opens its socket and looks interfaces up here.
@@ -8,12 +9,23 @@ the boot restore) opens its socket and looks interfaces up here.
 
 from __future__ import annotations
 
+import re
+import select
+import socket
+import sys
+
 from ..errors import DatapathError
 from . import netns as _netns
 
-__all__ = ["HAS_PYROUTE2", "PYROUTE2_IMPORT_ERROR", "NetlinkError", "ifindex", "interfaces", "link_kinds"]
+__all__ = ["HAS_PYROUTE2", "PYROUTE2_FLOOR", "PYROUTE2_IMPORT_ERROR", "LinkEvents", "NetlinkError", "ifindex",
+           "interfaces", "link_kinds", "pyroute2_problem", "version_tuple"]
+
+# The oldest pyroute2 the engine is tested with (tests/integration/test_pyroute2_floor.py): Debian 12's
+# python3-pyroute2. Keep requirements.txt and the host role's _host_pyroute2_floor (vars/main.yml) the same.
+PYROUTE2_FLOOR = "0.7.2"
 
 try:
+    import pyroute2
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
     HAS_PYROUTE2 = True
@@ -28,12 +40,32 @@ except ImportError as exc:  # reported by the module with a clear message
         code = 0
 
 
+def version_tuple(text: str) -> tuple:
+    """(0, 7, 2) of '0.7.2', '0.7.2.post1' or '0.7.2rc1': the leading release numbers only."""
+    match = re.match(r"\d+(?:\.\d+)*", str(text).strip())
+    return tuple(int(part) for part in match.group(0).split(".")) if match else ()
+
+
+def pyroute2_problem() -> str | None:
+    """One sentence when this Python's pyroute2 is missing or older than the floor, else None."""
+    if not HAS_PYROUTE2:
+        return ("the Python library pyroute2 is missing on this host (%s); install pyroute2 %s or newer "
+                "(python3-pyroute2 on Debian 12, or pip install 'pyroute2>=%s')."
+                % (PYROUTE2_IMPORT_ERROR, PYROUTE2_FLOOR, PYROUTE2_FLOOR))
+    found = getattr(pyroute2, "__version__", None) or "unknown"
+    if version_tuple(found) < version_tuple(PYROUTE2_FLOOR):
+        return ("pyroute2 %s of %s is older than %s, the oldest wirespeed.datapath works with; install a newer one "
+                "(pip install 'pyroute2>=%s' into that Python, or run the host role with host_pyroute2_source: pip)."
+                % (found, sys.executable, PYROUTE2_FLOOR, PYROUTE2_FLOOR))
+    return None
+
+
 def _ipr(netns=None):
     """An rtnetlink socket in this process's network namespace, or in netns (name or path; flags=0: never
     created by accident). Only the socket enters the namespace, so bpffs stays this process's."""
-    if not HAS_PYROUTE2:
-        raise DatapathError("the Python library pyroute2 is missing on this host (%s); pip install pyroute2."
-                            % PYROUTE2_IMPORT_ERROR)
+    problem = pyroute2_problem()
+    if problem:
+        raise DatapathError(problem)
     if not netns:
         return IPRoute()
     where = _netns.check(netns)
@@ -72,3 +104,32 @@ def link_kinds(netns: str | None = None) -> dict[str, tuple[int, str | None]]:
                 kind = "loopback"
             out[link.get_attr("IFLA_IFNAME")] = (link["index"], kind)
         return out
+
+
+RTMGRP_LINK = 1
+
+
+class LinkEvents:
+    """Wakes up when an interface of this network namespace is created, changed or deleted: a raw rtnetlink socket
+    in the RTMGRP_LINK group (no pyroute2: only the wake-up is needed, callers look the interface up themselves)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        self.sock.bind((0, RTMGRP_LINK))
+        self.sock.setblocking(False)
+
+    def wait(self, timeout: float) -> bool:
+        """Whether a link message arrived within timeout seconds; everything queued is read."""
+        readable, _, _ = select.select([self.sock], [], [], max(timeout, 0))
+        if not readable:
+            return False
+        while True:
+            try:
+                self.sock.recv(65536)
+            except BlockingIOError:
+                return True
+            except OSError:  # ENOBUFS: messages were lost; the caller looks again anyway
+                return True
+
+    def close(self) -> None:
+        self.sock.close()
