@@ -6,7 +6,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-APT_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 python3-venv chromium \
+APT_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 python3-venv chromium systemd-container mmdebstrap apt-utils \
 	openssh-server openssh-client tcpdump util-linux shellcheck
 SYSTEM_PYTHON := $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
 VENV := .venv
