@@ -20,7 +20,7 @@ if COLLECTIONS not in sys.path:
 # alone at the end while the other workers sit idle.
 SLOWEST_FIRST = ("test_faults.py", "test_rollout.py", "test_lockout.py", "test_fleet.py", "test_bad_inputs.py",
                  "test_ansible_lab.py", "test_tc_roles.py", "test_flow_export.py", "test_health.py",
-                 "test_lab_reboot.py", "test_persistence.py", "test_host_role.py", "test_packaging.py")
+                 "test_persistence.py", "test_host_role.py", "test_packaging.py")
 
 
 def pytest_collection_modifyitems(items):

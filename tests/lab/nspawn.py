@@ -161,14 +161,28 @@ class BootLab(Lab):
             self.root(host)])
 
     def devices(self, host):
-        """(Re)create the host's network namespace and devices: what its hardware is at power-on."""
-        sh(["ip", "netns", "del", host["ns"]], check=False)
-        sh(["ip", "link", "del", host["veth"]], check=False)
-        self._namespace(host["ns"], host["veth"], host["ip"])
-        nsexec(host["ns"], "ip link set eth0 address %s" % host["mac"])
+        """(Re)create the host's devices: what its hardware is at power-on. Every device of its network namespace
+        but lo is replaced by a new one (made before the old ones go, so the kernel gives it another ifindex), so
+        nothing is attached to them; eth0 keeps its MAC, as a NIC does."""
+        if not os.path.exists("/run/netns/" + host["ns"]):
+            sh(["ip", "netns", "add", host["ns"]])
+        links = sh(["ip", "-n", host["ns"], "-o", "link", "show"]).stdout
+        old = [line.split(":")[1].strip().split("@")[0] for line in links.splitlines() if ":" in line]
+        sh(["ip", "link", "add", host["veth"] + "n", "type", "veth", "peer", "name", host["veth"] + "x"])
+        sh(["ip", "link", "set", host["veth"] + "x", "netns", host["ns"]])
+        nsexec(host["ns"], "ip link add mon0n type veth peer name mon0pn")
+        for dev in old:
+            if dev != "lo":
+                sh(["ip", "-n", host["ns"], "link", "del", dev], check=False)
+        sh(["ip", "link", "del", host["veth"]], check=False)  # gone with the old eth0, unless there was none
+        sh(["ip", "link", "set", host["veth"] + "n", "name", host["veth"]])
+        nsexec(host["ns"], "ip link set %sx name eth0 && ip link set eth0 address %s && ip addr add %s/24 dev eth0 "
+                           "&& ip link set eth0 up && ip link set lo up && ip link set mon0n name mon0 "
+                           "&& ip link set mon0pn name mon0p && ip link set mon0 up && ip link set mon0p up"
+                           % (host["veth"], host["mac"], host["ip"]))
+        sh(["ip", "link", "set", host["veth"], "master", self.meta["bridge"]])
+        sh(["ip", "link", "set", host["veth"], "up"])
         sh(["ip", "neigh", "flush", "to", host["ip"], "dev", self.meta["bridge"]], check=False)
-        nsexec(host["ns"], "ip link add mon0 type veth peer name mon0p && ip link set mon0 up "
-                           "&& ip link set mon0p up")
 
     def bpffs(self, host):
         return os.path.join(self.dir, "bpffs", host["name"])
@@ -296,6 +310,7 @@ class BootLab(Lab):
                 _kill(pid)
             subprocess.run(["umount", "-l", self.root(h)], capture_output=True, check=False)
             subprocess.run(["umount", "-l", self.bpffs(h)], capture_output=True, check=False)
+            shutil.rmtree("/run/systemd/nspawn/propagate/" + h["machine"], ignore_errors=True)  # nspawn's, for --bind
         for pid in self.meta.get("pids", []):
             if _alive(pid):
                 os.kill(pid, signal.SIGTERM)
@@ -372,7 +387,10 @@ def supervise(directory, name):
         boots += 1
         with open(os.path.join(directory, "boots_%s" % name), "w") as fh:
             fh.write("%d\n" % boots)
-        cmd = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--link-journal=no", "--boot",
+        # nspawn runs inside the host's namespace (nsenter --net), not only joins it: it mounts the container's
+        # /sys before joining, and from this machine's namespace that /sys shows this machine's NICs
+        cmd = ["nsenter", "--net=/run/netns/" + host["ns"], "systemd-nspawn", "--quiet", "--register=no",
+               "--keep-unit", "--link-journal=no", "--boot",
                "--directory", lab.root(host), "--machine", host["machine"], "--hostname", name,
                "--network-namespace-path", "/run/netns/" + host["ns"], "--capability=all",
                "--system-call-filter=bpf perf_event_open", "--resolv-conf=off", "--timezone=off",
