@@ -157,6 +157,10 @@ class BootLab(Lab):
         _write(os.path.join(upper, "etc", "machine-id"), uuid.uuid4().hex + "\n")
         _write(os.path.join(upper, "etc", "apt", "sources.list.d", "lab.list"),
                "deb [trusted=yes] http://%s:%d/ ./\n" % (self.meta["controller"], REPO_PORT))
+        # a container loads no kernel modules (this machine's kernel has what the lab needs): without this, hosts
+        # whose packages ship a modules-load.d file (trixie's) would boot with a failed unit
+        os.makedirs(os.path.join(upper, "etc", "systemd", "system"), exist_ok=True)
+        os.symlink("/dev/null", os.path.join(upper, "etc", "systemd", "system", "systemd-modules-load.service"))
         sh(["mount", "-t", "overlay", "overlay", "-o", "lowerdir=%s,upperdir=%s,workdir=%s" % (lower, upper, work),
             self.root(host)])
 
