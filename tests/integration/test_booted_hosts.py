@@ -4,8 +4,7 @@
 /usr/bin/python3: site.yml installs what the host lacks from the lab's apt repository and converges, twice is
 changed=0, a real reboot brings every program, chain order, mode and map entry back before network-pre.target,
 the flow agent runs and exports (after install, after a reboot, restarted on a change), the metrics timer
-refreshes wirespeed.prom, a drop-all change under wirespeed_confirm_timeout is taken back by the host's own
-systemd timer, and rollback.yml -e rollback_to=none leaves no unit, timer, process or file of the collection.
+refreshes wirespeed.prom, and rollback.yml -e rollback_to=none leaves no unit, timer, process or file of the collection.
 
 The tests of this file run in order on one host, each starting from what the one before it left."""
 
@@ -16,13 +15,11 @@ import time
 
 import pytest
 import yaml
-from conftest import TEST_BPF
 from labplay import PLAYBOOKS, LabNet, booting_lab, playbook
 
 SITE = os.path.join(PLAYBOOKS, "site.yml")
 STATUS = os.path.join(PLAYBOOKS, "status.yml")
 ROLLBACK = os.path.join(PLAYBOOKS, "rollback.yml")
-LOCKOUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "lockout.yml")
 RELEASE = os.environ.get("WIRESPEED_LAB_RELEASE", "bookworm")
 FLOW_UNIT = "wirespeed-flow-export-eth0.service"
 FLOWS = "/var/log/wirespeed/flows.jsonl"
@@ -125,7 +122,7 @@ def test_a_reboot_brings_everything_back_before_network_pre(lab):
     before = chain(lab, host)
     ifindex = sh(lab, "cat /sys/class/net/eth0/ifindex")
     boot_id = sh(lab, "cat /proc/sys/kernel/random/boot_id")
-    sh(lab, "test ! -e {0} || truncate -s 0 {0}".format(FLOWS))
+    sh(lab, f"test ! -e {FLOWS} || truncate -s 0 {FLOWS}")
 
     lab.reboot(host["name"])
 
@@ -164,24 +161,6 @@ def test_the_metrics_timer_refreshes_wirespeed_prom(lab):
              lambda: lab.ssh(lab.hosts[0], "stat -c %%Y.%%s %s" % prom).stdout not in ("", first), 60)
     families = {f.name: f for f in text_string_to_metric_families(sh(lab, "cat %s" % prom))}
     assert any(name.startswith("wirespeed_") for name in families), sorted(families)
-
-
-def test_a_drop_all_change_is_taken_back_by_the_host_s_systemd_timer(lab):
-    host = lab.hosts[0]
-    before = chain(lab, host)
-    timeout = 20
-    started = time.monotonic()
-    out = playbook(lab, LOCKOUT, timeout=timeout, drop_all_src=os.path.join(TEST_BPF, "drop_all.bpf.c"))
-    assert out["stats"][host["name"]]["unreachable"] >= 1 or out["stats"][host["name"]]["failures"] >= 1
-    armed = out["Begin, armed"][host["name"]]
-    assert armed.get("timer") == "systemd", armed  # systemd-run's timer, not the fallback process
-    wait_for("the host answering ssh again", lambda: lab.ssh(host, "true", timeout=5, sudo=False).returncode == 0,
-             timeout + 60)
-    assert time.monotonic() - started >= timeout - 1  # it came back by the timer, not earlier
-    journal = sh(lab, "journalctl -b --no-pager -u 'wirespeed-confirm-*'")
-    assert re.search(r"wirespeed-confirm-\S+\.service", journal), journal
-    assert chain(lab, host) == before
-    assert "not confirmed within %d s" % timeout in sh(lab, "cat /var/lib/wirespeed/checkpoints/unconfirmed.json")
 
 
 def collection_leftovers(lab):
