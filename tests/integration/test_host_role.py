@@ -1,24 +1,48 @@
 # Copyright (c) wirespeed.datapath contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The host role on a host that boots systemd (tests/lab/nspawn.py) and lacks pyroute2 and libbpf, reached as
-`ops` with become and the distro's /usr/bin/python3: check mode, the install of the distribution's packages from
-the host's apt mirror (the lab's repository), idempotency, and a clear sentence for each missing piece before
-anything on the host changes."""
+"""The host role's pip path on lab hosts whose Python is a virtualenv without pyroute2: check mode, install,
+idempotency, and site.yml bringing such a host up. The distribution path (Debian's packages from the host's
+mirror, /usr/bin/python3, become) and the missing-piece sentences run on booting hosts: test_host_role_distro.py."""
 
+import importlib.metadata
 import os
-import re
+import subprocess
+import sys
 
 import pytest
-from labplay import booting_lab, playbook
+from conftest import REPO
+from labplay import playbook, running_lab
 
 HOST_BOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "host.yml")
-RELEASE = os.environ.get("WIRESPEED_LAB_RELEASE", "bookworm")
-INSTALL_PYROUTE2 = "Install pyroute2 from the distribution"
+SITE = os.path.join(REPO, "playbooks", "site.yml")
+
+
+def _bare_python(path):
+    """A virtualenv of the system Python without pyroute2: what a new host's interpreter looks like."""
+    subprocess.run([sys.executable if not os.path.exists("/usr/bin/python3") else "/usr/bin/python3", "-m", "venv",
+                    str(path)], check=True, timeout=120)
+    python = os.path.join(str(path), "bin", "python")
+    assert not _has_pyroute2(python)
+    return python
+
+
+def _has_pyroute2(python):
+    return subprocess.run([python, "-c", "import pyroute2"], capture_output=True, check=False).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory):
+    """pyroute2 as a wheel in a folder: the lab hosts have no route to a package index."""
+    folder = tmp_path_factory.mktemp("wheels")
+    version = importlib.metadata.version("pyroute2")
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(folder),
+                    "pyroute2==%s" % version], check=True, timeout=300)
+    return "--no-index --find-links %s" % folder
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    with booting_lab(tmp_path_factory, "hostrole", 1, RELEASE) as fleet:
+    with running_lab(tmp_path_factory, "hostrole", 2) as fleet:
         yield fleet
 
 
@@ -34,62 +58,36 @@ def _ok(tasks):
     return tasks
 
 
-def _installed(lab, package):
-    out = lab.ssh(lab.hosts[0], "dpkg-query -W -f '${Status}' %s" % package).stdout
-    return out == "install ok installed"
+def test_check_install_then_nothing_to_do(lab, wheels, tmp_path):
+    python = _bare_python(tmp_path / "venv")
+    fstab = tmp_path / "fstab"
+    args = dict(ansible_python_interpreter=python, host_fstab=str(fstab), host_pip_extra_args=wheels)
+    preview = _ok(playbook(lab, HOST_BOOK, check=True, **args))
+    for host in lab.hosts:
+        assert _task(preview, "Install pyroute2 with pip into the Python Ansible uses")[host["name"]]["changed"]
+        assert _task(preview, "Keep the BPF filesystem mounted across reboots")[host["name"]]["changed"]
+    assert not _has_pyroute2(python) and not fstab.exists()  # check mode changed nothing
+
+    # the lab's hosts share one file system, so one venv: the first host installs, the others find it there
+    first = _ok(playbook(lab, HOST_BOOK, limit=lab.hosts[0]["name"], **args))
+    assert _task(first, "Install pyroute2 with pip into the Python Ansible uses")[lab.hosts[0]["name"]]["changed"]
+    assert _has_pyroute2(python)
+    assert "bpffs /sys/fs/bpf bpf " in fstab.read_text()
+    assert all(s["changed"] == 0 for s in _ok(playbook(lab, HOST_BOOK, **args))["stats"].values())
+    assert all(s["changed"] == 0 for s in _ok(playbook(lab, HOST_BOOK, check=True, **args))["stats"].values())
+    assert fstab.read_text().count("/sys/fs/bpf") == 1
 
 
-def _fstab(lab):
-    return lab.ssh(lab.hosts[0], "cat /etc/fstab").stdout
-
-
-def test_check_install_then_nothing_to_do(lab):
-    name = lab.hosts[0]["name"]
-    assert not _installed(lab, "python3-pyroute2")
-    preview = _ok(playbook(lab, HOST_BOOK, check=True))
-    assert _task(preview, INSTALL_PYROUTE2)[name]["changed"]
-    assert _task(preview, "Keep the BPF filesystem mounted across reboots")[name]["changed"]
-    assert not _installed(lab, "python3-pyroute2") and "/sys/fs/bpf" not in _fstab(lab)  # check mode changed nothing
-
-    first = _ok(playbook(lab, HOST_BOOK))
-    assert _task(first, INSTALL_PYROUTE2)[name]["changed"]
-    assert _installed(lab, "python3-pyroute2") and _installed(lab, "libbpf1")
-    assert lab.ssh(lab.hosts[0], "/usr/bin/python3 -c 'import pyroute2'").returncode == 0
-    with open(os.path.join(lab.dir, "repo_http.log")) as fh:
-        assert re.search(r"GET /python3-pyroute2_\S+\.deb HTTP/1\.1\" 200", fh.read())  # from the host's mirror
-    assert "bpffs /sys/fs/bpf bpf " in _fstab(lab)
-    assert all(s["changed"] == 0 for s in _ok(playbook(lab, HOST_BOOK))["stats"].values())
-    assert all(s["changed"] == 0 for s in _ok(playbook(lab, HOST_BOOK, check=True))["stats"].values())
-    assert _fstab(lab).count("/sys/fs/bpf") == 1
-
-
-def test_bpffs_mounted_when_missing(lab):
-    host = lab.hosts[0]
-    assert lab.ssh(host, "umount /sys/fs/bpf").returncode == 0
-    assert lab.ssh(host, "findmnt -n -t bpf /sys/fs/bpf || echo unmounted").stdout.strip() == "unmounted"
-    tasks = _ok(playbook(lab, HOST_BOOK))
-    assert _task(tasks, "Mount the BPF filesystem")[host["name"]]["changed"]
-    assert "bpf" in lab.ssh(host, "findmnt -n -t bpf /sys/fs/bpf").stdout
-
-
-@pytest.mark.parametrize("extra,task,words", [
-    ({"host_btf_path": "/nonexistent/vmlinux"}, "Check the kernel's BTF, XDP and clsact",
-     ["has no BTF", "/nonexistent/vmlinux", "CONFIG_DEBUG_INFO_BTF"]),
-    ({"host_bpffs": "/nonexistent/bpffs"}, "Check that the BPF filesystem is mounted",
-     ["could not mount the BPF filesystem at /nonexistent/bpffs"]),
-    ({"ansible_python_interpreter": "/nonexistent/python3"}, "Check that the host has Python",
-     ["has no Python 3", "/nonexistent/python3", "ansible_python_interpreter"]),
-    ({"ansible_become": False}, "Check the Python version and that the tasks run as root",
-     ["runs the tasks as uid 1000", "become", "ops"]),
-])
-def test_missing_piece_fails_with_one_sentence(lab, extra, task, words):
-    host = lab.hosts[0]["name"]
-    fstab = _fstab(lab)
-    tasks = playbook(lab, HOST_BOOK, host_bpffs_persist=True, **extra)
-    assert tasks["rc"] != 0
-    result = _task(tasks, task)[host]
-    assert result["failed"], result
-    assert result["msg"].count(". ") == 0 and result["msg"].endswith("."), result["msg"]  # one sentence
-    for word in words:
-        assert word in result["msg"], result["msg"]
-    assert _fstab(lab) == fstab  # failed before any change
+def test_site_brings_up_a_host_without_pyroute2(lab, wheels, tmp_path):
+    """site.yml runs the host role first, so the modules after it find pyroute2."""
+    python = _bare_python(tmp_path / "venv")
+    host = lab.hosts[0]["name"]  # one host: the lab's hosts would share the venv
+    tasks = _ok(playbook(lab, SITE, limit=host, ansible_python_interpreter=python, host_fstab=str(tmp_path / "fstab"),
+                         host_pip_extra_args=wheels, wirespeed_persistence=False))
+    assert _task(tasks, "Install pyroute2 with pip into the Python Ansible uses")[host]["changed"]
+    checkpoint = _task(tasks, "Checkpoint the datapath before the change (and arm the host's own rollback)")
+    assert "programs" in checkpoint[host], checkpoint
+    assert _has_pyroute2(python)
+    skipped = _ok(playbook(lab, SITE, limit=host, ansible_python_interpreter=python, wirespeed_host_setup=False,
+                           wirespeed_persistence=False))
+    assert not _task(skipped, "Install pyroute2 with pip into the Python Ansible uses")
