@@ -43,7 +43,7 @@ from programs import Loaded, load_balancer  # noqa: E402
 from veth_mpps import DUT_MAC, Bench, generator, sh  # noqa: E402
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import info  # noqa: E402
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import bpffs  # noqa: E402
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import bpffs, links  # noqa: E402
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import xdp_netlink as attach  # noqa: E402
 
 BACKEND_MACS = ("02:00:00:00:0b:01", "02:00:00:00:0b:02", "02:00:00:00:0b:03")
@@ -113,7 +113,7 @@ def main():
         send = generator(bench, args.frames)
         drop = Loaded(os.path.join(HERE, "bpf", "bare_drop.bpf.c"), os.path.join(bench.pins, "drop"))
         with netns(bench.gen):  # takes the frames the balancer sends back
-            attach.attach(attach.ifindex("gen0"), drop.obj.prog_fd, "native")
+            attach.attach(links.ifindex("gen0"), drop.obj.prog_fd, "native")
         bare_tx = Loaded(os.path.join(HERE, "bpf", "bare_tx.bpf.c"), os.path.join(bench.pins, "tx"))
         passer = Loaded(os.path.join(HERE, "bpf", "bare_pass.bpf.c"), os.path.join(bench.pins, "pass"))
         table_only = load_balancer(os.path.join(bench.pins, "lbt"), bench.dst, backends, conn_table=0, port=9,

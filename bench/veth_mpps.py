@@ -47,7 +47,7 @@ from scapy.layers.inet import IP, UDP  # noqa: E402
 from scapy.layers.l2 import Ether  # noqa: E402
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import mapsync  # noqa: E402
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import bpffs, libbpf  # noqa: E402
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import bpffs, libbpf, links  # noqa: E402
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import xdp_netlink as attach  # noqa: E402
 
 BPF_F_TEST_XDP_LIVE_FRAMES = 1 << 1
@@ -88,7 +88,7 @@ class Bench:
 
     def attach(self, prog_fd):
         with netns(self.dut):
-            index = attach.ifindex("dut0")
+            index = links.ifindex("dut0")
             state = attach.xdp_state(index)
             if state["prog_id"]:
                 sh("ip", "link", "set", "dev", "dut0", "xdp", "off", ns=self.dut)

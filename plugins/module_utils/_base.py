@@ -12,7 +12,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import hooks
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import xdp_netlink
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import links
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.program.compile import object_for
 
 # Where a host keeps its datapath; documented in the wirespeed.datapath.program.paths doc fragment.
@@ -49,9 +49,9 @@ class DatapathModule:
     def __init__(self, argument_spec, **kwargs):
         kwargs.setdefault("supports_check_mode", True)
         self.module = AnsibleModule(argument_spec=argument_spec, **kwargs)
-        if not xdp_netlink.HAS_PYROUTE2:
+        if not links.HAS_PYROUTE2:
             self.module.fail_json(msg=missing_required_lib("pyroute2"),
-                                  exception=str(xdp_netlink.PYROUTE2_IMPORT_ERROR))
+                                  exception=str(links.PYROUTE2_IMPORT_ERROR))
 
     @property
     def params(self):

@@ -102,7 +102,7 @@ error_code:
 import sys
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import PATHS_ARGUMENT_SPEC, DatapathModule
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import restore
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.host import cli, restore
 
 ARGUMENT_SPEC = dict(
     PATHS_ARGUMENT_SPEC,
@@ -116,7 +116,8 @@ def run(params, check_mode, diff_mode):
     if params["state"] == "absent":
         return restore.uninstall(params["state_dir"], unit_dir=params["unit_dir"], check_mode=check_mode)
     return restore.install(params["state_dir"], bpffs_path=params["bpffs"], unit_dir=params["unit_dir"],
-                           python=sys.executable, wait=params["wait"], check_mode=check_mode)
+                           python=sys.executable, wait=params["wait"], entry=cli.__name__,
+                           check_mode=check_mode)
 
 
 def main():

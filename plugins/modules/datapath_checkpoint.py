@@ -223,8 +223,9 @@ error_code:
 """
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import PATHS_ARGUMENT_SPEC, DatapathModule
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import checkpoint, confirm
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import checkpoint
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.host import cli, confirm
 
 ARGUMENT_SPEC = dict(
     PATHS_ARGUMENT_SPEC,
@@ -242,7 +243,7 @@ def run(params, check_mode, diff_mode):
                             % params["step"])
     if params["step"] == "begin":
         return confirm.begin(params["state_dir"], bpffs_path=params["bpffs"], timeout=params["confirm_timeout"],
-                             check_mode=check_mode, intent=params["intent"])
+                             check_mode=check_mode, intent=params["intent"], entry=cli.__name__)
     if params["step"] == "commit":
         return checkpoint.commit(params["state_dir"], check_mode, intent=params["intent"], bpffs_path=params["bpffs"])
     if params["step"] == "confirm":

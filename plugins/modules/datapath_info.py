@@ -259,7 +259,7 @@ error_code:
 """
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import PATHS_ARGUMENT_SPEC, DatapathModule
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import host, info
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import facts, info
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
 
 ARGUMENT_SPEC = dict(
@@ -283,7 +283,7 @@ def run(params, check_mode, diff_mode):
         result["problems"] = info.problems(result["datapath"], info.native_support(), params["generic_ok"])
         result["healthy"] = not result["problems"]
     if params["host"]:
-        result["host"] = host.facts(params["bpffs"])
+        result["host"] = facts.facts(params["bpffs"])
     if params["health"]:
         result["health"] = info.sample(params["state_dir"])
     result["ansible_facts"] = {"wirespeed_datapath": {k: v for k, v in result.items() if k != "changed"}}

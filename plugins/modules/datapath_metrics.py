@@ -114,7 +114,7 @@ removed:
 import sys
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import PATHS_ARGUMENT_SPEC, DatapathModule
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import metrics, restore
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.host import cli, metrics
 
 ARGUMENT_SPEC = dict(
     PATHS_ARGUMENT_SPEC,
@@ -136,7 +136,7 @@ def run(params, check_mode, diff_mode):
     if params["timer"]:
         result.update(metrics.install(params["dir"], state_dir=params["state_dir"], bpffs_path=params["bpffs"],
                                       unit_dir=params["unit_dir"], interval=params["interval"], python=sys.executable,
-                                      generic_ok=params["generic_ok"], entry=restore.__name__,
+                                      generic_ok=params["generic_ok"], entry=cli.__name__,
                                       check_mode=check_mode))
     if not check_mode:
         text = metrics.collect(params["state_dir"], params["bpffs"], params["generic_ok"])

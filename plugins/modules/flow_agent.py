@@ -132,7 +132,7 @@ ansible_facts:
 import sys
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._base import PATHS_ARGUMENT_SPEC, DatapathModule
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import flows, restore, tool
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.host import cli, flows, tool
 
 ARGUMENT_SPEC = dict(
     PATHS_ARGUMENT_SPEC,
@@ -158,7 +158,7 @@ def run(params, check_mode, diff_mode):
     flows.check_settings(output=params["output"], idle=params["idle_timeout"], active=params["active_timeout"],
                          max_bytes=params["max_bytes"], backups=params["backups"], sample_rate=params["sample_rate"],
                          ipfix=params["ipfix_collector"])
-    installed = tool.install(params["state_dir"], entry=restore.__name__, check_mode=check_mode, python=sys.executable)
+    installed = tool.install(params["state_dir"], entry=cli.__name__, check_mode=check_mode, python=sys.executable)
     argv = flows.agent_argv(python=sys.executable, tool_file=installed["path"], interface=params["interface"],
                             name=params["name"], output=params["output"], state_dir=params["state_dir"],
                             bpffs_path=params["bpffs"], idle=params["idle_timeout"], active=params["active_timeout"],

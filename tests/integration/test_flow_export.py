@@ -13,7 +13,7 @@ import pytest
 from conftest import BPF
 from netlab import netns
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import flows
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.host import flows
 
 SRC = os.path.join(BPF, "flow_export.bpf.c")
 

@@ -114,7 +114,8 @@ def test_a_failed_health_probe_takes_the_change_back_and_reports_it(lab):
     data["firewall_port_rules"] = [{"proto": "udp", "port": 7000}]  # the change: now port 7000 drops
     with open(os.path.join(lab.dir, "group_vars", "lab.yml"), "w") as fh:
         yaml.safe_dump(data, fh)
-    out = playbook(lab, SITE, limit=h1["name"], wirespeed_confirm_timeout=60, wirespeed_health_probe=PROBE_FAILS)
+    # the probe, not the timer, must take it back: a timeout no loaded machine reaches before the probe fails
+    out = playbook(lab, SITE, limit=h1["name"], wirespeed_confirm_timeout=900, wirespeed_health_probe=PROBE_FAILS)
     assert out["rc"] != 0 and out["stats"][h1["name"]]["failures"] == 1
     report = out["Report the host as rolled back"][h1["name"]]["msg"]
     assert "probe failed - the service does not answer" in report and "was rolled back" in report

@@ -14,8 +14,8 @@ import pytest
 from netlab import netns
 from prometheus_client.parser import text_string_to_metric_families
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import metrics, restore, tool
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.host import cli, metrics, tool
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import libbpf
 
 
@@ -81,7 +81,7 @@ def test_the_timer_units_verify_and_their_command_refreshes_the_file(datapath, t
     units.mkdir()
     out.mkdir()
     installed = metrics.install(str(out), state_dir=datapath.state_dir, unit_dir=str(units), interval=15,
-                                python=sys.executable, entry=restore.__name__)
+                                python=sys.executable, entry=cli.__name__)
     assert installed["changed"] and installed["tool"] == tool.tool_path(datapath.state_dir)
     assert os.path.islink(units / "timers.target.wants" / metrics.TIMER)
     for name in (metrics.SERVICE, metrics.TIMER):
@@ -90,7 +90,7 @@ def test_the_timer_units_verify_and_their_command_refreshes_the_file(datapath, t
         assert proc.returncode == 0, proc.stderr
     assert "OnUnitActiveSec=15" in (units / metrics.TIMER).read_text()
     again = metrics.install(str(out), state_dir=datapath.state_dir, unit_dir=str(units), interval=15,
-                            python=sys.executable, entry=restore.__name__)
+                            python=sys.executable, entry=cli.__name__)
     assert not again["changed"]
 
     exec_start = next(line for line in (units / metrics.SERVICE).read_text().splitlines()

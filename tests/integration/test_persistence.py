@@ -15,15 +15,9 @@ import pytest
 from conftest import TEST_BPF
 from netlab import netns
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import (
-    checkpoint,
-    confirm,
-    info,
-    mapsync,
-    restore,
-    tool,
-)
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import checkpoint, info, mapsync
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.errors import DatapathError
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.host import confirm, restore, tool
 
 
 def deny(dut, addresses):

@@ -10,7 +10,7 @@ import time
 
 from netlab import netns
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import bpffs, libbpf
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import bpffs, libbpf, links
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import xdp_netlink as attach
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel.chain import Chain
 
@@ -214,7 +214,7 @@ def test_generic_mode_and_mode_switch(dut):
     gen = dut.deploy("dp", config=drop(7000), mode="generic")
     assert gen["mode"] == "generic"
     with netns(dut.dut):
-        assert attach.xdp_state(attach.ifindex(dut.ifname))["mode"] == "generic"
+        assert attach.xdp_state(links.ifindex(dut.ifname))["mode"] == "generic"
     assert dut.udp(7000) == 0
     assert not dut.deploy("dp", config=drop(7000), mode="auto")["changed"]  # auto keeps what runs
     native = dut.deploy("dp", config=drop(7000), mode="native")

@@ -2,9 +2,25 @@
 
 This package is private to wirespeed.datapath: no stable API, do not import it from elsewhere.
 Nothing in it knows about Ansible; modules and action plugins hand their arguments in and turn
-DatapathError into a failed task. The layers, bottom up: kernel/ (libbpf, bpffs, maps, netlink),
-types/ (BTF to codecs), program/ (compile, open, configure, load), record/ (what a host
-remembers), hooks/ (one Hook per attach point), then mapsync, checkpoint and info on top.
+DatapathError into a failed task. The layers, bottom up (a module imports only from its own
+layer or the ones below; tests/unit/plugins/test_import_layers.py fails on a circle or an
+import that runs up):
+
+    errors.py     the one DatapathError; reasons.py  the drop reasons shared with the C side
+    kernel/       libbpf binding, bpffs, map ops, chain maps, links (interfaces), XDP and TC
+                  netlink, network namespaces, neighbours, AF_XDP socket maps
+    types/        BTF to codecs (addresses, CIDRs, ports, MACs, structs)
+    program/      compile, open, .rodata config, load, fingerprint, verifier log
+    record/       what a host remembers about a program (Record) and its state directory
+    hooks/        one Hook per attach point (the XDP chain, TC clsact)
+    facts.py      what the host offers (kernel, drivers, queues, the controller's address)
+    prefilter.py  the firewall's /24 index in front of its deny lists
+    mapsync.py    make a pinned map hold the entries asked for
+    info.py       what runs on the host's interfaces, with counters and problems
+    checkpoint.py begin / commit / rollback of the host's whole datapath
+    host/         what runs on the managed host without Ansible: the host tool's command line
+                  (cli), the zipapp (tool), systemd units, boot restore, commit-confirmed timer,
+                  metrics and the flow agent
 """
 # Copyright (c) wirespeed.datapath contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)

@@ -30,7 +30,7 @@ import os
 import subprocess
 import time
 
-from . import hooks, prefilter
+from . import facts, hooks, info, prefilter
 from .errors import DatapathError
 from .kernel import bpffs, maps
 from .kernel import netns as netns_
@@ -107,10 +107,9 @@ def fingerprint(snap: dict, bpffs_path: str = bpffs.DEFAULT_BPFFS) -> str:
     """The datapath as the kernel runs it now: the checkpoint's digest (programs, map contents), what is attached
     where on those interfaces (program ids, chain order, interface indexes) and the address the controller
     connects from (the management guard's), so that any drift or reload changes it."""
-    from . import host, info  # info asks every hook; host reads the SSH session
     ifnames = [p["interface"] for p in snap["programs"]]
     netns_of = {p["interface"]: record_of(p).netns for p in snap["programs"] if record_of(p).netns}
-    live = [snap["digest"], info.attachments(ifnames, bpffs_path, netns_of), host.controller_address()]
+    live = [snap["digest"], info.attachments(ifnames, bpffs_path, netns_of), facts.controller_address()]
     return hashlib.sha256(json.dumps(live, sort_keys=True).encode()).hexdigest()
 
 

@@ -9,9 +9,9 @@ import os
 import struct
 import time
 
-from . import hooks, host, prefilter, reasons
+from . import facts, hooks, prefilter, reasons
 from .errors import DatapathError
-from .kernel import bpffs, libbpf, xdp_netlink, xsks
+from .kernel import bpffs, libbpf, links, xsks
 from .kernel import netns as netns_
 from .kernel.maps import HASH, LPM_TRIE, LRU_HASH, LRU_PERCPU_HASH, PERCPU_HASH, PinnedMap, percpu_sum, possible_cpus
 from .record.store import DEFAULT_STATE_DIR, StateStore
@@ -163,7 +163,7 @@ def xsk_queues(ifname: str, index: int, maps: dict[str, str]) -> list[dict]:
     """Per RX queue of a steering program (af_xdp): whether its XSKMAP holds a socket for the queue, the packets
     redirected to it or that fell back to the kernel for want of one and, where the kernel has xdp_diag, how many
     AF_XDP sockets are bound to the queue (None without it)."""
-    count = min(host.rx_queues(ifname) or 1, XSK_QUEUES)
+    count = min(facts.rx_queues(ifname) or 1, XSK_QUEUES)
     counted = percpu_counters(maps[XSK_STATS_MAP], [str(q) for q in range(count)])  # {redirected, fallback},
     present = xsks.in_map(maps[XSK_MAP], range(count)) if XSK_MAP in maps else {}  # read as {packets, bytes}
     on_queue = xsks.bound(index, count)
@@ -233,7 +233,7 @@ def _indexes(keys, netns_of):
     out = {}
     for ns, members in by_ns.items():
         try:
-            known = xdp_netlink.interfaces(ns)
+            known = links.interfaces(ns)
         except DatapathError:  # the namespace is gone: so are its interfaces
             known = {}
         out.update({key: known.get(ifname) for key, ifname in members})
@@ -269,7 +269,7 @@ def gather(interfaces: list[str] | None = None, bpffs_path: str = bpffs.DEFAULT_
            state_dir: str = DEFAULT_STATE_DIR, top: int = 0) -> dict[str, dict]:
     """{interface name: interface_info} for the named interfaces, or all of them; with top, each program's `top`
     deny entries that dropped the most."""
-    known = xdp_netlink.interfaces()
+    known = links.interfaces()
     in_netns = namespaces(state_dir)
     names = interfaces or sorted(known) + sorted(in_netns)
     store = StateStore(state_dir)
@@ -281,10 +281,10 @@ def gather(interfaces: list[str] | None = None, bpffs_path: str = bpffs.DEFAULT_
         if ns is None:
             index = known.get(name)
             if index is None:
-                index = xdp_netlink.ifindex(name)  # raises the one-sentence error
+                index = links.ifindex(name)  # raises the one-sentence error
         else:
             try:
-                index = xdp_netlink.ifindex(ifname, ns)
+                index = links.ifindex(ifname, ns)
             except DatapathError:
                 if interfaces:  # asked for by name: say what is wrong
                     raise
@@ -338,7 +338,7 @@ def problems(datapath: dict, links: dict[str, dict], generic_ok: list[str] | tup
 def native_support() -> dict[str, dict]:
     """{interface: {xdp_native: True/False/None (not known), driver: driver or link kind}}."""
     out = {}
-    for name, (_index, kind) in xdp_netlink.link_kinds().items():
-        driver = host.driver(name)
-        out[name] = {"xdp_native": host.xdp_native(kind, driver), "driver": driver or kind or "hardware"}
+    for name, (_index, kind) in links.link_kinds().items():
+        driver = facts.driver(name)
+        out[name] = {"xdp_native": facts.xdp_native(kind, driver), "driver": driver or kind or "hardware"}
     return out

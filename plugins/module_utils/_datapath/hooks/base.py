@@ -82,6 +82,12 @@ class Hook:
     KIND_NAME = None  # the program kind in people's words ("an XDP program")
     OPTIONS: ClassVar[dict] = {}  # constants modules take for their argument specs (choices, defaults)
     DEFAULT_PRIORITY = 50
+    KINDS: ClassVar[dict] = {}  # PROG_TYPE: KIND_NAME of every hook defined (filled as each subclass is)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.PROG_TYPE is not None:
+            Hook.KINDS[cls.PROG_TYPE] = cls.KIND_NAME
 
     def __init__(self, request: Request):
         self.req = request
@@ -185,8 +191,7 @@ class Hook:
         prog_type = libbpf.prog_info(fd)["type"]
         if prog_type != self.PROG_TYPE:
             os.close(fd)
-            from . import HOOKS  # the registry imports this module: look it up when it is needed
-            what = next((h.KIND_NAME for h in HOOKS.values() if prog_type == h.PROG_TYPE), "another kind of program")
+            what = Hook.KINDS.get(prog_type, "another kind of program")
             raise DatapathError("name %r on interface %r is already %s deployed by wirespeed; choose another name."
                                 % (self.req.name, self.req.interface, what))
         return fd

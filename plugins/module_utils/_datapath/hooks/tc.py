@@ -17,7 +17,7 @@ import os
 from typing import ClassVar
 
 from ..errors import DatapathError
-from ..kernel import bpffs, libbpf, tc_netlink, xdp_netlink
+from ..kernel import bpffs, libbpf, links, tc_netlink
 from ..program.fingerprint import fingerprint, prog_id, prog_summary
 from ..program.loaded import LoadedProgram
 from ..record.record import Record
@@ -58,7 +58,7 @@ class Seen:
 
     def __init__(self, hook: TcHook, store):
         req = hook.req
-        self.index = xdp_netlink.ifindex(req.interface)
+        self.index = links.ifindex(req.interface)
         self.old_fd = hook.pinned_fd()
         try:
             self.present = tc_netlink.clsact_present(self.index)

@@ -17,7 +17,7 @@ import os
 from typing import ClassVar
 
 from ..errors import DatapathError
-from ..kernel import bpffs, libbpf, xdp_netlink
+from ..kernel import bpffs, libbpf, links, xdp_netlink
 from ..kernel import netns as netns_
 from ..kernel.chain import HEAD, LINKS_MAP, PROGS_MAP, SLOT_VAR, SLOTS, Chain
 from ..program.bpf_object import BpfObject
@@ -107,7 +107,7 @@ class Seen:
     def __init__(self, hook: XdpHook):
         req = hook.req
         self.netns = req.netns
-        self.index = xdp_netlink.ifindex(req.interface, req.netns)
+        self.index = links.ifindex(req.interface, req.netns)
         self.xdp = xdp_netlink.xdp_state(self.index, req.netns)
         self.chain = Chain.open_pinned(req.bpffs, req.key) if bpffs.mounted_bpffs(req.bpffs) else None
         self.old_fd = None

@@ -12,7 +12,7 @@ import ipaddress
 import socket
 import time
 
-from .xdp_netlink import _ipr, ifindex
+from .links import _ipr, ifindex
 
 # NUD states whose lladdr is usable: incomplete (1) and failed (0x20) are not
 NUD_USABLE = 0x02 | 0x04 | 0x08 | 0x10 | 0x80  # reachable, stale, delay, probe, permanent

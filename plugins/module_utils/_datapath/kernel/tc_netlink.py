@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 
 from ..errors import DatapathError
-from .xdp_netlink import NetlinkError, _ipr
+from .links import NetlinkError, _ipr
 
 PARENTS = {"ingress": 0xFFFFFFF2, "egress": 0xFFFFFFF3}  # TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_{INGRESS,EGRESS})
 ETH_P_ALL = 0x0003

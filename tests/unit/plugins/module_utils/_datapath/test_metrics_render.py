@@ -4,7 +4,7 @@
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import metrics
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.host import metrics
 
 
 def counters(passed, dropped, aborted=0):

@@ -1,4 +1,4 @@
-"""Boot-time restore of the confirmed datapath, and the host tool's command line (restore, watchdog, expire).
+"""Boot-time restore of the confirmed datapath, and the systemd unit that runs it before the network.
 
 At boot bpffs is empty and nothing is attached, but the state directory (the
 disk) still holds boot.json: the last confirmed datapath, as a checkpoint of
@@ -12,20 +12,17 @@ idempotent: on a host that runs the datapath already it changes nothing.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import shlex
 import socket
-import subprocess
 import sys
 import time
 
-from . import checkpoint, confirm, hooks, tool
-from .errors import DatapathError
-from .kernel import bpffs, xdp_netlink
-from .kernel import netns as netns_
-from .record.store import DEFAULT_STATE_DIR, StateStore, read_json, write_json
+from .. import checkpoint, hooks
+from ..errors import DatapathError
+from ..kernel import bpffs, links
+from ..kernel import netns as netns_
+from ..record.store import DEFAULT_STATE_DIR, StateStore, read_json, write_json
+from . import tool, units
 
 
 def _exists(name: str, netns_of: dict) -> bool:
@@ -37,7 +34,7 @@ def _exists(name: str, netns_of: dict) -> bool:
             return False
         return True
     try:  # an interface in another namespace (key `<label>:<interface>`): the namespace too must be there
-        return ifname in xdp_netlink.interfaces(netns_of.get(name) or label)
+        return ifname in links.interfaces(netns_of.get(name) or label)
     except DatapathError:
         return False
 
@@ -126,7 +123,7 @@ WANTED_BY = "multi-user.target"
 def unit_text(*, python: str, tool_file: str, state_dir: str, bpffs_path: str, wait: float) -> str:
     """The systemd unit that restores the boot datapath before the network comes up."""
     argv = [python, tool_file, "restore", "--state-dir", state_dir, "--bpffs", bpffs_path, "--wait", "%g" % wait]
-    command = unit_escape(" ".join(shlex.quote(a) for a in argv))
+    command = units.exec_line(argv)
     return "\n".join([
         "# Written by wirespeed.datapath (role persistence); changes here are overwritten.",
         "[Unit]",
@@ -137,8 +134,8 @@ def unit_text(*, python: str, tool_file: str, state_dir: str, bpffs_path: str, w
         "Wants=network-pre.target",
         "Before=network-pre.target shutdown.target",
         "Conflicts=shutdown.target",
-        "ConditionPathExists=|%s" % unit_escape(os.path.join(state_dir, "boot.json")),
-        "ConditionPathExists=|%s" % unit_escape(os.path.join(state_dir, "checkpoints", "armed.json")),
+        "ConditionPathExists=|%s" % units.unit_escape(os.path.join(state_dir, "boot.json")),
+        "ConditionPathExists=|%s" % units.unit_escape(os.path.join(state_dir, "checkpoints", "armed.json")),
         "",
         "[Service]",
         "Type=oneshot",
@@ -152,29 +149,13 @@ def unit_text(*, python: str, tool_file: str, state_dir: str, bpffs_path: str, w
     ])
 
 
-def unit_escape(text: str) -> str:
-    """systemd expands % specifiers and $ variables even inside quotes: keep them literal."""
-    return text.replace("%", "%%").replace("$", "$$")
-
-
-def check_unit_dir(unit_dir: str) -> None:
-    """unit_dir is a directory, or can become one (its nearest existing parent is a directory)."""
-    path = os.path.abspath(unit_dir)
-    while not os.path.exists(path) and os.path.dirname(path) != path:
-        path = os.path.dirname(path)
-    if not os.path.isdir(path):
-        where = "is a file" if path == os.path.abspath(unit_dir) else "cannot be made where %s is a file" % path
-        raise DatapathError("unit_dir %s %s; set unit_dir to the systemd unit directory, such as "
-                            "/etc/systemd/system." % (unit_dir, where))
-
-
 def install(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAULT_BPFFS,
             unit_dir: str = "/etc/systemd/system", python: str | None = None, wait: float = 30.0,
-            check_mode: bool = False) -> dict:
+            entry: str = tool.ENTRY, check_mode: bool = False) -> dict:
     """Install the host tool and the enabled restore unit; {changed, tool, unit, enabled}. A unit directory that
     cannot be one is refused before anything is written."""
-    check_unit_dir(unit_dir)
-    installed = tool.install(state_dir, entry=__name__, check_mode=check_mode, python=python)
+    units.check_unit_dir(unit_dir)
+    installed = tool.install(state_dir, entry=entry, check_mode=check_mode, python=python)
     unit = os.path.join(unit_dir, UNIT_NAME)
     link = os.path.join(unit_dir, WANTED_BY + ".wants", UNIT_NAME)
     text = unit_text(python=python or sys.executable, tool_file=installed["path"], state_dir=state_dir,
@@ -190,7 +171,7 @@ def install(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAU
         try:
             os.makedirs(os.path.dirname(link), exist_ok=True)
             if unit_changed:
-                write_text(unit, text)
+                units.write_text(unit, text)
             if link_changed:
                 if os.path.lexists(link):
                     os.unlink(link)
@@ -198,7 +179,7 @@ def install(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAU
         except OSError as exc:
             raise DatapathError("the restore unit cannot be written to %s (%s); set unit_dir to the systemd unit "
                                 "directory." % (unit_dir, exc.strerror)) from exc
-        daemon_reload()
+        units.daemon_reload()
     return {"changed": changed, "tool": installed["path"], "unit": unit, "enabled": True}
 
 
@@ -211,113 +192,9 @@ def uninstall(state_dir: str = DEFAULT_STATE_DIR, *, unit_dir: str = "/etc/syste
     if present and not check_mode:
         for path in present:
             os.unlink(path)
-        daemon_reload()
+        units.daemon_reload()
     return {"changed": bool(present), "removed": present, "enabled": False}
-
-
-def write_text(path: str, text: str) -> None:
-    tmp = path + ".wirespeed-tmp"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
-def place_units(unit_dir: str, texts: dict[str, str], enable: tuple[str, str], *, what: str,
-                check_mode: bool = False) -> bool:
-    """Write the unit files of texts {name: text} that differ and enable one, (unit name, target), by its link in
-    <target>.wants; whether anything was (or, in check mode, would be) changed."""
-    stale = []
-    for name, text in texts.items():
-        try:
-            with open(os.path.join(unit_dir, name)) as fh:
-                if fh.read() == text:
-                    continue
-        except OSError:
-            pass
-        stale.append(name)
-    unit = os.path.join(unit_dir, enable[0])
-    link = os.path.join(unit_dir, enable[1] + ".wants", enable[0])
-    relink = not os.path.islink(link) or os.path.realpath(link) != os.path.realpath(unit)
-    if (stale or relink) and not check_mode:
-        try:
-            for name in stale:
-                write_text(os.path.join(unit_dir, name), texts[name])
-            if relink:
-                os.makedirs(os.path.dirname(link), exist_ok=True)
-                if os.path.lexists(link):
-                    os.unlink(link)
-                os.symlink(unit, link)
-        except OSError as exc:
-            raise DatapathError("the %s cannot be written to %s (%s); set unit_dir to the systemd unit directory."
-                                % (what, unit_dir, exc.strerror)) from exc
-        daemon_reload()
-    return bool(stale or relink)
-
-
-def remove_files(paths: list[str], check_mode: bool = False) -> dict:
-    """Remove those of paths that exist (units, their links, files they wrote); {changed, removed}."""
-    present = [p for p in paths if os.path.lexists(p)]
-    if present and not check_mode:
-        for path in present:
-            os.unlink(path)
-        daemon_reload()
-    return {"changed": bool(present), "removed": present}
-
-
-def daemon_reload() -> None:
-    if os.path.isdir("/run/systemd/system"):  # systemd runs: tell it; elsewhere the files are all there is
-        subprocess.run(["systemctl", "daemon-reload"], capture_output=True, check=False)
 
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="wirespeed.pyz", description="The wirespeed host tool.")
-    parser.add_argument("command", choices=["restore", "watchdog", "expire", "metrics", "flows"])
-    parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
-    parser.add_argument("--bpffs", default=bpffs.DEFAULT_BPFFS)
-    parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for interfaces (restore)")
-    parser.add_argument("--token", help="the arming to watch or expire")
-    parser.add_argument("--dir", help="node_exporter's textfile directory (metrics)")
-    parser.add_argument("--generic-ok", action="append", default=[], help="an interface meant to run generic XDP")
-    flows_args = parser.add_argument_group("flows (the flow export agent; runs until SIGTERM)")
-    flows_args.add_argument("--interface")
-    flows_args.add_argument("--name", default="flow_export")
-    flows_args.add_argument("--output", default="/var/log/wirespeed/flows.jsonl")
-    flows_args.add_argument("--idle", type=float, default=15.0)
-    flows_args.add_argument("--active", type=float, default=60.0)
-    flows_args.add_argument("--max-bytes", type=int, default=64 << 20)
-    flows_args.add_argument("--backups", type=int, default=5)
-    flows_args.add_argument("--sample-rate", type=int, default=1)
-    flows_args.add_argument("--ipfix", help="also send IPFIX over UDP to this collector, address:port")
-    flows_args.add_argument("--seconds", type=float, help="stop after this long (default: run until SIGTERM)")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "flows":
-            from . import flows  # only this command needs it
-
-            maps_dir = os.path.join(bpffs.interface_dir(args.bpffs, args.interface or ""), args.name, "maps")
-            report = flows.run(maps_dir, args.output, idle=args.idle, active=args.active, max_bytes=args.max_bytes,
-                               backups=args.backups, sample_rate=args.sample_rate,
-                               labels={"interface": args.interface, "program": args.name},
-                               stats_file=flows.stats_path(args.state_dir, args.interface), seconds=args.seconds,
-                               ipfix=args.ipfix)
-        elif args.command == "metrics":
-            from . import metrics  # only this command needs it; metrics uses this module's unit helpers
-
-            text = metrics.collect(args.state_dir, args.bpffs, args.generic_ok)
-            report = {"ok": True, "path": metrics.write(args.dir or metrics.DEFAULT_DIR, text, "--dir"),
-                      "samples": sum(1 for line in text.splitlines() if not line.startswith("#"))}
-        elif args.command == "restore":
-            report = restore(args.state_dir, bpffs_path=args.bpffs, wait=args.wait)
-        elif args.command == "watchdog":
-            report = confirm.watchdog(args.state_dir, args.bpffs, args.token)
-        else:
-            report = confirm.expire(args.state_dir, args.bpffs, args.token)
-    except DatapathError as exc:
-        report = {"ok": False, "msg": exc.message}
-    sys.stdout.write(json.dumps(dict(report, at=_now()), sort_keys=True) + "\n")
-    sys.stdout.flush()
-    return 0 if report.get("ok", True) else 1

@@ -16,16 +16,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import shlex
 import signal
 import socket
 import struct
 import time
 
-from . import restore
-from .errors import DatapathError
-from .kernel import libbpf
-from .kernel.maps import PinnedMap, percpu_sum
+from ..errors import DatapathError
+from ..kernel import libbpf
+from ..kernel.maps import PinnedMap, percpu_sum
+from . import units
 
 KEY = struct.Struct("=16s16sHHBB2x")  # saddr, daddr, sport, dport (network order), proto, family
 VALUE = struct.Struct("=QQQQB7x")  # packets, bytes, first_ns, last_ns, tcp_flags
@@ -307,21 +306,21 @@ def unit_text(argv: list) -> str:
         "[Unit]", "Description=wirespeed flow export agent (%s)" % argv[argv.index("--interface") + 1],
         "Documentation=https://github.com/wirespeed/datapath",
         "After=wirespeed-restore.service local-fs.target", "",
-        "[Service]", "Type=simple", "ExecStart=%s" % restore.unit_escape(" ".join(shlex.quote(a) for a in argv)),
+        "[Service]", "Type=simple", "ExecStart=%s" % units.exec_line(argv),
         "Restart=on-failure", "RestartSec=2", "Nice=5", "", "[Install]", "WantedBy=multi-user.target", ""])
 
 
 def install_agent(argv: list, interface: str, unit_dir: str, check_mode: bool = False) -> dict:
     """The enabled unit of one interface's agent; {changed, unit}."""
-    changed = restore.place_units(unit_dir, {unit_name(interface): unit_text(argv)},
-                                  (unit_name(interface), "multi-user.target"), what="flow export unit",
-                                  check_mode=check_mode)
+    changed = units.place_units(unit_dir, {unit_name(interface): unit_text(argv)},
+                                (unit_name(interface), "multi-user.target"), what="flow export unit",
+                                check_mode=check_mode)
     return {"changed": changed, "unit": os.path.join(unit_dir, unit_name(interface))}
 
 
 def uninstall_agent(interface: str, unit_dir: str, check_mode: bool = False) -> dict:
-    return restore.remove_files([os.path.join(unit_dir, "multi-user.target.wants", unit_name(interface)),
-                                 os.path.join(unit_dir, unit_name(interface))], check_mode)
+    return units.remove_files([os.path.join(unit_dir, "multi-user.target.wants", unit_name(interface)),
+                               os.path.join(unit_dir, unit_name(interface))], check_mode)
 
 
 def read_stats(state_dir: str, interface: str) -> dict | None:

@@ -12,16 +12,16 @@ same code (`wirespeed.pyz metrics --dir D`) from a systemd timer.
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 import tempfile
 import time
 
-from . import flows, info, restore, tool
-from .errors import DatapathError
-from .kernel import bpffs
-from .kernel.maps import HASH, LPM_TRIE, LRU_HASH, LRU_PERCPU_HASH, PERCPU_HASH, PinnedMap
-from .record.store import DEFAULT_STATE_DIR
+from .. import info
+from ..errors import DatapathError
+from ..kernel import bpffs
+from ..kernel.maps import HASH, LPM_TRIE, LRU_HASH, LRU_PERCPU_HASH, PERCPU_HASH, PinnedMap
+from ..record.store import DEFAULT_STATE_DIR
+from . import flows, tool, units
 
 DEFAULT_DIR = "/var/lib/node_exporter/textfile_collector"
 FILE_NAME = "wirespeed.prom"
@@ -204,7 +204,7 @@ def unit_texts(*, python: str, tool_file: str, directory: str, state_dir: str, b
         SERVICE: "\n".join([
             header, "[Unit]", "Description=Write the wirespeed datapath counters for node_exporter",
             "Documentation=https://github.com/wirespeed/datapath", "After=local-fs.target", "",
-            "[Service]", "Type=oneshot", "ExecStart=%s" % restore.unit_escape(" ".join(shlex.quote(a) for a in argv)),
+            "[Service]", "Type=oneshot", "ExecStart=%s" % units.exec_line(argv),
             "Nice=10", "TimeoutStartSec=%d" % max(30, interval), ""]),
         TIMER: "\n".join([
             header, "[Unit]", "Description=Refresh the wirespeed datapath metrics every %d seconds" % interval,
@@ -216,20 +216,20 @@ def unit_texts(*, python: str, tool_file: str, directory: str, state_dir: str, b
 
 def install(directory: str, *, state_dir: str = DEFAULT_STATE_DIR, bpffs_path: str = bpffs.DEFAULT_BPFFS,
             unit_dir: str = "/etc/systemd/system", interval: int = 60, python: str | None = None,
-            generic_ok: list[str] | tuple = (), entry: str, check_mode: bool = False) -> dict:
+            generic_ok: list[str] | tuple = (), entry: str = tool.ENTRY, check_mode: bool = False) -> dict:
     """The host tool, the service and the enabled timer; {changed, tool, units}."""
     check_interval(interval)
     installed = tool.install(state_dir, entry=entry, check_mode=check_mode, python=python)
     texts = unit_texts(python=python or sys.executable, tool_file=installed["path"], directory=directory,
                        state_dir=state_dir, bpffs_path=bpffs_path, interval=interval, generic_ok=generic_ok)
-    placed = restore.place_units(unit_dir, texts, (TIMER, TIMER_WANTED_BY), what="metrics units",
-                                 check_mode=check_mode)
+    placed = units.place_units(unit_dir, texts, (TIMER, TIMER_WANTED_BY), what="metrics units",
+                               check_mode=check_mode)
     return {"changed": installed["changed"] or placed, "tool": installed["path"],
             "units": [os.path.join(unit_dir, n) for n in texts]}
 
 
 def uninstall(directory: str, *, unit_dir: str = "/etc/systemd/system", check_mode: bool = False) -> dict:
     """Remove the timer, the service and the metrics file (the host tool stays: the restore uses it too)."""
-    return restore.remove_files([os.path.join(unit_dir, TIMER_WANTED_BY + ".wants", TIMER),
-                                 os.path.join(unit_dir, TIMER), os.path.join(unit_dir, SERVICE),
-                                 os.path.join(directory, FILE_NAME)], check_mode)
+    return units.remove_files([os.path.join(unit_dir, TIMER_WANTED_BY + ".wants", TIMER),
+                               os.path.join(unit_dir, TIMER), os.path.join(unit_dir, SERVICE),
+                               os.path.join(directory, FILE_NAME)], check_mode)

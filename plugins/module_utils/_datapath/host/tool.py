@@ -1,7 +1,7 @@
-"""The host tool: this engine packed as one zipapp (`python3 wirespeed.pyz restore|watchdog|expire`), no Ansible needed.
+"""The host tool: this engine packed as one zipapp (`python3 wirespeed.pyz restore|watchdog|expire|...`), no Ansible.
 
 The zipapp is built on the host from the very sources the running module
-imported (the module's own payload): the entry module (restore, whose main()
+imported (the module's own payload): the entry module (host/cli, whose main()
 is the command line) and what it imports. So the boot-time restore and the
 commit-confirmed watchdog run the same engine code as the task that armed
 them, not a copy of it. Its bytes are deterministic, so installing it again
@@ -21,11 +21,12 @@ import sys
 import tempfile
 import zipfile
 
-from .errors import DatapathError
+from ..errors import DatapathError
 
-PACKAGE = __name__.rpartition(".")[0]  # ansible_collections.wirespeed.datapath.plugins.module_utils._datapath
+PACKAGE = __name__.rsplit(".", 2)[0]  # ansible_collections.wirespeed.datapath.plugins.module_utils._datapath
+ENTRY = PACKAGE + ".host.cli"  # whose main() is the command line; a module that installs the tool imports it
 TOOL_NAME = "wirespeed.pyz"
-MAIN = ("from " + PACKAGE + " import %s as entry\n"
+MAIN = ("from %s import %s as entry\n"
         "raise SystemExit(entry.main())\n")
 _STAMP = (2020, 1, 1, 0, 0, 0)
 
@@ -85,7 +86,7 @@ def sources(entry: str) -> dict:
 
 def build(entry: str) -> bytes:
     """The zipapp's bytes: the engine modules, empty parents of the package, and __main__."""
-    files = {"__main__.py": MAIN % entry.rpartition(".")[2]}
+    files = {"__main__.py": MAIN % entry.rpartition(".")[::2]}
     parts = PACKAGE.split(".")
     for depth in range(1, len(parts)):
         files["/".join(parts[:depth]) + "/__init__.py"] = ""
@@ -101,7 +102,7 @@ def build(entry: str) -> bytes:
     return out.getvalue()
 
 
-def install(state_dir: str, *, entry: str, check_mode: bool = False, python: str | None = None) -> dict:
+def install(state_dir: str, *, entry: str = ENTRY, check_mode: bool = False, python: str | None = None) -> dict:
     """Write the zipapp to <state_dir>/lib/wirespeed.pyz unless it holds these bytes already; a new one must start."""
     path = tool_path(state_dir)
     data = build(entry)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from .kernel import bpffs, xdp_netlink
+from .kernel import bpffs, links
 
 # Link kinds whose drivers have no native XDP: generic (skb) mode only.
 NO_NATIVE = {"bridge", "vlan", "macvlan", "macvtap", "ipvlan", "dummy", "loopback", "ipip", "gre", "gretap",
@@ -88,7 +88,7 @@ def rx_queues(name: str) -> int | None:
 def facts(bpffs_path: str = bpffs.DEFAULT_BPFFS) -> dict:
     """{kernel, kernel_version, bpffs, btf, controller_address, interfaces: {name: {...}}}."""
     interfaces = {}
-    for name, (index, kind) in sorted(xdp_netlink.link_kinds().items()):
+    for name, (index, kind) in sorted(links.link_kinds().items()):
         driver_ = driver(name)
         interfaces[name] = {"ifindex": index, "kind": kind or "hardware", "driver": driver_,
                             "xdp_native": xdp_native(kind, driver_), "xdp_offload": driver_ in OFFLOAD_DRIVERS,

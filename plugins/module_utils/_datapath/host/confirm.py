@@ -19,10 +19,11 @@ import subprocess
 import sys
 import time
 
-from . import checkpoint, info, tool
-from .errors import DatapathError
-from .kernel import bpffs
-from .record.store import DEFAULT_STATE_DIR, StateStore, read_json, write_json
+from .. import checkpoint, info
+from ..errors import DatapathError
+from ..kernel import bpffs
+from ..record.store import DEFAULT_STATE_DIR, StateStore, read_json, write_json
+from . import tool
 
 MAX_TIMEOUT = 86400
 POLL_SECONDS = 0.5
@@ -42,16 +43,17 @@ def aborted_total(state_dir: str) -> int:
 
 
 def begin(state_dir: str = DEFAULT_STATE_DIR, *, bpffs_path: str = bpffs.DEFAULT_BPFFS, timeout: object = None,
-          check_mode: bool = False, python: str | None = None, intent: str | None = None) -> dict:
+          check_mode: bool = False, python: str | None = None, intent: str | None = None,
+          entry: str = tool.ENTRY) -> dict:
     """checkpoint.begin, then (with a timeout) arm the host's own rollback; all under the host lock. A run whose
     intent the datapath is already converged to arms nothing: it will change nothing."""
     if timeout is not None:
         timeout = check_timeout(timeout)
     with StateStore(state_dir).lock():  # first: refuses a state directory that cannot be written, by name
-        return _begin(state_dir, bpffs_path, timeout, check_mode, python, intent)
+        return _begin(state_dir, bpffs_path, timeout, check_mode, python, intent, entry)
 
 
-def _begin(state_dir, bpffs_path, timeout, check_mode, python, intent) -> dict:
+def _begin(state_dir, bpffs_path, timeout, check_mode, python, intent, entry) -> dict:
     history = checkpoint.History(state_dir)
     armed = history.armed()
     if armed is not None and time.time() > armed["deadline"] + STALE_SECONDS and not check_mode:
@@ -62,8 +64,7 @@ def _begin(state_dir, bpffs_path, timeout, check_mode, python, intent) -> dict:
     result.update(confirm_timeout=timeout, armed=not check_mode)
     if check_mode:
         return result
-    from . import restore  # the host tool's entry module (it imports this one): its code goes into the tool
-    installed = tool.install(state_dir, entry=restore.__name__, python=python)
+    installed = tool.install(state_dir, entry=entry, python=python)
     now = time.time()
     armed = {"token": secrets.token_hex(8), "timeout": timeout, "deadline": now + timeout,
              "armed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "bpffs": bpffs_path,
