@@ -42,6 +42,17 @@ def group_vars(lab, **extra):
         yaml.safe_dump(data, fh)
 
 
+def failed(out):
+    """What failed in a run, for an assertion's message: {task: msg} of every failed host result."""
+    return {name: r.get("msg") for name, hosts in out.items() if name not in ("stats", "rc")
+            for r in hosts.values() if isinstance(r, dict) and (r.get("failed") or r.get("unreachable"))}
+
+
+def ok(out):
+    assert out["rc"] == 0, failed(out)
+    return out
+
+
 def sh(lab, command, host=None):
     out = lab.ssh(host or lab.hosts[0], command)
     assert out.returncode == 0, (command, out.stdout, out.stderr)
@@ -55,8 +66,7 @@ def unit(lab, name, *props):
 
 
 def chain(lab, host):
-    out = playbook(lab, STATUS, limit=host["name"])
-    assert out["rc"] == 0, out
+    out = ok(playbook(lab, STATUS, limit=host["name"]))
     facts = out["Read programs, chains and counters"][host["name"]]["datapath"]["eth0"]
     return [e["name"] for e in facts["chain"]], facts["xdp_mode"]
 
@@ -83,8 +93,7 @@ def test_site_installs_from_the_distro_and_converges_then_changes_nothing(lab):
     host = lab.hosts[0]
     assert lab.ssh(host, "dpkg-query -W python3-pyroute2").returncode != 0  # the image lacks it
     group_vars(lab)
-    out = playbook(lab, SITE)
-    assert out["rc"] == 0, out
+    ok(playbook(lab, SITE))
     # the host role installed Debian's own packages, from the lab's mirror
     assert re.match(r"python3-pyroute2\t\S+", sh(lab, "dpkg-query -W python3-pyroute2"))
     with open(os.path.join(lab.dir, "repo_http.log")) as fh:
@@ -110,8 +119,7 @@ def test_the_flow_agent_runs_exports_and_is_restarted_on_a_change(lab):
     LabNet(lab, lab.hosts[0]).udp(7000, 5)
     wait_for("a flow record of the peer in %s" % FLOWS, lambda: flows_from(lab, lab.peer["ip"]), 30)
     group_vars(lab, flow_export_idle_timeout=2)
-    out = playbook(lab, SITE)
-    assert out["rc"] == 0, out
+    ok(playbook(lab, SITE))
     after = unit(lab, FLOW_UNIT, "ActiveState", "MainPID")
     assert after["ActiveState"] == "active" and after["MainPID"] != state["MainPID"], (state, after)
     assert "--idle 2 " in sh(lab, "cat /proc/%s/cmdline | tr '\\0' ' '" % after["MainPID"])
@@ -151,8 +159,7 @@ def test_a_reboot_brings_everything_back_before_network_pre(lab):
 
 def test_the_metrics_timer_refreshes_wirespeed_prom(lab):
     from prometheus_client.parser import text_string_to_metric_families
-    out = playbook(lab, STATUS, wirespeed_metrics_dir=METRICS_DIR, metrics_interval=5)
-    assert out["rc"] == 0, out
+    ok(playbook(lab, STATUS, wirespeed_metrics_dir=METRICS_DIR, metrics_interval=5))
     timer = unit(lab, "wirespeed-metrics.timer", "ActiveState", "UnitFileState")
     assert timer == {"ActiveState": "active", "UnitFileState": "enabled"}, timer
     prom = METRICS_DIR + "/wirespeed.prom"
@@ -185,8 +192,7 @@ def test_rollback_to_none_leaves_nothing_of_the_collection(lab):
     installed = collection_leftovers(lab)
     for expected in ("wirespeed-restore.service", FLOW_UNIT, "wirespeed-metrics.timer", "prog/xdp"):
         assert any(expected in line for line in installed), (expected, installed)
-    out = playbook(lab, ROLLBACK, rollback_to="none")
-    assert out["rc"] == 0, out
+    ok(playbook(lab, ROLLBACK, rollback_to="none"))
     assert collection_leftovers(lab) == []
     assert LabNet(lab, lab.hosts[0]).udp(7001, 10) == 10
     # and nothing comes back at the next boot
