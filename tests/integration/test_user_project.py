@@ -21,7 +21,7 @@ from labplay import LabNet, booting_lab
 BIN = os.path.dirname(sys.executable)
 # folders that tools and runs leave in a checkout: none may reach the tarball
 GENERATED = [".ansible/collections/x", "wirespeed-report/index.html", ".config/ansible-lint.yml", "build/x",
-             ".lab/lab.json", ".lab-boot/lab.json", "tests/output/x"]
+             ".lab/lab.json", "build/lab-boot/lab.json", "tests/output/x"]
 RELEASE = os.environ.get("WIRESPEED_LAB_RELEASE", "bookworm")
 
 
@@ -60,8 +60,7 @@ def recap(output, host):
 @pytest.fixture(scope="module")
 def tarball(tmp_path_factory):
     src = tmp_path_factory.mktemp("checkout") / "datapath"
-    shutil.copytree(REPO, src, symlinks=True, ignore=shutil.ignore_patterns(".venv", ".git", "build", ".lab",
-                                                                            ".lab-boot"))
+    shutil.copytree(REPO, src, symlinks=True, ignore=shutil.ignore_patterns(".venv", ".git", "build", ".lab"))
     for rel in GENERATED:
         os.makedirs(os.path.dirname(src / rel), exist_ok=True)
         (src / rel).write_text("generated\n")
@@ -108,7 +107,7 @@ def test_the_tarball_carries_no_generated_folder(tarball):
     with tarfile.open(tarball) as tar:
         members = tar.getnames()
     leaked = [m for m in members for folder in (".ansible", "wirespeed-report", ".config", "build", ".lab",
-                                                ".lab-boot", "tests/output")
+                                                "tests/output")
               if m == folder or m.startswith(folder + "/")]
     assert leaked == []
     assert "playbooks/site.yml" in members and "roles/host/tasks/main.yml" in members

@@ -48,7 +48,7 @@ import image  # noqa: E402
 from lab import Lab, _alive, nsexec, sh  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
-DEFAULT_DIR = os.path.join(REPO, ".lab-boot")
+DEFAULT_DIR = os.path.join(REPO, "build", "lab-boot")  # build/: ignored by git and by the tarball
 USER = image.USER
 REPO_PORT = 8080
 BOOT_TIMEOUT = 180  # seconds from nspawn's start to sshd answering, on a loaded machine
