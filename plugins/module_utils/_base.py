@@ -50,8 +50,11 @@ class DatapathModule:
         kwargs.setdefault("supports_check_mode", True)
         self.module = AnsibleModule(argument_spec=argument_spec, **kwargs)
         if not links.HAS_PYROUTE2:
-            self.module.fail_json(msg=missing_required_lib("pyroute2"),
+            self.module.fail_json(msg=missing_required_lib("pyroute2>=%s" % links.PYROUTE2_FLOOR),
                                   exception=str(links.PYROUTE2_IMPORT_ERROR))
+        problem = links.pyroute2_problem()
+        if problem:
+            self.module.fail_json(msg=problem)
 
     @property
     def params(self):

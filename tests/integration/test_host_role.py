@@ -91,3 +91,31 @@ def test_site_brings_up_a_host_without_pyroute2(lab, wheels, tmp_path):
     skipped = _ok(playbook(lab, SITE, limit=host, ansible_python_interpreter=python, wirespeed_host_setup=False,
                            wirespeed_persistence=False))
     assert not _task(skipped, "Install pyroute2 with pip into the Python Ansible uses")
+
+
+def test_a_pyroute2_older_than_the_floor_is_named_then_upgraded_with_pip(lab, wheels, tmp_path):
+    """A Python whose pyroute2 is older than the floor: with the package source nothing changes and one sentence
+    says what to do; with pip (a virtualenv's default) the role upgrades it."""
+    old = tmp_path / "old-wheel"
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(old), "pyroute2==0.7.1"],
+                   check=True, timeout=300)
+    python = _bare_python(tmp_path / "venv")
+    subprocess.run([python, "-m", "pip", "install", "-q", "--no-index", "--find-links", str(old), "pyroute2==0.7.1"],
+                   check=True, timeout=300)
+    host = lab.hosts[0]["name"]
+    fstab = tmp_path / "fstab"
+    refused = playbook(lab, HOST_BOOK, limit=host, ansible_python_interpreter=python, host_fstab=str(fstab),
+                       host_pyroute2_source="package")
+    assert refused["rc"] != 0
+    result = _task(refused, "Refuse a pyroute2 older than the floor that the distribution package cannot replace")
+    msg = result[host]["msg"]
+    assert result[host]["failed"] and msg.count(". ") == 0 and msg.endswith("."), msg
+    assert "pyroute2 0.7.1 in %s" % python in msg and "0.7.2 or newer" in msg and "host_pyroute2_source" in msg
+    assert not fstab.exists()  # refused before any change
+
+    upgraded = _ok(playbook(lab, HOST_BOOK, limit=host, ansible_python_interpreter=python, host_fstab=str(fstab),
+                            host_pip_extra_args=wheels))
+    assert _task(upgraded, "Install pyroute2 with pip into the Python Ansible uses")[host]["changed"]
+    found = subprocess.run([python, "-c", "import pyroute2; print(pyroute2.__version__)"], capture_output=True,
+                           text=True, check=True).stdout.strip()
+    assert found == importlib.metadata.version("pyroute2")

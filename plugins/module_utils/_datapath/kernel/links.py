@@ -8,12 +8,21 @@ the boot restore) opens its socket and looks interfaces up here.
 
 from __future__ import annotations
 
+import re
+import sys
+
 from ..errors import DatapathError
 from . import netns as _netns
 
-__all__ = ["HAS_PYROUTE2", "PYROUTE2_IMPORT_ERROR", "NetlinkError", "ifindex", "interfaces", "link_kinds"]
+__all__ = ["HAS_PYROUTE2", "PYROUTE2_FLOOR", "PYROUTE2_IMPORT_ERROR", "NetlinkError", "ifindex", "interfaces",
+           "link_kinds", "pyroute2_problem"]
+
+# The oldest pyroute2 the engine is tested with (tests/integration/test_pyroute2_floor.py): Debian 12's
+# python3-pyroute2. Keep requirements.txt and the host role's host_pyroute2_floor the same.
+PYROUTE2_FLOOR = "0.7.2"
 
 try:
+    import pyroute2
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
     HAS_PYROUTE2 = True
@@ -28,12 +37,32 @@ except ImportError as exc:  # reported by the module with a clear message
         code = 0
 
 
+def version_tuple(text: str) -> tuple:
+    """(0, 7, 2) of '0.7.2', '0.7.2.post1' or '0.7.2rc1': the leading release numbers only."""
+    match = re.match(r"\d+(?:\.\d+)*", str(text).strip())
+    return tuple(int(part) for part in match.group(0).split(".")) if match else ()
+
+
+def pyroute2_problem() -> str | None:
+    """One sentence when this Python's pyroute2 is missing or older than the floor, else None."""
+    if not HAS_PYROUTE2:
+        return ("the Python library pyroute2 is missing on this host (%s); install pyroute2 %s or newer "
+                "(python3-pyroute2 on Debian 12, or pip install 'pyroute2>=%s')."
+                % (PYROUTE2_IMPORT_ERROR, PYROUTE2_FLOOR, PYROUTE2_FLOOR))
+    found = getattr(pyroute2, "__version__", None) or "unknown"
+    if version_tuple(found) < version_tuple(PYROUTE2_FLOOR):
+        return ("pyroute2 %s of %s is older than %s, the oldest wirespeed.datapath works with; install a newer one "
+                "(pip install 'pyroute2>=%s' into that Python, or run the host role with host_pyroute2_source: pip)."
+                % (found, sys.executable, PYROUTE2_FLOOR, PYROUTE2_FLOOR))
+    return None
+
+
 def _ipr(netns=None):
     """An rtnetlink socket in this process's network namespace, or in netns (name or path; flags=0: never
     created by accident). Only the socket enters the namespace, so bpffs stays this process's."""
-    if not HAS_PYROUTE2:
-        raise DatapathError("the Python library pyroute2 is missing on this host (%s); pip install pyroute2."
-                            % PYROUTE2_IMPORT_ERROR)
+    problem = pyroute2_problem()
+    if problem:
+        raise DatapathError(problem)
     if not netns:
         return IPRoute()
     where = _netns.check(netns)

@@ -30,6 +30,22 @@ _MODE_PROG_ID = {"native": "IFLA_XDP_DRV_PROG_ID", "generic": "IFLA_XDP_SKB_PROG
                  "offload": "IFLA_XDP_HW_PROG_ID"}
 
 
+def _teach_pyroute2():
+    """pyroute2 before 0.8.1 (Debian 12 ships 0.7.2) packs IFLA_XDP_FLAGS as a big-endian 16-bit number; the
+    kernel reads a host-order u32 and refuses the two bytes with ERANGE ("Numerical result out of range"), so no
+    attach works. Where the field is still that, make it the u32 the kernel expects (pyroute2 pull 1256)."""
+    try:
+        from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+    except ImportError:
+        return
+    flags = ifinfmsg.xdp.xdp_flags
+    if [tuple(field) for field in flags.fields] == [("value", ">H")]:
+        flags.fields = [("value", "I")]
+
+
+_teach_pyroute2()
+
+
 def xdp_state(index: int, netns: str | None = None) -> dict:
     """{'mode': native|generic|offload|None, 'prog_id': int|None} of the interface."""
     with _ipr(netns) as ipr:
