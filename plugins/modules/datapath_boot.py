@@ -18,8 +18,12 @@ description:
     C(Before=network-pre.target), that runs C(wirespeed.pyz restore).
   - The restore re-applies C(<state_dir>/boot.json), the last confirmed datapath (see
     M(wirespeed.datapath.datapath_checkpoint)) - programs in chain order, modes, TC hooks and the contents of
-    configuration maps; counters and rate-limit state start empty. It waits (bounded) for the interfaces,
-    reports per program what it did, and is a no-op on a host that runs the datapath already.
+    configuration maps; counters and rate-limit state start empty. It attaches at once to every device that
+    exists and to each missing one the moment it appears - O(wait) seconds while C(network-pre.target) is still
+    held, then, with the unit already started, until O(watch) seconds after boot (bonds, VLANs, WireGuard and
+    VXLAN devices that the network configuration creates later). A device that never appears is reported in
+    the journal, and the unit still ends green; it reports per program what it did, and is a no-op on a host
+    that runs the datapath already.
   - Run by hand on the host with C(python3 /var/lib/wirespeed/lib/wirespeed.pyz restore).
 author:
   - wirespeed.datapath contributors (@wirespeed)
@@ -43,9 +47,18 @@ options:
     type: path
     default: /etc/systemd/system
   wait:
-    description: Seconds the restore waits at boot for the interfaces of the datapath to appear.
+    description:
+      - Seconds the restore holds C(network-pre.target) at boot for devices of the datapath that do not exist
+        yet (a NIC whose driver is still probing); devices that exist are restored at once, whatever this is.
     type: int
-    default: 30
+    default: 5
+  watch:
+    description:
+      - Seconds after boot during which devices that appear later (created by the network configuration after
+        C(network-pre.target)) still get their programs, each as soon as it appears; boot does not wait for it.
+        C(0) restores only what exists within O(wait).
+    type: int
+    default: 300
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - wirespeed.datapath.attributes
@@ -108,7 +121,8 @@ ARGUMENT_SPEC = dict(
     PATHS_ARGUMENT_SPEC,
     state=dict(type="str", choices=["present", "absent"], default="present"),
     unit_dir=dict(type="path", default="/etc/systemd/system"),
-    wait=dict(type="int", default=30),
+    wait=dict(type="int", default=5),
+    watch=dict(type="int", default=300),
 )
 
 
@@ -116,7 +130,8 @@ def run(params, check_mode, diff_mode):
     if params["state"] == "absent":
         return restore.uninstall(params["state_dir"], unit_dir=params["unit_dir"], check_mode=check_mode)
     return restore.install(params["state_dir"], bpffs_path=params["bpffs"], unit_dir=params["unit_dir"],
-                           python=sys.executable, wait=params["wait"], entry=cli.__name__,
+                           python=sys.executable, wait=params["wait"], watch=params["watch"],
+                           entry=cli.__name__,
                            check_mode=check_mode)
 
 

@@ -40,7 +40,7 @@ options:
   dir:
     description: node_exporter's textfile directory. It must exist and be writable; nothing is created.
     type: path
-    default: /var/lib/node_exporter/textfile_collector
+    default: /var/lib/prometheus/node-exporter
   state:
     description: C(present) writes the file (and installs the timer); C(absent) removes the timer, its service and
       the file.
@@ -74,7 +74,7 @@ extends_documentation_fragment:
 EXAMPLES = r"""
 - name: Counters for node_exporter, refreshed every 30 seconds
   wirespeed.datapath.datapath_metrics:
-    dir: /var/lib/node_exporter/textfile_collector
+    dir: /var/lib/prometheus/node-exporter
     interval: 30
 
 - name: No more metrics
@@ -87,7 +87,7 @@ path:
   description: The metrics file written (not in check mode).
   returned: state is present and not check mode
   type: str
-  sample: /var/lib/node_exporter/textfile_collector/wirespeed.prom
+  sample: /var/lib/prometheus/node-exporter/wirespeed.prom
 samples:
   description: How many samples the file holds.
   returned: state is present and not check mode

@@ -48,7 +48,9 @@ options:
     choices: [present, absent]
     default: present
   output:
-    description: The JSON lines file; its directory must exist and be writable.
+    description:
+      - The JSON lines file. Its directory is made (mode 0750) when its parent exists, as C(/var/log) does for
+        the default; otherwise it must exist and be writable.
     type: path
     default: /var/log/wirespeed/flows.jsonl
   max_bytes:
@@ -158,6 +160,7 @@ def run(params, check_mode, diff_mode):
     flows.check_settings(output=params["output"], idle=params["idle_timeout"], active=params["active_timeout"],
                          max_bytes=params["max_bytes"], backups=params["backups"], sample_rate=params["sample_rate"],
                          ipfix=params["ipfix_collector"])
+    made = flows.output_dir(params["output"], create=not check_mode)
     installed = tool.install(params["state_dir"], entry=cli.__name__, check_mode=check_mode, python=sys.executable)
     argv = flows.agent_argv(python=sys.executable, tool_file=installed["path"], interface=params["interface"],
                             name=params["name"], output=params["output"], state_dir=params["state_dir"],
@@ -165,8 +168,8 @@ def run(params, check_mode, diff_mode):
                             max_bytes=params["max_bytes"], backups=params["backups"],
                             sample_rate=params["sample_rate"], ipfix=params["ipfix_collector"])
     unit = flows.install_agent(argv, params["interface"], params["unit_dir"], check_mode)
-    return dict(facts, changed=installed["changed"] or unit["changed"], unit=unit["unit"], tool=installed["path"],
-                command=argv)
+    return dict(facts, changed=made or installed["changed"] or unit["changed"], unit=unit["unit"],
+                tool=installed["path"], command=argv, output_dir_created=made)
 
 
 def main():

@@ -4,6 +4,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -81,3 +82,29 @@ def test_role_defaults_readme_and_argument_specs_agree(role):
     if role != "preflight":  # internal; its README points at the spec
         for name in options:
             assert "`%s`" % name in readme, "%s is not in roles/%s/README.md" % (name, role)
+
+
+def _ini_blocks(path):
+    with open(path) as fh:
+        return re.findall(r"```ini\n(.*?)```", fh.read(), re.S)
+
+
+@pytest.mark.parametrize("doc", ["docs/rollout.md", "README.md"])
+def test_the_ansible_cfg_of_the_docs_is_valid(doc, tmp_path):
+    """Every ansible.cfg block of the docs, copied as it is, is read by Ansible without an error (an ini file has
+    no comment after a value: `forks = 50  # ...` made every ansible command fail)."""
+    blocks = _ini_blocks(os.path.join(REPO, doc))
+    for number, block in enumerate(blocks):
+        cfg = tmp_path / ("ansible%d.cfg" % number)
+        cfg.write_text(block)
+        env = dict(os.environ, ANSIBLE_CONFIG=str(cfg), ANSIBLE_NOCOLOR="1")
+        done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-config"), "dump",
+                               "--only-changed"], env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0 and "ERROR" not in done.stderr, (doc, block, done.stderr)
+        for line in block.splitlines():  # every setting of the block took its value
+            if "=" in line and not line.lstrip().startswith(("#", ";")):
+                key, value = (part.strip() for part in line.split("=", 1))
+                if key == "forks":
+                    assert "DEFAULT_FORKS(%s) = %s" % (cfg, value) in done.stdout, done.stdout
+    if doc == "docs/rollout.md":
+        assert blocks, "docs/rollout.md lost its ansible.cfg block"

@@ -144,16 +144,21 @@ def test_status_with_a_metrics_dir_exports_the_counters_through_the_metrics_role
                     prog_config={"abort_port": 7003})["rc"] == 0
     textfile, units = os.path.join(lab.dir, "textfile"), os.path.join(lab.dir, "units")
     os.makedirs(units, exist_ok=True)
-    refused = playbook(lab, STATUS, wirespeed_hosts=host["name"], wirespeed_metrics_dir=textfile,
+    blocked = os.path.join(lab.dir, "a-file")  # a textfile directory that cannot be made: its parent is a file
+    with open(blocked, "w") as fh:
+        fh.write("not a directory\n")
+    refused = playbook(lab, STATUS, wirespeed_hosts=host["name"], wirespeed_metrics_dir=blocked + "/textfile",
                        metrics_unit_dir=units)
     assert refused["rc"] != 0
     assert refused[ROLE + "Check the textfile directory"][host["name"]]["msg"].startswith(
-        "metrics_dir %s is not there on this host; set metrics_dir (wirespeed_metrics_dir in status.yml)" % textfile)
+        "metrics_dir %s/textfile is not there on this host; set metrics_dir (wirespeed_metrics_dir in status.yml)"
+        % blocked)
     assert os.listdir(units) == []  # nothing changed
-    os.makedirs(textfile)
+    assert not os.path.exists(textfile)  # the role makes the directory it is given
     out = playbook(lab, STATUS, wirespeed_hosts=host["name"], wirespeed_metrics_dir=textfile, metrics_unit_dir=units)
     assert out["rc"] == 0, out["stats"]
     written = out[ROLE + "Write the metrics and install their timer"][host["name"]]
+    assert out[ROLE + "Create the textfile directory"][host["name"]]["changed"] and os.path.isdir(textfile)
     assert written["changed"] and written["path"] == os.path.join(textfile, "wirespeed.prom")
     assert sorted(os.listdir(units)) == ["timers.target.wants", "wirespeed-metrics.service", "wirespeed-metrics.timer"]
     with open(written["path"]) as fh:

@@ -7,6 +7,7 @@ process, and bad input is refused by name."""
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -264,3 +265,138 @@ def test_a_state_directory_that_is_not_writable_is_named(dut, tmp_path):
     with netns(dut.dut), pytest.raises(DatapathError) as err:
         confirm.begin(str(blocked / "state"), bpffs_path=dut.bpffs, timeout=30)
     assert "state directory %s" % (blocked / "state") in err.value.message
+
+
+# ---- devices that appear after the restore started (issue 27 item 2, issue 24 item 4) --------------------------
+# This machine's kernel has no vlan, bonding, wireguard or dummy module (`ip link add type vlan` answers "Unknown
+# device type"), so the devices made later are the kinds it has: a VXLAN (made by network configuration like a
+# VLAN or a WireGuard device), a bridge (a master device like a bond) and a macvlan (stacked on the NIC like a
+# VLAN). XDP on all three is generic only, as on a VLAN or WireGuard device.
+LATE_KINDS = {
+    "vx": ["type", "vxlan", "id", "42", "dstport", "4789"],
+    "br": ["type", "bridge"],
+    "mv": ["link", "{ifname}", "type", "macvlan", "mode", "bridge"],
+}
+
+
+def _late_names(dut):
+    return {kind: "ws%s%s" % (kind, dut.suffix) for kind in LATE_KINDS}
+
+
+def _make(dut, kind, name):
+    words = [w.format(ifname=dut.ifname) for w in LATE_KINDS[kind]]
+    subprocess.run(["ip", "-n", dut.dut, "link", "add", name] + words, check=True)
+    subprocess.run(["ip", "-n", dut.dut, "link", "set", name, "up"], check=True)
+
+
+def _xdp_prog_id(dut, name):
+    out = subprocess.run(["ip", "-n", dut.dut, "-j", "-d", "link", "show", name], capture_output=True, text=True,
+                         check=False).stdout
+    if not out.strip():
+        return None
+    xdp = json.loads(out)[0].get("xdp") or {}
+    return xdp.get("prog", {}).get("id") or xdp.get("prog_id")
+
+
+def _until(what, deadline_s):
+    """Poll what() until it is true or deadline_s passed (a wait on the event, bounded); its last value."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        value = what()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(0.05)
+
+
+def _start_tool(dut, notify_path, *args):
+    """The host tool as systemd runs the Type=notify unit: NOTIFY_SOCKET set, inside the host's namespace."""
+    code = ("import ctypes, os, runpy, sys\n"
+            "fd = os.open('/run/netns/%s', os.O_RDONLY)\n"
+            "assert ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) == 0\n"
+            "sys.argv = sys.argv[1:]\n"
+            "runpy.run_path(sys.argv[0], run_name='__main__')\n" % dut.dut)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if notify_path:
+        env["NOTIFY_SOCKET"] = notify_path
+    return subprocess.Popen([sys.executable, "-c", code, tool.tool_path(dut.state_dir)] + list(args), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _converge_with_late_devices(dut, names):
+    for kind, name in names.items():
+        _make(dut, kind, name)
+    checkpoint.begin(dut.state_dir)
+    dut.deploy("dp", config={"drop_port": 7000}, priority=10)
+    for name in names.values():
+        dut.deploy("dp", interface=name, config={"drop_port": 7000}, priority=10, mode="generic")
+    dut.tc_deploy("tcdp", interface=names["vx"], config={"drop_port": 7002}, priority=5)
+    with netns(dut.dut):
+        checkpoint.commit(dut.state_dir)
+    restore.install(dut.state_dir, unit_dir=os.path.join(dut.state_dir, "units"))
+    for name in names.values():  # a reboot: the network configuration has not made them yet (and the kernel
+        subprocess.run(["ip", "-n", dut.dut, "link", "del", name], check=True)  # keeps the NIC's XDP while an
+        shutil.rmtree(os.path.join(dut.bpffs, "wirespeed", name), ignore_errors=True)  # upper device has one)
+    reboot(dut)
+
+
+def _cleanup_pins(dut, names):
+    for name in names.values():
+        shutil.rmtree(os.path.join(dut.bpffs, "wirespeed", name), ignore_errors=True)
+
+
+def test_devices_created_after_the_restore_started_get_their_programs_as_they_appear(dut, tmp_path):
+    names = _late_names(dut)
+    notify = tmp_path / "notify"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(notify))
+    proc = None
+    try:
+        _converge_with_late_devices(dut, names)
+        assert dut.xdp_prog() == ""
+        proc = _start_tool(dut, str(notify), "restore", "--state-dir", dut.state_dir, "--wait", "0",
+                           "--watch", "120")
+        listener.settimeout(60)
+        ready = listener.recv(4096).decode()  # the unit is started while three devices are still missing
+        assert ready.startswith("READY=1"), ready
+        assert proc.poll() is None  # and it goes on watching for them
+        assert "wirespeed_root" in dut.xdp_prog() and dut.udp(7000, 5) == 0  # what existed is restored
+        for kind, name in names.items():
+            _make(dut, kind, name)
+            assert _until(lambda n=name: _xdp_prog_id(dut, n), 20), "no XDP on %s %s after 20 s" % (kind, name)
+        out, err = proc.communicate(timeout=60)  # every device is back: the watcher ends before its bound
+        assert proc.returncode == 0, err
+        report = json.loads(out.strip().splitlines()[-1])
+        results = {(p["interface"], p["name"]): p for p in report["programs"]}
+        assert report["ok"] and {p["result"] for p in results.values()} == {"restored"}, report
+        for name in names.values():
+            assert results[(name, "dp")]["mode"] == "generic" and "appeared_after" in results[(name, "dp")]
+            assert "interface %s appeared after" % name in err
+        assert results[(names["vx"], "tcdp")]["result"] == "restored"
+        assert "bpf" in subprocess.run(["tc", "-n", dut.dut, "filter", "show", "dev", names["vx"], "ingress"],
+                                       capture_output=True, text=True, check=True).stdout
+    finally:
+        listener.close()
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        _cleanup_pins(dut, names)
+
+
+def test_a_device_that_never_appears_is_reported_and_the_restore_ends_green(dut):
+    names = _late_names(dut)
+    try:
+        _converge_with_late_devices(dut, names)
+        _make(dut, "vx", names["vx"])  # the VXLAN comes back; the bridge and the macvlan are gone for good
+        proc = _start_tool(dut, None, "restore", "--state-dir", dut.state_dir, "--wait", "0", "--watch", "1")
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        report = json.loads(out.strip().splitlines()[-1])
+        results = {(p["interface"], p["name"]): p["result"] for p in report["programs"]}
+        assert report["ok"] and results == {
+            (dut.ifname, "dp"): "restored", (names["vx"], "dp"): "restored", (names["vx"], "tcdp"): "restored",
+            (names["br"], "dp"): "missing", (names["mv"], "dp"): "missing"}, report
+        for gone in (names["br"], names["mv"]):
+            assert "interface %s did not appear within 1 s" % gone in err
+        assert dut.udp(7000, 5) == 0 and _xdp_prog_id(dut, names["vx"])
+    finally:
+        _cleanup_pins(dut, names)

@@ -189,6 +189,7 @@ class Lab:
             "-o LogLevel=ERROR -o ControlMaster=auto -o ControlPersist=60s -o ControlPath=%s/cp-%%h "
             "-o ServerAliveInterval=2 -o ServerAliveCountMax=3'" % self.dir,
             "ansible_python_interpreter=%s" % python, "ansible_pipelining=true",
+            "ansible_become=false",  # root already, and no sudo here: the playbooks' `become: true` is not needed
             "lab_controller_ip=%s" % self.meta["controller"],
             "lab_peer_ns=%s" % self.peer["ns"], "lab_peer_ip=%s" % self.peer["ip"],
             "persistence_unit_dir=%s" % UNIT_DIR,

@@ -19,7 +19,7 @@ import time
 from ..errors import DatapathError
 from ..kernel import bpffs
 from ..record.store import DEFAULT_STATE_DIR
-from . import confirm, flows, metrics, restore
+from . import confirm, flows, metrics, restore, units
 
 
 def _now() -> str:
@@ -31,7 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["restore", "watchdog", "expire", "metrics", "flows"])
     parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
     parser.add_argument("--bpffs", default=bpffs.DEFAULT_BPFFS)
-    parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for interfaces (restore)")
+    parser.add_argument("--wait", type=float, default=restore.DEFAULT_WAIT,
+                        help="restore: seconds the unit stays starting (network-pre.target held) for missing devices")
+    parser.add_argument("--watch", type=float, default=0.0,
+                        help="restore: seconds after the start that devices appearing later are still attached")
     parser.add_argument("--token", help="the arming to watch or expire")
     parser.add_argument("--dir", help="node_exporter's textfile directory (metrics)")
     parser.add_argument("--generic-ok", action="append", default=[], help="an interface meant to run generic XDP")
@@ -60,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             report = {"ok": True, "path": metrics.write(args.dir or metrics.DEFAULT_DIR, text, "--dir"),
                       "samples": sum(1 for line in text.splitlines() if not line.startswith("#"))}
         elif args.command == "restore":
-            report = restore.restore(args.state_dir, bpffs_path=args.bpffs, wait=args.wait)
+            report = restore.restore(args.state_dir, bpffs_path=args.bpffs, wait=args.wait, watch=args.watch,
+                                     ready=lambda: units.notify_ready("datapath restored on the devices present"))
         elif args.command == "watchdog":
             report = confirm.watchdog(args.state_dir, args.bpffs, args.token)
         else:

@@ -346,4 +346,22 @@ def check_settings(*, output: str, idle: float, active: float, max_bytes: int, b
         raise DatapathError("backups %r must be from 1 to 100." % (backups,))
     if ipfix:
         parse_collector(ipfix)
-    JsonLines(output, max_bytes, backups)  # the directory and the size
+    if max_bytes < 4096:
+        raise DatapathError("max_bytes %r is too small for flow records; give 4096 or more." % max_bytes)
+    output_dir(output)
+
+
+def output_dir(output: str, create: bool = False) -> bool:
+    """The output's directory exists and is writable, or can be made in one step (its parent is a writable
+    directory, as /var/log is for the default /var/log/wirespeed); with create, make it (0750). Whether it was
+    (or would be) made."""
+    directory = os.path.dirname(os.path.abspath(output))
+    parent = directory if os.path.exists(directory) else os.path.dirname(directory)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise DatapathError("output %s is not in a writable directory on this host; create %s or set the output "
+                            "elsewhere." % (output, directory))
+    if parent == directory:
+        return False
+    if create:
+        os.makedirs(directory, mode=0o750, exist_ok=True)
+    return True

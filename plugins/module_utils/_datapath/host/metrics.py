@@ -23,7 +23,7 @@ from ..kernel.maps import HASH, LPM_TRIE, LRU_HASH, LRU_PERCPU_HASH, PERCPU_HASH
 from ..record.store import DEFAULT_STATE_DIR
 from . import flows, tool, units
 
-DEFAULT_DIR = "/var/lib/node_exporter/textfile_collector"
+DEFAULT_DIR = "/var/lib/prometheus/node-exporter"
 FILE_NAME = "wirespeed.prom"
 FILLABLE = {HASH, PERCPU_HASH, LRU_HASH, LRU_PERCPU_HASH, LPM_TRIE}  # arrays always hold max_entries
 SERVICE = "wirespeed-metrics.service"

@@ -1,4 +1,5 @@
-"""systemd units of the host side: their text's escaping, placement, enabling and removal, and systemctl.
+"""systemd units of the host side: their text's escaping, placement, enabling and removal, systemctl, and the
+READY notification of a Type=notify unit.
 
 Every unit the collection installs (the boot restore, the metrics timer, the
 flow agent) is written here: atomically, only when its text differs, enabled
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 import subprocess
 
 from ..errors import DatapathError
@@ -91,3 +93,21 @@ def remove_files(paths: list[str], check_mode: bool = False) -> dict:
 def daemon_reload() -> None:
     if os.path.isdir("/run/systemd/system"):  # systemd runs: tell it; elsewhere the files are all there is
         subprocess.run(["systemctl", "daemon-reload"], capture_output=True, check=False)
+
+
+def notify_ready(status: str = "") -> bool:
+    """sd_notify(READY=1) to the systemd that started this process as a Type=notify unit ($NOTIFY_SOCKET);
+    whether it was sent (False outside systemd: nobody waits)."""
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
+        return False
+    if path.startswith("@"):  # an abstract socket
+        path = "\0" + path[1:]
+    message = "READY=1" + ("\nSTATUS=%s" % status if status else "")
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(path)
+            sock.sendall(message.encode())
+    except OSError:
+        return False
+    return True

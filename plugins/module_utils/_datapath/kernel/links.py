@@ -1,4 +1,5 @@
-"""Network interfaces through pyroute2: the rtnetlink socket (in a namespace too), names, indexes and kinds.
+"""Network interfaces through pyroute2: the rtnetlink socket (in a namespace too), names, indexes and kinds,
+and the wake-up on link events the boot restore waits with.
 
 Every netlink user of the engine (XDP, TC, the neighbour table, host facts,
 the boot restore) opens its socket and looks interfaces up here.
@@ -9,6 +10,8 @@ the boot restore) opens its socket and looks interfaces up here.
 from __future__ import annotations
 
 import re
+import select
+import socket
 import sys
 
 from ..errors import DatapathError
@@ -111,3 +114,32 @@ def link_kinds(netns: str | None = None) -> dict[str, tuple[int, str | None]]:
                 kind = "loopback"
             out[link.get_attr("IFLA_IFNAME")] = (link["index"], kind)
         return out
+
+
+RTMGRP_LINK = 1
+
+
+class LinkEvents:
+    """Wakes up when an interface of this network namespace is created, changed or deleted: a raw rtnetlink socket
+    in the RTMGRP_LINK group (no pyroute2: only the wake-up is needed, callers look the interface up themselves)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        self.sock.bind((0, RTMGRP_LINK))
+        self.sock.setblocking(False)
+
+    def wait(self, timeout: float) -> bool:
+        """Whether a link message arrived within timeout seconds; everything queued is read."""
+        readable, _, _ = select.select([self.sock], [], [], max(timeout, 0))
+        if not readable:
+            return False
+        while True:
+            try:
+                self.sock.recv(65536)
+            except BlockingIOError:
+                return True
+            except OSError:  # ENOBUFS: messages were lost; the caller looks again anyway
+                return True
+
+    def close(self) -> None:
+        self.sock.close()
