@@ -6,7 +6,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-APT_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 python3-venv chromium \
+APT_PACKAGES := clang llvm libbpf-dev libbpf1 bpftool iproute2 python3-venv chromium systemd-container mmdebstrap apt-utils \
 	openssh-server openssh-client tcpdump util-linux shellcheck
 SYSTEM_PYTHON := $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
 VENV := .venv
@@ -20,7 +20,7 @@ export PYTHONPATH := $(COLLECTIONS)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_PYTHON_INTERPRETER := $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: help deps apt venv collection lint sanity unit integration molecule test demo bench lab-up lab-down clean
+.PHONY: help deps apt venv collection lint sanity unit integration molecule test demo bench lab-up lab-down lab-images clean
 
 help:
 	@echo "make demo   # lab fleet, site.yml, attackers and legit traffic, status table, rollback, clean up"
@@ -89,7 +89,13 @@ molecule-%:
 		echo "molecule test: roles/$* passed in $$(( $$(date +%s) - start )) s ($$log)"; \
 	else cat $$log; echo "molecule test: roles/$* FAILED after $$(( $$(date +%s) - start )) s ($$log)"; exit 1; fi
 
-test: lint sanity
+# the booting lab's Debian images (tests/lab/image.py), built once per machine and cached in /var/cache/wirespeed-lab
+LAB_RELEASES ?= bookworm trixie
+
+lab-images: deps
+	@for r in $(LAB_RELEASES); do $(PY) tests/lab/image.py build --release $$r >/dev/null || exit 1; done
+
+test: lint sanity lab-images
 	$(PY) -m pytest -p no:cacheprovider -rs -n $(TEST_JOBS) --dist loadfile --durations=15 \
 		tests/unit tests/integration tests/reliability
 	$(MAKE) --no-print-directory molecule

@@ -14,12 +14,13 @@ from netlab import Net
 
 sys.path.insert(0, os.path.join(REPO, "tests", "lab"))
 from lab import Lab
+from nspawn import BootLab
 
 BIN = os.path.dirname(sys.executable)
 CALLBACKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
 PLAYBOOKS = os.path.join(REPO, "playbooks")
 
-__all__ = ["Lab", "LabNet", "assert_once", "failure", "playbook", "running_lab"]
+__all__ = ["BootLab", "Lab", "LabNet", "assert_once", "booting_lab", "failure", "playbook", "running_lab"]
 
 
 def playbook(lab, book, check=False, diff=False, limit=None, collections=None, **extra):
@@ -54,6 +55,17 @@ def running_lab(tmp_path_factory, name, hosts):
     """A lab of `hosts` hosts for a test module, taken down afterwards even when the tests failed."""
     lab = Lab(str(tmp_path_factory.mktemp(name) / "lab"))
     lab.up(hosts, python=sys.executable)
+    try:
+        yield lab
+    finally:
+        lab.down()
+
+
+@contextlib.contextmanager
+def booting_lab(tmp_path_factory, name, hosts, release="bookworm"):
+    """A lab of `hosts` hosts that boot systemd (tests/lab/nspawn.py), powered off and removed afterwards."""
+    lab = BootLab(str(tmp_path_factory.mktemp(name) / "lab"))
+    lab.up(hosts, release)
     try:
         yield lab
     finally:

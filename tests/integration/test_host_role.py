@@ -1,7 +1,8 @@
 # Copyright (c) wirespeed.datapath contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The host role on lab hosts whose Python lacks pyroute2: check mode, install, idempotency, clear failures,
-and site.yml bringing such a host up."""
+"""The host role's pip path on lab hosts whose Python is a virtualenv without pyroute2: check mode, install,
+idempotency, and site.yml bringing such a host up. The distribution path (Debian's packages from the host's
+mirror, /usr/bin/python3, become) and the missing-piece sentences run on booting hosts: test_host_role_distro.py."""
 
 import importlib.metadata
 import os
@@ -77,27 +78,9 @@ def test_check_install_then_nothing_to_do(lab, wheels, tmp_path):
     assert fstab.read_text().count("/sys/fs/bpf") == 1
 
 
-def test_bpffs_mounted_when_missing(lab, tmp_path):
-    """A host that lost its bpffs mount gets it back (lab hosts have private mount namespaces)."""
-    host = lab.hosts[0]
-    assert lab.ssh(host, "umount /sys/fs/bpf").returncode == 0
-    try:
-        assert lab.ssh(host, "findmnt -n -t bpf /sys/fs/bpf || echo unmounted").stdout.strip() == "unmounted"
-        tasks = _ok(playbook(lab, HOST_BOOK, limit=host["name"], host_fstab=str(tmp_path / "fstab")))
-        assert _task(tasks, "Mount the BPF filesystem")[host["name"]]["changed"]
-        assert "bpf" in lab.ssh(host, "findmnt -n -t bpf /sys/fs/bpf").stdout
-    finally:
-        lab.ssh(host, "findmnt -n -t bpf /sys/fs/bpf >/dev/null || mount -t bpf bpf /sys/fs/bpf")
-
-
 @pytest.mark.parametrize("extra,task,words", [
-    ({"host_btf_path": "/nonexistent/vmlinux"}, "Check the kernel's BTF, XDP and clsact",
-     ["has no BTF", "/nonexistent/vmlinux", "CONFIG_DEBUG_INFO_BTF"]),
-    ({"host_bpffs": "/nonexistent/bpffs"}, "Check that the BPF filesystem is mounted",
-     ["could not mount the BPF filesystem at /nonexistent/bpffs"]),
-    ({"ansible_python_interpreter": "/nonexistent/python3"}, "Check that the host has Python",
-     ["has no Python 3", "/nonexistent/python3", "ansible_python_interpreter"]),
-    # the namespace lab's hosts run no systemd (its inventory sets host_require_systemd=false): a real case
+    # the namespace lab's hosts run no systemd (its inventory sets host_require_systemd=false): a real case here;
+    # the other missing pieces are in test_host_role_distro.py, on hosts that boot
     ({"host_require_systemd": True}, "Check that systemd runs the host",
      ["does not run systemd (no /run/systemd/system)", "host_require_systemd"]),
 ])

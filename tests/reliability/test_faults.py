@@ -3,8 +3,8 @@
 """The catalogue of faults, each through ansible-playbook against a lab host running a datapath, with its
 expected outcome asserted: a state directory that is read-only or full, a foreign XDP program, an interface
 deleted and re-created, pins and the whole bpffs lost, two runs at once, the module killed in the middle of a
-large map sync and of a chain change. Faults tested elsewhere: the controller losing SSH in the middle of a
-run and a host that reboots (tests/integration/test_lockout.py, test_lab_reboot.py, test_persistence.py)."""
+large map sync and of a chain change. The faults of the host itself (the controller losing SSH in the middle of
+a run, a host that reboots) run on hosts that boot systemd: test_host_faults.py."""
 
 import json
 import os
@@ -14,7 +14,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -293,81 +292,3 @@ def test_a_module_killed_in_a_chain_change_never_leaves_a_half_chain(lab, host):
     remove = write(lab, "unchain", [{"wirespeed.datapath.xdp_program": {
         "interface": "eth0", "name": "late", "src": DROP_PORT, "state": "absent"}}])
     assert playbook(lab, remove)["rc"] == 0
-
-
-SITE = os.path.join(REPO, "playbooks", "site.yml")
-
-
-def site_vars(lab, deny_ports, ssh_ports):
-    data = {"firewall_interfaces": ["eth0"], "firewall_deny": [lab.peer["ip2"] + "/32"],
-            "firewall_port_rules": [{"proto": "udp", "port": p} for p in deny_ports],
-            "ssh_limiter_interfaces": ["eth0"], "ssh_limiter_ports": ssh_ports}
-    os.makedirs(os.path.join(lab.dir, "group_vars"), exist_ok=True)
-    with open(os.path.join(lab.dir, "group_vars", "lab.yml"), "w") as fh:
-        json.dump(data, fh)
-
-
-def programs(lab, host):
-    """{name: prog id} of eth0's chain and the id of the root, read over SSH."""
-    out = playbook(lab, write(lab, "read", [{"wirespeed.datapath.datapath_info": {"interfaces": ["eth0"]}}]))
-    eth0 = out["Step 1"][host["name"]]["datapath"]["eth0"]
-    return {e["name"]: e["prog"]["id"] for e in eth0["chain"]}, (eth0["xdp_prog"] or {}).get("id")
-
-
-def _site_in_background(lab):
-    return _popen([os.path.join(BIN, "ansible-playbook"), "-i", lab.inventory, SITE], ANSIBLE_TIMEOUT="5")
-
-
-def _wait_for_module(lab, host, module, run, limit=900):
-    """Wait for the event itself: the module's process running on the host. Bounded by the run: False once the
-    playbook has ended without it (and, as a last resort against a hung run, after `limit` seconds)."""
-    deadline = time.monotonic() + limit
-    while run.poll() is None and time.monotonic() < deadline:
-        if _module_pids(lab, host, module):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def test_ssh_lost_in_the_middle_of_site_yml_leaves_each_program_old_or_new_and_the_chain_whole(lab, host):
-    site_vars(lab, [7001], [22])
-    assert playbook(lab, SITE)["rc"] == 0
-    old, root = programs(lab, host)
-    site_vars(lab, [7001, 7000], [22, 2222])  # a change to the firewall's maps and the limiter's program
-    run = _site_in_background(lab)
-    try:
-        assert _wait_for_module(lab, host, "xdp_program", run), "".join(run.lines)[-3000:]
-        lab.cut(host)  # the controller loses the host while the change is being applied
-        out = run.wait(300)
-    finally:
-        lab.reconnect(host)
-        run.kill()
-    assert run.returncode != 0 and "UNREACHABLE" in out
-    time.sleep(3)  # the module on the host finishes (or was cut mid-way) on its own
-    now, now_root = programs(lab, host)
-    assert now_root == root and set(now) == set(old)  # the root attached and every program in the chain
-    net = LabNet(lab, host)
-    assert net.udp(7001, 10) == 0  # both the old and the new firewall drop 7001: the chain filters
-    again = playbook(lab, SITE)
-    assert again["rc"] == 0 and net.udp(7000, 10) == 0
-    assert playbook(lab, SITE)["stats"][host["name"]]["changed"] == 0
-
-
-def test_a_host_that_reboots_in_the_middle_of_site_yml_boots_the_last_confirmed_datapath(lab, host):
-    site_vars(lab, [7001], [22])
-    assert playbook(lab, SITE)["rc"] == 0
-    old = set(programs(lab, host)[0])
-    site_vars(lab, [7001, 7000], [22, 2222])
-    run = _site_in_background(lab)
-    try:
-        assert _wait_for_module(lab, host, "xdp_program", run), "".join(run.lines)[-3000:]
-        lab.reboot(host["name"])
-        run.wait(300)
-    finally:
-        run.kill()
-    assert run.returncode != 0
-    assert set(programs(lab, host)[0]) == old  # the confirmed datapath, restored at boot
-    net = LabNet(lab, host)
-    assert net.udp(7001, 10) == 0 and net.udp(7000, 10) == 10  # its port rules, not the half-applied change
-    again = playbook(lab, SITE)
-    assert again["rc"] == 0 and net.udp(7000, 10) == 0

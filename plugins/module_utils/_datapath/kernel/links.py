@@ -46,13 +46,23 @@ def version_tuple(text: str) -> tuple:
     return tuple(int(part) for part in match.group(0).split(".")) if match else ()
 
 
+def pyroute2_version() -> str:
+    """The installed pyroute2's version: its distribution metadata first (Debian's python3-pyroute2 0.7.2 says
+    __version__ == 'unknown', its dist-info says 0.7.2), else its __version__."""
+    try:
+        from importlib import metadata
+        return metadata.version("pyroute2")
+    except Exception:  # noqa: BLE001 - no metadata (a vendored copy): fall back to the module's own attribute
+        return str(getattr(pyroute2, "__version__", None) or "unknown")
+
+
 def pyroute2_problem() -> str | None:
     """One sentence when this Python's pyroute2 is missing or older than the floor, else None."""
     if not HAS_PYROUTE2:
         return ("the Python library pyroute2 is missing on this host (%s); install pyroute2 %s or newer "
                 "(python3-pyroute2 on Debian 12, or pip install 'pyroute2>=%s')."
                 % (PYROUTE2_IMPORT_ERROR, PYROUTE2_FLOOR, PYROUTE2_FLOOR))
-    found = getattr(pyroute2, "__version__", None) or "unknown"
+    found = pyroute2_version()
     if version_tuple(found) < version_tuple(PYROUTE2_FLOOR):
         return ("pyroute2 %s of %s is older than %s, the oldest wirespeed.datapath works with; install a newer one "
                 "(pip install 'pyroute2>=%s' into that Python, or run the host role with host_pyroute2_source: pip)."
