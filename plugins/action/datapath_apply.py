@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.apply import pack
@@ -15,7 +14,6 @@ from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.error
 from ansible_collections.wirespeed.datapath.plugins.plugin_utils._compile_action import (
     CompileAction,
     both_given,
-    name_paths,
 )
 from ansible_collections.wirespeed.datapath.plugins.plugin_utils._feeds import resolve
 
@@ -58,7 +56,8 @@ class ActionModule(CompileAction):
         self._names, self._src = {}, None
         programs = [dict(p) for p in programs]
         built, packed = {}, {}
-        try:
+
+        def work():
             for i, program in enumerate(programs):
                 refusal = both_given(MODULE, program)
                 if refusal:
@@ -76,19 +75,11 @@ class ActionModule(CompileAction):
                 program.update(built[key])
                 program.pop("compile_on", None)
             args["programs"] = programs
-            module_result = self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
-        except DatapathError as exc:
-            result.update(failed=True, msg=exc.message)
-            if exc.detail:
-                result.update(detail=exc.detail, detail_lines=exc.detail.splitlines())
-            return result
-        except AnsibleError as exc:
-            result.update(failed=True, msg=str(exc.message))
-            return name_paths(result, self._names)
-        finally:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
-        name_paths(module_result, self._names)
-        result.update(module_result)
+            return self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
+
+        module_result = self._run_reporting(result, work)
+        if module_result is not None:
+            result.update(module_result)
         return result
 
     def _shown_src(self):

@@ -94,37 +94,48 @@ class CompileAction(ActionBase):
             result.update(failed=True, changed=False, msg=refusal)
             return result
         self._names = {}  # host path of each shipped copy -> the name the user knows it by
-        try:
-            if args.get("state", "present") == "present":
-                shipped = self._prepare(args)
-            else:
-                shipped = None
+        shipped = []
+
+        def work():
+            shipped.append(self._prepare(args) if args.get("state", "present") == "present" else None)
             # async: the host's async_wrapper runs the module and then removes the temporary directory with the
             # shipped objects in it (and _execute_module forgets it here, so the finally below leaves it alone)
             wrap_async = bool(self._task.async_val) and not self._connection.has_native_async
-            module_result = self._execute_module(module_name=self.MODULE, module_args=args, task_vars=task_vars,
-                                                 wrap_async=wrap_async)
-        except DatapathError as exc:
-            result.update(failed=True, msg=exc.message)
-            if exc.detail:
-                result.update(detail=exc.detail, detail_lines=exc.detail.splitlines())
+            return self._execute_module(module_name=self.MODULE, module_args=args, task_vars=task_vars,
+                                        wrap_async=wrap_async)
+
+        module_result = self._run_reporting(result, work)
+        if module_result is None:
             return result
-        except AnsibleError as exc:
-            result.update(failed=True, msg=str(exc.message))
-            return name_paths(result, self._names)
-        finally:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
-        if shipped == "host" and module_result.get("error_code") == "clang_missing":
+        if shipped[0] == "host" and module_result.get("error_code") == "clang_missing":
             module_result["msg"] = (
                 "clang (%s) was found neither on the controller nor on host %s, so %s cannot be compiled; "
                 "install clang on either, or pass a prebuilt object."
                 % (args.get("clang", "clang"), task_vars.get("inventory_hostname"), self._task.args.get("src")))
-        name_paths(module_result, self._names)
         if self._task.args.get("src"):
             module_result["src"] = self._task.args["src"]
-        module_result["compiled_on"] = shipped
+        module_result["compiled_on"] = shipped[0]
         result.update(module_result)
         return result
+
+    def _run_reporting(self, result, work):
+        """work()'s module result with the shipped copies' paths named as the user knows them; or None, with
+        `result` made the failure, when preparing or running failed (the temporary directory removed either
+        way)."""
+        try:
+            module_result = work()
+        except DatapathError as exc:
+            result.update(failed=True, msg=exc.message)
+            if exc.detail:
+                result.update(detail=exc.detail, detail_lines=exc.detail.splitlines())
+            return None
+        except AnsibleError as exc:
+            result.update(failed=True, msg=str(exc.message))
+            name_paths(result, self._names)
+            return None
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        return name_paths(module_result, self._names)
 
     def _remote(self, name):
         if not self._connection._shell.tmpdir:
