@@ -141,8 +141,8 @@ def measure_feed(count, forks, size):
         inv = ["-i", lab.inventory]
         site = [os.path.join(BIN, "ansible-playbook")] + inv + [os.path.join(PLAYBOOKS, "site.yml")]
         row = {"hosts": count, "feed": size}
-        row["ping"] = statistics.median(
-            timed([os.path.join(BIN, "ansible"), "all"] + inv + ["-m", "ansible.builtin.ping"], env) for _ in range(3))
+        ping = [os.path.join(BIN, "ansible"), "all"] + inv + ["-m", "ansible.builtin.ping"]
+        row["ping"] = statistics.median(timed(ping, env) for _round in range(3))
         row["first"] = timed(site, env)
         row["noop"] = timed(site, env)
         print("%d hosts, %d-entry feed: ping %.1f s, first run %.1f s, no-op %.1f s" % (
@@ -175,8 +175,8 @@ def report_feed(rows):
         for what, key, goal in (("one line added", "one_line", 3), ("first run", "first", 10),
                                 ("no-op", "noop", 2)):
             ratio = r[key] / r["ping"]
-            print("goal %-14s <= %2dx ping, %s: %5.1fx  %s" % (what, goal, where, ratio,
-                                                                "met" if ratio <= goal else "NOT met"))
+            verdict = "met" if ratio <= goal else "NOT met"
+            print("goal %-14s <= %2dx ping, %s: %5.1fx  %s" % (what, goal, where, ratio, verdict))
             results.target("fleet", "feed: site.yml %s / ansible ping, %s" % (what, where), ratio, "<=", goal)
         results.figure("fleet", "feed: site.yml 1%% of the feed changed / ansible ping, %s" % where,
                        r["one_pct"] / r["ping"], "x")

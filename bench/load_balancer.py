@@ -181,8 +181,8 @@ def main():
         with_conns = load_balancer(os.path.join(bench.pins, "lbc"), bench.dst, backends, conn_table=1, port=9,
                                    macs=BACKEND_MACS)
         # backends in another subnet: the same table, each packet in IPIP to them via one next hop's MAC
-        encap = load_balancer(os.path.join(bench.pins, "lbe"), bench.dst, ["198.18.200.%d" % (11 + i) for i in
-                                                                            range(3)],
+        remote = ["198.18.200.%d" % (11 + i) for i in range(3)]
+        encap = load_balancer(os.path.join(bench.pins, "lbe"), bench.dst, remote,
                               conn_table=0, port=9, macs=[BACKEND_MACS[0]] * 3, encap="ipip",
                               encap_source=bench.dst)
         sh("nft", "-c", "-f", "-", ns=bench.dut, stdin=nft_ruleset(table, bench.dst))  # fails before any round
@@ -220,9 +220,8 @@ def main():
         subprocess.run(["ip", "netns", "exec", bench.dut, "ipvsadm", "-C"], capture_output=True, check=False)
         bench.down()
     width = max(len(n) for n in results)
-    print("%-*s  %8s  %12s  %s" % (width, "dut0 (%d frames x %d rounds, one CPU, generator %s)" % (
-        args.frames, args.rounds, send.kind),
-                                   "Mpps", "forwarded", "rounds"))
+    title = "dut0 (%d frames x %d rounds, one CPU, generator %s)" % (args.frames, args.rounds, send.kind)
+    print("%-*s  %8s  %12s  %s" % (width, title, "Mpps", "forwarded", "rounds"))
     for name, rates in results.items():
         fwd = forwarded.get(name)
         print("%-*s  %8.2f  %12s  %s" % (width, name, statistics.median(rates), "-" if fwd is None else fwd,

@@ -29,7 +29,7 @@ attributes:
   action:
     description: Has an action plugin, which runs parts of the task on the controller.
     support: full
-    details: Compiles O(src) on the controller when clang is there, and ships the objects to the host.
+    details: Compiles the C(src) of a program on the controller when clang is there, and ships the objects to the host.
 """
 
     MODULE = r"""

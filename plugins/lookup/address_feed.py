@@ -10,7 +10,7 @@ author: wirespeed.datapath contributors (@wirespeed)
 version_added: 0.2.0
 short_description: A threat feed read, checked and packed once per run on the controller, as a small handle
 description:
-  - Reads the files as M(wirespeed.datapath.address_file#lookup) does (one IPv4 or IPv6 address or CIDR per line,
+  - Reads the files as P(wirespeed.datapath.address_file#lookup) does (one IPv4 or IPv6 address or CIDR per line,
     blank lines and text after C(#) ignored; a bad line fails the lookup naming the file and line), splits the
     entries into single addresses and networks by family, and packs each part for
     M(wirespeed.datapath.datapath_apply).

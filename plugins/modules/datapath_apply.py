@@ -38,8 +38,8 @@ attributes:
 options:
   programs:
     description:
-      - The programs, each a dict of the options of M(wirespeed.datapath.xdp_program) (O(programs[].hook=xdp)) or
-        M(wirespeed.datapath.tc_filter) (O(programs[].hook=tc)), such as C(name), C(src), C(mode), C(priority),
+      - The programs, each a dict of the options of M(wirespeed.datapath.xdp_program) (C(hook=xdp)) or
+        M(wirespeed.datapath.tc_filter) (C(hook=tc)), such as C(name), C(src), C(mode), C(priority),
         C(config), C(defines) and C(state), plus the keys below.
       - C(hook) is C(xdp) (the default) or C(tc).
       - C(interface) names one interface; C(interfaces), a list, deploys the same program on each.

@@ -151,8 +151,8 @@ datapath:
           C(program), C(prog_id), C(mode), C(attached_by) (C(bpf_link) or C(netlink)), C(link_id) (the bpf_link
           holding it, found with BPF_LINK_GET_NEXT_ID), C(tool) (C(libxdp) for its C(xdp_dispatcher), C(cilium),
           C(bpfman), or null), C(pin) (where that tool pinned it, when found) and C(sentence) (who holds it and
-          what to do). A deploy onto such an interface fails with that sentence before any change; O(force) of
-          M(wirespeed.datapath.xdp_program) never takes a bpf_link or another tool's program away.
+          what to do). A deploy onto such an interface fails with that sentence before any change; the option
+          O(wirespeed.datapath.xdp_program#module:force) never takes a bpf_link or another tool's program away.
         - A steering program (the af_xdp role's, with an C(xsk_queue_stats) map) has C(xsk_queues), one item per
           RX queue of the interface - C(queue), C(socket) (whether its XSKMAP holds an AF_XDP socket for the
           queue), C(bound) (AF_XDP sockets bound to the queue as the kernel's xdp_diag lists them, null when the

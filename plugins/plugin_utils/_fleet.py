@@ -177,4 +177,3 @@ def fleet_report_html(report):
         '<div class="tiles">%s</div>' % tiles, problems,
         "".join(_host_section(h) for h in report["hosts"]),
         "</main><script>%s</script></body></html>\n" % SCRIPT])
-

@@ -78,4 +78,3 @@ def intent(host_vars, code):
         wanted[name] = [value, _files(value, name.endswith(("_file", "_files")))]
     text = json.dumps([code, wanted], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
-

@@ -143,4 +143,3 @@ def rollback_report(result, host):
 def rollback_summary(hostvars, hosts):
     """One line per host: restored, nothing to do, unreachable or failed."""
     return [rollback_report((hostvars.get(h) or {}).get("wirespeed_rollback"), h)[0] for h in hosts]
-

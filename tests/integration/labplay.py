@@ -65,7 +65,7 @@ def running_lab(tmp_path_factory, name, hosts):
 def booting_lab(tmp_path_factory, name, hosts, release="bookworm"):
     """A lab of `hosts` hosts that boot systemd (tests/lab/nspawn.py), powered off and removed afterwards."""
     lab = BootLab(str(tmp_path_factory.mktemp(name) / "lab"))
-    lab.up(hosts, release)
+    lab.up(hosts, release=release)
     try:
         yield lab
     finally:

@@ -5,7 +5,9 @@ and libbpf 1.5 (a file of its own, so that `make test` runs it beside the bookwo
 
 import pytest
 from labplay import booting_lab
-from test_booted_hosts import *  # noqa: F403 - the same tests, collected here against trixie hosts
+
+# the same tests, collected here against trixie hosts
+from test_booted_hosts import *  # noqa: F403 pylint: disable=wildcard-import,unused-wildcard-import
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,7 @@ def send_big(dut, port, payload=None, dst=None, count=1):
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sock.setsockopt(socket.IPPROTO_IP, 10, 2)  # IP_MTU_DISCOVER = IP_PMTUDISC_DO: no IP fragments
-        for _ in range(count):
+        for _datagram in range(count):
             sock.sendto(payload or b"j" * BIG, (dst or dut.dut_ip, port))
     finally:
         sock.close()
@@ -165,7 +165,7 @@ def balance_one_jumbo_datagram(dut, objects):
         mapsync.sync_packed(lb["maps"]["lb_maglev"], t["table"], t["index"] * _maglev.MAX_SIZE, t["digest"],
                             count=_maglev.MAX_SIZE)
     mapsync.sync(lb["maps"]["lb_services"], entries=ent["services"], exclusive=True)
-    payload = bytes(random.randrange(256) for _ in range(BIG))
+    payload = bytes(random.randrange(256) for _byte in range(BIG))
     frame = bytes(Ether(dst=dut_mac) / IP(src=dut.peer_ip, dst=vip) / UDP(sport=40002, dport=port) / payload)
     with netns(dut.peer):
         raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))

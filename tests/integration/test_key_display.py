@@ -48,7 +48,7 @@ def test_top_denied_shows_deny_entries_as_addresses(fw):
     mapsync.sync(fw.maps["deny_v4"], entries=[V4], key_type="ipv4", diff=False)
     mapsync.sync(fw.maps["deny_v6"], entries=[V6], key_type="ipv6", diff=False)
     for src, times in ((V4, 3), (V6, 2)):
-        for _ in range(times):
+        for _time in range(times):
             assert fw.run(frame(src))[0] == XDP_DROP
     top = info.top_denied({"deny_v4": fw.maps["deny_v4"], "deny_v6": fw.maps["deny_v6"]}, 5)
     assert top == [{"map": "deny_v4", "entry": V4, "packets": 3}, {"map": "deny_v6", "entry": V6, "packets": 2}]

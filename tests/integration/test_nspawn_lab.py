@@ -30,7 +30,7 @@ def _leftovers(prefix, directory):
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     fleet = BootLab(str(tmp_path_factory.mktemp("nspawn") / "lab"))
-    fleet.up(1, RELEASE)
+    fleet.up(1, release=RELEASE)
     prefix, directory = fleet.meta["prefix"], fleet.dir
     try:
         yield fleet

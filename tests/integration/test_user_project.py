@@ -125,8 +125,8 @@ def test_site_status_and_rollback_by_fqcn_from_the_project(project, lab):
     rc, out = run(project, playbook, "-i", "hosts.ini", "wirespeed.datapath.site")
     assert rc == 0, out[-5000:]
     assert recap(out, host["name"])["failed"] == 0
-    assert str(os.path.join(project, "collections")) in run(project, os.path.join(BIN, "ansible-galaxy"),
-                                                           "collection", "list", "wirespeed.datapath")[1]
+    listed = run(project, os.path.join(BIN, "ansible-galaxy"), "collection", "list", "wirespeed.datapath")[1]
+    assert str(os.path.join(project, "collections")) in listed
     net = LabNet(lab, host)
     assert net.udp(7001, 10) == 0 and net.udp(7000, 10) == 10
     rc, out = run(project, playbook, "-i", "hosts.ini", "wirespeed.datapath.site")

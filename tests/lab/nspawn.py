@@ -62,7 +62,7 @@ class BootLab(Lab):
         super().__init__(directory)
 
     # ---- up -----------------------------------------------------------
-    def up(self, count, release="bookworm"):
+    def up(self, count, python=None, release="bookworm"):  # python: unused, the hosts run their own /usr/bin/python3
         if self.meta:
             raise SystemExit("a lab is already up in %s; run `nspawn.py down` first" % self.dir)
         if shutil.which("systemd-nspawn") is None:
@@ -94,7 +94,7 @@ class BootLab(Lab):
                 host = {"name": "lab%d" % i, "ns": "%s-h%d" % (prefix, i), "veth": "%sh%d" % (prefix, i),
                         "ip": "198.18.%d.%d" % (net, 10 + i), "machine": "%s-lab%d" % (prefix, i),
                         # a NIC keeps its MAC across power cycles (and the controller's ARP entry stays right)
-                        "mac": "02:%02x:%02x:%02x:%02x:%02x" % tuple(random.randrange(256) for _ in range(5))}
+                        "mac": "02:%02x:%02x:%02x:%02x:%02x" % tuple(random.randrange(256) for _byte in range(5))}
                 self.meta["hosts"].append(host)
                 self._save()
                 self._disk(host)
@@ -424,7 +424,7 @@ def main(argv=None):
     lab = BootLab(args.dir)
     if args.action == "up":
         started = time.monotonic()
-        lab.up(int(args.target or 2), args.release)
+        lab.up(int(args.target or 2), release=args.release)
         print("lab up: %d booting hosts (%s) in %.1f s, inventory %s"
               % (len(lab.hosts), args.release, time.monotonic() - started, lab.inventory))
     elif args.action == "reboot":

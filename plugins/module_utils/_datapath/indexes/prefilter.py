@@ -160,12 +160,12 @@ class Prefilter(ListIndex):
         with PinnedMap(os.path.join(self.mdir, self.STATE)) as m:
             m.write([(b"\0\0\0\0", struct.pack("<Q", value))])
 
-    def cover(self, map_name: str, keys) -> None:
-        """Set the bits of entries about to be written to `map_name` (before the write). A few entries: only the
+    def cover(self, list_name: str, keys) -> None:
+        """Set the bits of entries about to be written to `list_name` (before the write). A few entries: only the
         words they touch, each with one whole u64 store that only adds bits; many (a list loaded at once): the
         index OR-ed with their bitmap in one copy, where every byte goes from its old value to old | new, so a
         reader sees a superset of the old index at every moment either way."""
-        addr_keys, cidr_keys = (keys, []) if map_name == self.ADDR_LIST else ([], keys)
+        addr_keys, cidr_keys = (keys, []) if list_name == self.ADDR_LIST else ([], keys)
         if not keys:
             return
         if len(keys) > WORDWISE:

@@ -130,7 +130,7 @@ class LinkEvents:
 
     def wait(self, timeout: float) -> bool:
         """Whether a link message arrived within timeout seconds; everything queued is read."""
-        readable, _, _ = select.select([self.sock], [], [], max(timeout, 0))
+        readable, _unused, _errors = select.select([self.sock], [], [], max(timeout, 0))
         if not readable:
             return False
         while True:

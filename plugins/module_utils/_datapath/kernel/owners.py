@@ -89,7 +89,7 @@ def _fd_kind(fd: int) -> tuple[str | None, int | None]:
     kind = ident = None
     with open("/proc/self/fdinfo/%d" % fd) as fh:
         for line in fh:
-            key, _, value = line.partition(":")
+            key, _sep, value = line.partition(":")
             if key in ("link_type", "prog_type", "map_type"):
                 kind = key[:-5]
             elif key in ("link_id", "prog_id", "map_id") and kind and key.startswith(kind):
@@ -164,7 +164,6 @@ def tcx_owners(ifindex: int, all_links: list[dict] | None = None) -> list[dict]:
              "program": _program_name(lk["prog_id"])}
             for lk in (links() if all_links is None else all_links)
             if lk["type"] == "tcx" and lk["ifindex"] == ifindex]
-
 
 
 WIRESPEED_ROOTS = ("wirespeed_root", "wirespeed_frags")  # our chain root's two flavours (wirespeed_root.bpf.c)

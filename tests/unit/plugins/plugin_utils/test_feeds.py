@@ -58,8 +58,8 @@ def test_a_bad_line_names_file_and_line(tmp_path):
 
 def test_covering_finds_what_comparing_every_entry_finds(tmp_path):
     rng = random.Random(7)
-    lines = {"10.%d.%d.%d" % (rng.randrange(4), rng.randrange(256), rng.randrange(256)) for _ in range(3000)}
-    lines |= {"10.%d.%d.0/24" % (rng.randrange(4), rng.randrange(256)) for _ in range(300)}
+    lines = {"10.%d.%d.%d" % (rng.randrange(4), rng.randrange(256), rng.randrange(256)) for _line in range(3000)}
+    lines |= {"10.%d.%d.0/24" % (rng.randrange(4), rng.randrange(256)) for _line in range(300)}
     lines |= {"10.1.0.0/16", "0.0.0.0/1", "2001:db8::/32", "2001:db8::7"}
     feed = write(tmp_path / "feed.txt", sorted(lines))
     protected = ["10.1.2.3", "10.2.0.0/16", "192.0.2.1", "2001:db8::7", "198.51.100.0/24"]
