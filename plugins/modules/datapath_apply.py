@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: datapath_apply
 short_description: Every program and every map of a host in one call, under one host lock
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Deploys (or removes) several XDP and TC programs and syncs their maps in one module call, as
     M(wirespeed.datapath.xdp_program), M(wirespeed.datapath.tc_filter) and the

@@ -70,7 +70,7 @@ def as_0_1_0_built_them(objects, tmp_path):
 FRAGS_ROOT = """SEC("xdp.frags")
 int wirespeed_frags(struct xdp_md *ctx)
 {
-    return ws_chain_next(ctx);
+\treturn ws_chain_next(ctx);
 }
 """
 

@@ -160,8 +160,9 @@ def test_two_runs_at_once_are_serialised_and_both_end_consistent(lab, host):
     outs = [p.wait(300) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     dump = sh(lab, host, "bpftool -j map dump pinned /sys/fs/bpf/wirespeed/eth0/firewall/maps/deny_v4")
-    keys = sorted(re.findall(r'"key":\s*(\d+)', dump))
-    got = sorted(socket.inet_ntoa(struct.pack("<I", int(k))) for k in keys)
+    # the key as bpftool formats it from BTF: the address (an integer in host order), or the struct around it
+    keys = [e.get("formatted", e)["key"] for e in json.loads(dump)]
+    got = sorted(socket.inet_ntoa(struct.pack("<I", k["addr"] if isinstance(k, dict) else int(k))) for k in keys)
     assert got in (sorted(a), sorted(b)), got  # one run's list whole, never a mix or a stale restore
 
 
