@@ -81,7 +81,7 @@ def test_ssh_lost_in_the_middle_of_site_yml_leaves_each_program_old_or_new_and_t
     site_vars(lab, [7001, 7000], [22, 2222])  # a change to the firewall's maps and the limiter's program
     run = _site_in_background(lab)
     try:
-        _module_started(lab, host, run, "xdp_program")
+        _module_started(lab, host, run, "datapath_apply")
         lab.cut(host)  # the controller loses the host while the change is being applied
         out = run.communicate(timeout=300)[0]
     finally:
@@ -90,7 +90,7 @@ def test_ssh_lost_in_the_middle_of_site_yml_leaves_each_program_old_or_new_and_t
             run.kill()
             run.wait()
     assert run.returncode != 0 and "UNREACHABLE" in out
-    _quiet(lab, host, "xdp_program")
+    _quiet(lab, host, "datapath_apply")
     now, now_root = programs(lab, host)
     assert now_root == root and set(now) == set(old)  # the root attached and every program in the chain
     net = LabNet(lab, host)
@@ -108,7 +108,7 @@ def test_a_host_that_reboots_in_the_middle_of_site_yml_boots_the_last_confirmed_
     site_vars(lab, [7001, 7000], [22, 2222])
     run = _site_in_background(lab)
     try:
-        _module_started(lab, host, run, "xdp_program")
+        _module_started(lab, host, run, "datapath_apply")
         lab.reboot(host["name"])  # systemctl reboot: the module is ended, the kernel forgets the datapath
         run.communicate(timeout=300)
     finally:
