@@ -18,9 +18,10 @@ def _size(size):
 
 
 @filter_errors
-def lb_services(services, size=_maglev.DEFAULT_SIZE, variable="load_balancer_services"):
-    """The services checked (MACs not required yet): fails with one sentence naming the variable and value."""
-    return _maglev.check(services, variable, _size(size))
+def lb_services(services, size=_maglev.DEFAULT_SIZE, variable="load_balancer_services", backends_needed=True):
+    """The services checked (MACs not required yet): fails with one sentence naming the variable and value.
+    backends_needed=False is the backend's side (tasks_from backend), where a service may list no backends."""
+    return _maglev.check(services, variable, _size(size), backends_needed=backends_needed)
 
 
 @filter_errors

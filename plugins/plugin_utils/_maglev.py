@@ -97,9 +97,12 @@ def _address(value, where):
         raise AddressError("%s is %r, which is not an IPv4 or IPv6 address; fix it." % (where, value)) from None
 
 
-def check(services, variable="load_balancer_services", size=DEFAULT_SIZE, macs=None):
+def check(services, variable="load_balancer_services", size=DEFAULT_SIZE, macs=None, backends_needed=True):
     """The services, checked: [{vip, family, proto, port, size, index, encap, backends: [{address, mac, weight,
     state}]}].
+
+    With `backends_needed` False (a backend's own side of direct server return, which needs the VIPs and their
+    encapsulation only), a service may leave its backends out or empty; given ones are still checked.
 
     `macs` maps backend addresses to MACs resolved on the balancer (for an encapsulated service, the MAC of the
     backend's next hop); a backend without `mac` takes it from there.
@@ -140,6 +143,10 @@ def check(services, variable="load_balancer_services", size=DEFAULT_SIZE, macs=N
             raise AddressError("%s encap is %r; an IPv%d VIP takes none (backends on this segment) or %s."
                                % (where, svc.get("encap"), vip.version, ENCAPS[vip.version]))
         backends = svc.get("backends")
+        if not backends_needed and backends in (None, [], ()):
+            out.append({"vip": str(vip), "family": vip.version, "proto": proto, "proto_name": proto_name,
+                        "port": number, "size": size, "index": n, "encap": encap, "backends": []})
+            continue
         if not isinstance(backends, (list, tuple)) or not backends:
             raise AddressError("%s backends is %s; give at least one backend." % (
                 where, "empty" if isinstance(backends, (list, tuple)) else kind_of(backends)))

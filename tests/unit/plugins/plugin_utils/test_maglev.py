@@ -117,3 +117,17 @@ def test_unresolved_mac_fails_only_once_macs_are_known():
     with pytest.raises(AddressError, match=r"address 192\.0\.2\.11 has no mac and the balancer's neighbour table"):
         m.check(svc, macs={"192.0.2.11": None})
     assert m.check(svc, macs={"192.0.2.11": "02:00:00:00:00:01"})[0]["backends"][0]["mac"] == "02:00:00:00:00:01"
+
+
+def test_a_backend_side_service_may_list_no_backends_but_still_needs_a_good_vip():
+    """tasks_from=backend checks the services without backends (a DSR backend needs the VIPs only); the
+    balancer's side still refuses an empty list."""
+    svc = [{"vip": "192.0.2.10", "proto": "udp", "port": 7700, "backends": []},
+           {"vip": "192.0.2.20", "proto": "tcp", "port": 80, "encap": "ipip"}]
+    checked = m.check(svc, backends_needed=False)
+    assert [(c["vip"], c["encap"], c["backends"]) for c in checked] == [("192.0.2.10", "none", []),
+                                                                         ("192.0.2.20", "ipip", [])]
+    with pytest.raises(AddressError, match=r"item 1 backends is empty; give at least one backend"):
+        m.check(svc)
+    with pytest.raises(AddressError, match=r"item 1 encap is 'gre'"):
+        m.check([{"vip": "192.0.2.10", "port": 80, "encap": "gre"}], backends_needed=False)
