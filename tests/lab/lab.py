@@ -9,7 +9,8 @@
 
 Each host is a network namespace with its own mount namespace: its own
 bpffs at /sys/fs/bpf, its own sshd, its own /var/lib/wirespeed (a bind
-mount of D/disk/HOST: the host's disk), and a veth pair mon0/mon0p inside
+mount of D/disk/HOST: the host's disk), an empty ~root/.bashrc (as a stock
+host's is for a non-interactive session), and a veth pair mon0/mon0p inside
 it as a monitoring port for the mirror. Its `eth0` hangs on a bridge in the
 root namespace, which also holds the controller's address; a `peer`
 namespace on the same bridge sends traffic. Names carry a random suffix;
@@ -168,8 +169,16 @@ class Lab:
                 "Subsystem sftp %s" % SFTP, "",
             ]))
         q = shlex.quote
-        script = ("mount -t bpf bpf /sys/fs/bpf && mount --bind %s %s && exec %s -D -e -f %s"
-                  % (q(self.disk(host)), STATE_DIR, SSHD, q(conf)))
+        # sshd's sessions run root's shell, and bash reads ~/.bashrc in them: this machine's runs pyenv's init
+        # (a rehash under a lock shared by every session) on every command Ansible sends. A stock host's
+        # .bashrc does nothing for a non-interactive session, so the host sees an empty one.
+        bashrc = os.path.join(os.path.expanduser("~root"), ".bashrc")
+        quiet = os.path.join(self.dir, "bashrc")
+        open(quiet, "w").close()
+        script = ("mount -t bpf bpf /sys/fs/bpf && mount --bind %s %s && %sexec %s -D -e -f %s"
+                  % (q(self.disk(host)), STATE_DIR,
+                     "mount --bind %s %s && " % (q(quiet), q(bashrc)) if os.path.exists(bashrc) else "",
+                     SSHD, q(conf)))
         with open(os.path.join(self.dir, "sshd_%s.log" % host["name"]), "a") as log:
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", host["ns"], "unshare", "--mount", "--propagation", "private",
