@@ -35,7 +35,9 @@ def group_vars(lab, deny):
 def chain(lab, host):
     """Names in chain order and mode of eth0 on a lab host, read over SSH by datapath_info."""
     out = playbook(lab, STATUS, limit=host["name"])
-    facts = out["Read programs, chains and counters"][host["name"]]["datapath"]["eth0"]
+    read = out["Read programs, chains and counters"][host["name"]]
+    assert "datapath" in read, read  # a failed read says why, not KeyError
+    facts = read["datapath"]["eth0"]
     return [e["name"] for e in facts["chain"]], facts["xdp_mode"]
 
 
