@@ -35,7 +35,9 @@ def group_vars(lab, deny):
 def chain(lab, host):
     """Names in chain order and mode of eth0 on a lab host, read over SSH by datapath_info."""
     out = playbook(lab, STATUS, limit=host["name"])
-    facts = out["Read programs, chains and counters"][host["name"]]["datapath"]["eth0"]
+    read = out["Read programs, chains and counters"][host["name"]]
+    assert "datapath" in read, read  # a failed read says why, not KeyError
+    facts = read["datapath"]["eth0"]
     return [e["name"] for e in facts["chain"]], facts["xdp_mode"]
 
 
@@ -125,10 +127,11 @@ def test_a_failed_health_probe_takes_the_change_back_and_reports_it(lab):
     assert LabNet(lab, h2).udp(7000, 10) == 10  # and the host outside the batch never changed
 
 
+# Every bad value's sentence is proven on the filter that refuses it (tests/unit/plugins/filter/
+# test_rollout_confirm.py: 0, soon, 90000, a missing probe); these two prove the wiring through site.yml: a value
+# from the command line, and the controller-side file test the filter is handed.
 @pytest.mark.parametrize("extra,message", [
-    ({"wirespeed_confirm_timeout": 0}, "wirespeed_confirm_timeout is 0; give whole seconds from 1 to 86400"),
     ({"wirespeed_confirm_timeout": "soon"}, "wirespeed_confirm_timeout is soon; give whole seconds"),
-    ({"wirespeed_confirm_timeout": 90000}, "wirespeed_confirm_timeout is 90000; give whole seconds"),
     ({"wirespeed_confirm_timeout": 30, "wirespeed_health_probe": "/nonexistent/probe.yml"},
      "wirespeed_health_probe /nonexistent/probe.yml is not a file on the controller"),
 ])

@@ -39,9 +39,18 @@ def lab(tmp_path_factory):
 
 @pytest.fixture
 def host(lab):
-    """The lab host, put back to the baseline datapath after each fault."""
+    """The lab host at the baseline datapath, put back to it after each fault unless the test ended by proving it
+    is still there: a snapshot equal to the one taken at the baseline (snapshot.changed == {}), or a baseline() of
+    its own as its last change. A test that fails never proves it, so a failure is always followed by baseline()."""
+    lab.at_baseline = False
     yield lab.hosts[0]
-    baseline(lab)
+    if not lab.at_baseline:
+        baseline(lab)
+
+
+def proven_at_baseline(lab):
+    """The test's last statement when it has shown the host at the baseline: the fixture then skips baseline()."""
+    lab.at_baseline = True
 
 
 def sh(lab, host, command):
@@ -68,6 +77,7 @@ def test_a_read_only_state_directory_is_refused_before_the_kernel_is_touched(lab
     assert out["rc"] != 0
     assert_once(re.escape(STATE), failure(out))
     assert snapshot.changed(lab, host, before) == {}
+    proven_at_baseline(lab)
 
 
 def test_a_full_state_directory_is_refused_before_the_kernel_is_touched(lab, host):
@@ -84,6 +94,7 @@ def test_a_full_state_directory_is_refused_before_the_kernel_is_touched(lab, hos
     assert out["rc"] != 0
     assert_once(re.escape(full), failure(out))
     assert snapshot.changed(lab, host, before) == {}  # no dropper pinned, loaded or attached
+    proven_at_baseline(lab)
 
 
 def test_a_foreign_xdp_program_is_reported_and_never_clobbered_without_force(lab, host):
@@ -101,6 +112,7 @@ def test_a_foreign_xdp_program_is_reported_and_never_clobbered_without_force(lab
         assert snapshot.changed(lab, host, before) == {}
     finally:
         sh(lab, host, "ip link set dev mon0 xdpgeneric off")
+    proven_at_baseline(lab)  # the snapshot showed nothing changed; the foreign program is gone again
 
 
 def test_an_interface_deleted_between_runs_is_named_and_gets_the_datapath_when_it_is_back(lab, host):
@@ -134,6 +146,7 @@ def test_pins_deleted_by_hand_are_repaired_and_reported_as_a_change(lab, host):
                                         "| python3 -c 'import sys,json,socket,struct; "
                                         "print([socket.inet_ntoa(struct.pack(\"<I\", e[\"key\"])) "
                                         "for e in json.load(sys.stdin)])'")
+    proven_at_baseline(lab)  # baseline() was its last change, and it succeeded
 
 
 def test_a_lost_bpffs_is_detected_and_repaired(lab, host):
@@ -147,6 +160,7 @@ def test_a_lost_bpffs_is_detected_and_repaired(lab, host):
     net = LabNet(lab, host)
     assert net.udp(7001, 10) == 0 and net.udp(7000, 10) == 10  # the firewall's port rule works again
     assert root is not None
+    proven_at_baseline(lab)  # baseline() was its last change, and it succeeded
 
 
 def test_two_runs_at_once_are_serialised_and_both_end_consistent(lab, host):
