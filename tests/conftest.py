@@ -18,11 +18,12 @@ if COLLECTIONS not in sys.path:
 # The test files that run longest (labs of ansible runs), started first: `make test` runs files in parallel
 # (pytest-xdist --dist loadfile hands files out in collection order), so a long file collected last would run
 # alone at the end while the other workers sit idle.
-SLOWEST_FIRST = ("test_faults.py", "test_booted_hosts.py", "test_booted_trixie.py", "test_rollout.py",
-                 "test_lockout.py", "test_fleet.py", "test_user_project.py", "test_bad_inputs.py",
-                 "test_host_faults.py", "test_ansible_lab.py", "test_tc_roles.py", "test_flow_export.py",
-                 "test_health.py", "test_host_role_distro.py", "test_persistence.py", "test_host_role.py",
-                 "test_packaging.py", "test_nspawn_lab.py")
+SLOWEST_FIRST = ("test_bad_inputs.py", "test_faults.py", "test_rollout.py", "test_lockout.py", "test_ansible_lab.py",
+                 "test_fleet.py", "test_host_faults.py", "test_booted_hosts.py", "test_booted_trixie.py",
+                 "test_host_role.py", "test_health.py", "test_flow_export.py", "test_user_project.py",
+                 "test_host_role_distro.py", "test_roles.py", "test_packaging.py", "test_tc_roles.py",
+                 "test_firewall.py", "test_wireguard_filter.py", "test_egress_ratelimit.py", "test_persistence.py",
+                 "test_docs.py", "test_load_balancer.py", "test_nspawn_lab.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -44,7 +44,7 @@ PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "python
 # what the `host` role (and Ansible's apt module before it) installs: served from the lab's repository
 REPO_PACKAGES = ["python3-pyroute2", "libbpf1", "python3-apt"]
 RELEASES = ("bookworm", "trixie")
-RECIPE = 3  # bump when the hooks below change what an image holds
+RECIPE = 4  # bump when the hooks below change what an image holds
 
 
 def _sources(release):
@@ -82,6 +82,10 @@ def _hooks(release, repo):
         'mkdir -p %s && mv "$1"/var/cache/apt/archives/*.deb %s/' % (q(repo), q(repo)),
         # its apt sources are the lab's repository only (the lab writes its address into each host's upper layer)
         'rm -f "$1/etc/apt/sources.list" "$1"/etc/apt/sources.list.d/*',
+        # a network service, as every Debian server has one (ifupdown or systemd-networkd): it pulls in
+        # network.target, which orders sshd after network-pre.target and so after the datapath's restore. It
+        # manages no link here (no .network file matches eth0, which the lab configures from outside).
+        'chroot "$1" systemctl enable systemd-networkd.service',
         # no unit that waits for hardware or a network this host does not have
         'chroot "$1" systemctl mask systemd-networkd-wait-online.service getty@tty1.service '
         'console-getty.service systemd-resolved.service 2>/dev/null || true',

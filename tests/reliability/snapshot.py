@@ -12,9 +12,14 @@ serialises runs).
 
 Programs write some maps themselves while packets flow (action and reason
 counters, the hit counters in the values of hash and LPM maps, a limiter's
-per-source state), and the test's own SSH session is traffic. So a snapshot
-is taken twice before a case: the maps whose contents moved in between are
-compared by their keys alone, every other section byte for byte.
+per-source state), and the test's own SSH session is traffic. So volatile()
+takes a snapshot twice: the maps whose contents moved in between are compared
+by their keys alone from then on, every other section byte for byte.
+
+A map's contents are digested on the host (sha256 of bpftool's JSON dump, or
+of its sorted keys for a volatile map): the firewall's prefilter arrays dump
+to tens of megabytes, which would otherwise cross SSH and be parsed twice per
+snapshot. A difference names the section; read it on the host to see how.
 """
 
 import hashlib
@@ -23,8 +28,21 @@ import json
 SCRIPT = r"""python3 - <<'PY'
 import glob, hashlib, json, os, subprocess
 
+VOLATILE = set(json.loads('@VOLATILE@'))
+
 def run(*cmd):
     return subprocess.run(cmd, capture_output=True, text=True).stdout
+
+def digest(text):
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+def keys_digest(text):
+    try:
+        entries = json.loads(text)
+    except ValueError:
+        return digest(text)
+    keys = sorted(json.dumps(e.get("key"), sort_keys=True) for e in entries if isinstance(e, dict))
+    return "keys " + digest(json.dumps(keys))
 
 out = {}
 for link in json.loads(run("ip", "-d", "-j", "link", "show") or "[]"):
@@ -40,7 +58,8 @@ for pin in sorted(glob.glob("/sys/fs/bpf/wirespeed/**", recursive=True)):
     if "id" in p:
         out["pin " + pin] = json.dumps({"id": p["id"], "tag": p["tag"], "name": p.get("name")}, sort_keys=True)
     else:
-        out["pin " + pin] = run("bpftool", "-j", "map", "dump", "pinned", pin).strip()
+        text = run("bpftool", "-j", "map", "dump", "pinned", pin).strip()
+        out["pin " + pin] = keys_digest(text) if "pin " + pin in VOLATILE else digest(text)
 for path in sorted(glob.glob("/var/lib/wirespeed/**", recursive=True)):
     if os.path.isfile(path) and not path.endswith((".lock", "watchdog.log")):
         with open(path, "rb") as fh:
@@ -50,9 +69,9 @@ PY
 """
 
 
-def take(lab, host):
-    """{section: text} of the host's datapath now."""
-    out = lab.ssh(host, SCRIPT)
+def take(lab, host, moving=()):
+    """{section: text or digest} of the host's datapath now; the maps named in `moving` by their keys alone."""
+    out = lab.ssh(host, SCRIPT.replace("@VOLATILE@", json.dumps(sorted(moving))))
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -67,18 +86,6 @@ def digest(snap):
     return hashlib.sha256(json.dumps(snap, sort_keys=True).encode()).hexdigest()
 
 
-def _keys_only(text):
-    try:
-        entries = json.loads(text)
-    except ValueError:
-        return text
-    return json.dumps(sorted(json.dumps(e.get("key"), sort_keys=True) for e in entries if isinstance(e, dict)))
-
-
-def _reduce(snap, volatile):
-    return {k: (_keys_only(v) if k in volatile else v) for k, v in snap.items()}
-
-
 def volatile(lab, host):
     """The pins whose contents move by themselves (traffic-written), from two readings a moment apart."""
     first, second = take(lab, host), take(lab, host)
@@ -86,13 +93,21 @@ def volatile(lab, host):
 
 
 def before(lab, host, moving=None):
-    """(snapshot, volatile sections) before a case; pass `moving` (volatile()) to save a reading."""
+    """(snapshot, volatile sections) before a case; pass `moving` (volatile()) to save two readings."""
     if moving is None:
         moving = volatile(lab, host)
-    return _reduce(take(lab, host), moving), moving
+    return take(lab, host, moving), moving
 
 
 def changed(lab, host, earlier):
     """What differs now from `before()`'s snapshot, traffic-written values aside: {} when nothing did."""
     snap, moving = earlier
-    return differences(snap, _reduce(take(lab, host), moving))
+    return differences(snap, take(lab, host, moving))
+
+
+def after(lab, host, earlier):
+    """(what differs now from `before()`'s snapshot, and the snapshot of now in before()'s form): a caller that
+    finds nothing changed can pass the second as the next case's before() and save a reading."""
+    snap, moving = earlier
+    now = take(lab, host, moving)
+    return differences(snap, now), (now, moving)
