@@ -12,6 +12,7 @@ from labplay import LabNet, running_lab
 from labplay import playbook as run_playbook
 
 PLAYBOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "xdp.yml")
+REFUSALS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "refusals.yml")
 BLOCKLIST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "blocklist.yml")
 DROP_PORT = os.path.join(BPF, "examples", "drop_port.bpf.c")
 
@@ -26,6 +27,19 @@ def playbook(lab, check=False, diff=False, limit=None, book=PLAYBOOK, **extra):
     return run_playbook(lab, book, check=check, diff=diff, limit=limit, **extra)
 
 
+def dropping(lab):
+    """{host: (datagrams of 10 to port 7000 that arrived, of 10 to port 7001)}: (0, 10) where the dropper filters
+    port 7000, (10, 10) where nothing filters."""
+    return {h["name"]: (LabNet(lab, h).udp(7000, 10), LabNet(lab, h).udp(7001, 10)) for h in lab.hosts}
+
+
+def with_dropper_on_7000(lab):
+    """Deploy the dropper on port 7000 everywhere, unless the traffic shows every host filtering so already (the
+    previous test leaves it so: a re-run would be a no-op; the callers' assertions read its config anyway)."""
+    if dropping(lab) != {h["name"]: (0, 10) for h in lab.hosts}:
+        playbook(lab, prog_src=DROP_PORT, prog_config={"drop_port": 7000})
+
+
 def test_check_real_check_real(lab):
     changed = []
     for check in (True, False, True, False):
@@ -36,7 +50,7 @@ def test_check_real_check_real(lab):
 
 
 def test_traffic_and_counters_on_every_host(lab):
-    tasks = playbook(lab, prog_src=DROP_PORT, prog_config={"drop_port": 7000})
+    with_dropper_on_7000(lab)
     for host in lab.hosts:
         net = LabNet(lab, host)
         assert net.udp(7000, 25) == 0
@@ -52,7 +66,7 @@ def test_traffic_and_counters_on_every_host(lab):
 
 
 def test_check_diff_shows_the_config_change_and_changes_nothing(lab):
-    playbook(lab, prog_src=DROP_PORT, prog_config={"drop_port": 7000})
+    with_dropper_on_7000(lab)
     tasks = playbook(lab, check=True, diff=True, prog_src=DROP_PORT, prog_config={"drop_port": 7002})
     for host in lab.hosts:
         result = tasks["Deploy"][host["name"]]
@@ -90,7 +104,7 @@ def test_compile_error_fails_on_the_controller(lab):
 
 
 def test_absent_removes_and_is_idempotent(lab):
-    playbook(lab, prog_src=DROP_PORT, prog_config={"drop_port": 7000})
+    with_dropper_on_7000(lab)
     first = playbook(lab, prog_state="absent")
     second = playbook(lab, prog_state="absent")
     for host in lab.hosts:
@@ -103,7 +117,8 @@ def test_absent_removes_and_is_idempotent(lab):
 
 def test_blocklist_from_a_feed_file(lab, tmp_path):
     """The seed-001 blocklist, unmodified, filled from a file; counters survive re-runs; diffs show one line each."""
-    playbook(lab, prog_state="absent")
+    if dropping(lab) != {h["name"]: (10, 10) for h in lab.hosts}:  # the previous test removed the dropper
+        playbook(lab, prog_state="absent")
     feed = tmp_path / "feed.txt"
     addresses = ["203.0.113.%d" % i for i in range(1, 50)] + [lab.peer["ip"]]
     feed.write_text("\n".join(addresses) + "\n")
@@ -193,18 +208,22 @@ def test_messages_name_the_file_the_user_gave_not_the_shipped_copy(lab, tmp_path
     text.write_text("not a BPF object, just text\n")
     reject = os.path.join(TEST_BPF, "verifier_reject.bpf.c")
     broken = os.path.join(TEST_BPF, "broken_syntax.bpf.c")
-    runs = [
+    xdp = [
         (dict(prog_object=str(text)), str(text), r"is not a loadable BPF object"),
         (dict(prog_src=reject), reject, r"the kernel verifier rejected program 'unchecked_read' from "),
         (dict(prog_src=reject, prog_compile_on="host"), reject, r"the kernel verifier rejected program"),
         (dict(prog_src=broken, prog_compile_on="host"), broken, r"expected ';'"),
-        (dict(book=TC_PLAYBOOK, tc_src=os.path.join(TEST_BPF, "tc_reject.bpf.c")),
-         os.path.join(TEST_BPF, "tc_reject.bpf.c"), r"the kernel verifier rejected program 'tc_unchecked' from "),
-        (dict(book=TC_PLAYBOOK, tc_object=str(text)), str(text), r"is not a loadable BPF object"),
     ]
-    for extra, named, pattern in runs:
-        result = playbook(lab, limit="lab1", **extra)["Deploy"]["lab1"]
+    tc = [
+        (dict(tc_src=os.path.join(TEST_BPF, "tc_reject.bpf.c")),
+         os.path.join(TEST_BPF, "tc_reject.bpf.c"), r"the kernel verifier rejected program 'tc_unchecked' from "),
+        (dict(tc_object=str(text)), str(text), r"is not a loadable BPF object"),
+    ]
+    # one run for all of them: each case is its own task call (a loop item), refused on its own
+    tasks = run_playbook(lab, REFUSALS, limit="lab1", xdp_cases=[c[0] for c in xdp], tc_cases=[c[0] for c in tc])
+    results = tasks["Deploy XDP"]["lab1"]["results"] + tasks["Deploy TC"]["lab1"]["results"]
+    assert len(results) == len(xdp) + len(tc), results
+    for result, (_, named, pattern) in zip(results, xdp + tc):
         assert result.get("failed") and re.search(pattern, result["msg"]), result
-        if named:
-            assert named in result["msg"], result["msg"]
+        assert named in result["msg"], result["msg"]
         _no_temp_path(result)

@@ -21,6 +21,7 @@ STATUS = os.path.join(PLAYBOOKS, "status.yml")
 XDP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "xdp.yml")
 ROLE_BOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "role.yml")
 ABORT_SRC = os.path.join(TEST_BPF, "abort_port.bpf.c")
+AB_PINS = "/sys/fs/bpf/wirespeed/eth0/ab"  # the program "ab" on a lab host's eth0, where the engine pins it
 ROLE = "wirespeed.datapath.metrics : "  # how a role's task names are reported
 
 
@@ -108,11 +109,8 @@ def status(lab, **extra):
 
 def test_status_shows_an_aborting_program_as_unhealthy_and_fails_when_asked(lab):
     sick, well = lab.hosts
-    deployed = playbook(lab, XDP, target=sick["name"], prog_name="ab", prog_src=ABORT_SRC,
-                        prog_config={"abort_port": 7003})
-    assert deployed["rc"] == 0, deployed["stats"]
-    assert playbook(lab, XDP, target=well["name"], prog_name="ab", prog_src=ABORT_SRC,
-                    prog_config={"abort_port": 7003})["rc"] == 0
+    deployed = playbook(lab, XDP, prog_name="ab", prog_src=ABORT_SRC, prog_config={"abort_port": 7003})  # on both
+    assert deployed["rc"] == 0 and all(deployed["Deploy"][h["name"]]["changed"] for h in lab.hosts), deployed["stats"]
     facts = deployed["Read the datapath"][sick["name"]]["ansible_facts"]["wirespeed_datapath"]
     assert facts["healthy"] is True and facts["datapath"]["eth0"]["programs"]["ab"]["health"]["aborted"] == 0
 
@@ -140,8 +138,9 @@ def test_status_with_a_metrics_dir_exports_the_counters_through_the_metrics_role
     from prometheus_client.parser import text_string_to_metric_families
 
     host = lab.hosts[1]
-    assert playbook(lab, XDP, target=host["name"], prog_name="ab", prog_src=ABORT_SRC,
-                    prog_config={"abort_port": 7003})["rc"] == 0
+    if lab.ssh(host, "test -d %s" % AB_PINS).returncode != 0:  # the test before deploys it on every host
+        assert playbook(lab, XDP, target=host["name"], prog_name="ab", prog_src=ABORT_SRC,
+                        prog_config={"abort_port": 7003})["rc"] == 0
     textfile, units = os.path.join(lab.dir, "textfile"), os.path.join(lab.dir, "units")
     os.makedirs(units, exist_ok=True)
     blocked = "/proc/wirespeed-textfile"  # a textfile directory that cannot be made, not even by root

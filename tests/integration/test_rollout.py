@@ -113,16 +113,12 @@ def raw_playbook(lab, extra):
     return proc.returncode, proc.stdout + proc.stderr
 
 
+# One bad variable per way site.yml hands it over, end to end: the serial (wirespeed_batches against the fleet's
+# size, wirespeed_serial), the pre-task's names (timeout with bake, ceiling, the probe's file test). Every other
+# refusal goes through the same filters in tests/unit/plugins/filter/test_rollout_filters.py.
 BAD = [
-    ({"wirespeed_batches": "abc"}, "wirespeed_batches has 'abc', which is neither a number of hosts"),
-    ({"wirespeed_batches": [1, 0]}, "wirespeed_batches has 0, which is neither"),
-    ({"wirespeed_batches": [1, "12.5%"]}, "wirespeed_batches has '12.5%'"),
     ({"wirespeed_batches": [1, 1]}, "wirespeed_batches [1, 1] covers 2 of the 3 hosts of this run"),
-    ({"wirespeed_batches": "[1, 1"}, "wirespeed_batches has '[1, 1'"),
     ({"wirespeed_serial": "soon"}, "wirespeed_serial has 'soon'"),
-    ({"wirespeed_bake_seconds": -1}, "wirespeed_bake_seconds is -1; give whole seconds from 0 to 86400"),
-    ({"wirespeed_bake_seconds": 5, "wirespeed_max_drop_rate_increase": "many"},
-     "wirespeed_max_drop_rate_increase is many; give the drops per second"),
     ({"wirespeed_max_drop_rate_increase": 10}, "wirespeed_max_drop_rate_increase needs a window"),
     ({"wirespeed_health_probe": "/nonexistent/probe.yml"},
      "wirespeed_health_probe /nonexistent/probe.yml is not a file on the controller"),
@@ -131,18 +127,14 @@ BAD = [
 ]
 
 
-def test_bad_rollout_variables_are_refused_before_any_host_changes(lab):
-    group_vars(lab, ["198.51.100.0/24"])
-    assert playbook(lab, SITE)["rc"] == 0
-    group_vars(lab, ["198.51.100.0/24", "203.0.113.0/24"])  # would change every host
+def refused(lab):
+    """The BAD runs that were not refused with their sentence (none, when all is well)."""
     missed = []
     for extra, message in BAD:
         rc, text = raw_playbook(lab, extra)
         if rc == 0 or message not in " ".join(text.split()):
             missed.append((extra, rc, text[-1500:]))
-    assert not missed, missed
-    check = playbook(lab, SITE, check=True)  # after all of them, every host still has the change to come
-    assert all(check["stats"][h["name"]]["changed"] >= 1 for h in lab.hosts)
+    return missed
 
 
 DENY_PORTS = "/sys/fs/bpf/wirespeed/eth0/firewall/maps/deny_ports"
@@ -153,7 +145,7 @@ def roles_ran(out, host):
     return not out["Firewall"][host["name"]].get("skipped", False)
 
 
-def test_a_converged_host_skips_its_roles_and_any_drift_brings_them_back(lab):
+def test_a_converged_host_skips_its_roles_any_drift_brings_them_back_and_bad_run_variables_change_nothing(lab):
     group_vars(lab, ["198.51.100.0/24"])
     assert playbook(lab, SITE)["rc"] == 0
     noop = playbook(lab, SITE)
@@ -172,8 +164,11 @@ def test_a_converged_host_skips_its_roles_and_any_drift_brings_them_back(lab):
     assert all(serves(lab, h) for h in lab.hosts)  # repaired: 7001 dropped again, 7000 open
     again = playbook(lab, SITE)
     assert not any(roles_ran(again, h) for h in lab.hosts)
-    # a changed variable is a new intent: every host does the work again
+    # a changed variable is a new intent (every host does the work again), but not with bad run variables:
+    # each is refused before any host changes, so the next good run still finds the change to do everywhere
     group_vars(lab, ["198.51.100.0/24", "203.0.113.0/24"])
+    missed = refused(lab)
+    assert not missed, missed
     changed = playbook(lab, SITE)
     assert all(roles_ran(changed, h) and changed["stats"][h["name"]]["changed"] >= 1 for h in lab.hosts)
     forced = playbook(lab, SITE, wirespeed_full_converge=True)  # and the fast path can be turned off
