@@ -223,7 +223,7 @@ def test_messages_name_the_file_the_user_gave_not_the_shipped_copy(lab, tmp_path
     tasks = run_playbook(lab, REFUSALS, limit="lab1", xdp_cases=[c[0] for c in xdp], tc_cases=[c[0] for c in tc])
     results = tasks["Deploy XDP"]["lab1"]["results"] + tasks["Deploy TC"]["lab1"]["results"]
     assert len(results) == len(xdp) + len(tc), results
-    for result, (_, named, pattern) in zip(results, xdp + tc):
+    for result, (_case, named, pattern) in zip(results, xdp + tc):
         assert result.get("failed") and re.search(pattern, result["msg"]), result
         assert named in result["msg"], result["msg"]
         _no_temp_path(result)
