@@ -5,6 +5,7 @@ small for the traffic sends the rest through the ring buffer, and what the ring 
 
 import json
 import os
+import shlex
 import socket
 import struct
 import subprocess
@@ -195,13 +196,21 @@ def role(lab, **extra):
 
 
 def start_agent(lab, host, unit):
-    """The unit's ExecStart as a detached process on the lab host (systemd is not PID 1 here); its PID."""
+    """The unit's ExecStart as a detached process on the lab host (systemd is not PID 1 here); its PID, once the
+    agent is running its loop: it writes its stats file after each sweep, so a new one means its SIGTERM handler
+    is in place (a SIGTERM before that would end it without exporting)."""
     with open(unit) as fh:
         exec_start = next(line for line in fh.read().splitlines() if line.startswith("ExecStart="))
-    started = lab.ssh(host, "setsid %s > %s.log 2>&1 < /dev/null & echo $!"
-                      % (exec_start[len("ExecStart="):], unit))
+    argv = shlex.split(exec_start[len("ExecStart="):])
+    stats = "%s/flow-export-%s.json" % (argv[argv.index("--state-dir") + 1], argv[argv.index("--interface") + 1])
+    started = lab.ssh(host, "rm -f %s; setsid %s > %s.log 2>&1 < /dev/null & echo $!"
+                      % (shlex.quote(stats), exec_start[len("ExecStart="):], unit))
     assert started.returncode == 0, started.stderr
-    return int(started.stdout.split()[-1])
+    pid = int(started.stdout.split()[-1])
+    ready = lab.ssh(host, "for i in $(seq 600); do test -s %s && exit 0; kill -0 %d || exit 2; sleep 0.1; done; "
+                          "exit 1" % (shlex.quote(stats), pid))
+    assert ready.returncode == 0, "the agent did not start its loop: %s" % lab.ssh(host, "cat %s.log" % unit).stdout
+    return pid
 
 
 def stop_agent(lab, host, pid):

@@ -44,7 +44,7 @@ PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "python
 # what the `host` role (and Ansible's apt module before it) installs: served from the lab's repository
 REPO_PACKAGES = ["python3-pyroute2", "libbpf1", "python3-apt"]
 RELEASES = ("bookworm", "trixie")
-RECIPE = 4  # bump when the hooks below change what an image holds
+RECIPE = 5  # bump when the hooks below change what an image holds
 
 
 def _sources(release):
@@ -86,6 +86,9 @@ def _hooks(release, repo):
         # network.target, which orders sshd after network-pre.target and so after the datapath's restore. It
         # manages no link here (no .network file matches eth0, which the lab configures from outside).
         'chroot "$1" systemctl enable systemd-networkd.service',
+        # no /run/nologin while booting (a lab deviation from a stock host): systemd-user-sessions, which removes
+        # it, once failed to start in a loaded CI run and left `ops` locked out of a host that had booted
+        'ln -sf /dev/null "$1/etc/tmpfiles.d/systemd-nologin.conf"',
         # no unit that waits for hardware or a network this host does not have
         'chroot "$1" systemctl mask systemd-networkd-wait-online.service getty@tty1.service '
         'console-getty.service systemd-resolved.service 2>/dev/null || true',
