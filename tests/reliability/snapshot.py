@@ -101,8 +101,7 @@ def before(lab, host, moving=None):
 
 def changed(lab, host, earlier):
     """What differs now from `before()`'s snapshot, traffic-written values aside: {} when nothing did."""
-    snap, moving = earlier
-    return differences(snap, take(lab, host, moving))
+    return after(lab, host, earlier)[0]
 
 
 def after(lab, host, earlier):
