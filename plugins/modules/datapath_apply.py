@@ -17,8 +17,9 @@ description:
     The datapath roles use it for their programs, and C(site.yml) gathers the programs of every role of a host
     into one call.
   - The action plugin compiles each distinct source once on the controller and ships each object once, and sends
-    a long list of map entries packed (one entry a line, compressed when that pays, base64, with its sha256)
-    rather than as a JSON list.
+    a long list of map entries packed rather than as a JSON list (compressed when that pays, base64, with its
+    sha256): a feed's addresses and networks as the map's own key bytes, which the host hands to the kernel
+    without parsing an entry; any other long list as its text, one entry a line.
   - Every packed list is unpacked and checked against its digest before the first program or map is touched;
     a transfer that arrives damaged fails the task and changes nothing.
   - Programs are applied in the order given, each followed by its maps; a failure stops the call there, and the
@@ -209,7 +210,7 @@ def run(params, check_mode, diff_mode):
             objects = {"root": root}
         # a map the new version must create anew is filled from the whole list the same call asks for, before the
         # version goes live (make before break)
-        entries = {m["map"]: {"entries": m.get("entries") or [], "key_type": m.get("key_type"),
+        entries = {m["map"]: {"entries": m.get("entries") or [], "keys": m.get("keys"), "key_type": m.get("key_type"),
                               "value_type": m.get("value_type")}
                    for m in program["maps"] if m.get("exclusive") and m.get("state") == "present"}
         return run_program(program["hook"], program, check_mode, objects=objects, entries=entries or None)

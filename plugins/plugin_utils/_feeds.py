@@ -6,7 +6,8 @@
 
 A feed (one or more files) is keyed by the sha256 of its files' contents. The first host's task that needs it
 reads and checks it (_addresses.read_file), splits it by map (host addresses and networks, by family), packs
-each part for datapath_apply (apply.pack) and keeps the result in the controller's cache folder; the other
+each part for datapath_apply as the map's own key bytes (keybuf.pack: 4 bytes an IPv4 address, the LPM trie
+layout for networks) and keeps the result in the controller's cache folder; the other
 hosts of the run, in their own worker processes, wait on a lock for it and read it back. What travels in
 host variables is a small handle ({feed, files, count, counts}); datapath_apply's action plugin puts each
 part's packed list into the module call.
@@ -22,10 +23,12 @@ import ipaddress
 import json
 import os
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.apply import pack
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import keybuf
 from ansible_collections.wirespeed.datapath.plugins.plugin_utils import _addresses
 
 PARTS = ("v4", "v6", "net_v4", "net_v6")
+KEY_TYPES = {"v4": "ipv4", "v6": "ipv6", "net_v4": "ipv4_cidr", "net_v6": "ipv6_cidr"}  # each part's keys
+CACHE_FORMAT = 2  # in the cache file's name: 2, parts packed as key bytes (1 was text lines)
 KEEP = 8  # feeds kept in the cache folder (the newest); a fleet rarely has more than a few at once
 
 
@@ -71,7 +74,7 @@ def _build(paths: list) -> dict:
     split = _addresses.split(nets)
     out = {"count": len(split["cidr_v4"]) + len(split["cidr_v6"]), "parts": {}, "ranges": {}}
     for part in PARTS:
-        out["parts"][part] = pack(split[part])
+        out["parts"][part] = keybuf.pack_entries(split[part], KEY_TYPES[part])
     for family in ("v4", "v6"):  # [first, last] of each entry, sorted: covering in log time
         spans = sorted([int(n.network_address), int(n.broadcast_address)] for n in
                        (ipaddress.ip_network(t) for t in split["cidr_" + family]))
@@ -97,8 +100,8 @@ def load(paths: list) -> tuple[str, dict]:
     if key in _LOADED:
         return key, _LOADED[key]
     folder = cache_dir()
-    path = os.path.join(folder, key + ".json")
-    with _locked(os.path.join(folder, key)):
+    path = os.path.join(folder, "%s.v%d.json" % (key, CACHE_FORMAT))
+    with _locked(path[:-5]):
         if not os.path.exists(path):
             entry = _build(paths)
             tmp = "%s.%d.tmp" % (path, os.getpid())

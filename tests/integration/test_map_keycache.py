@@ -8,7 +8,7 @@ import os
 import pytest
 from netlab import netns
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import keycache, mapsync
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import apply, keybuf, keycache, mapsync
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel import libbpf
 from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath.kernel.maps import PinnedMap
 
@@ -27,11 +27,13 @@ def kept(dut, objects, monkeypatch):
         paths.append("kept")
     monkeypatch.setattr(mapsync.KeptSync, "__init__", spy)
 
-    def sync(entries, **kw):
+    def sync(entries, packed=None, **kw):
+        """packed: a list sent as key bytes (as datapath_apply gets a feed), beside the inline entries."""
         with netns(dut.dut):
             before = len(paths)
+            keys = None if packed is None else apply.unpack(keybuf.pack_entries(packed, "ipv4"), "the feed")
             result = mapsync.sync(path, entries=entries, key_type="ipv4", exclusive=True, state_dir=dut.state_dir,
-                                  **kw)
+                                  keys=keys, **kw)
             result["planned"] = "kept" if len(paths) > before else "full"
             return result
 
@@ -98,3 +100,26 @@ def test_repeats_check_mode_and_a_lost_cache(kept):
     assert kept(["10.1.0.1", "10.1.0.2", "10.1.0.3"])["planned"] == "kept" and len(kept.keys()) == 3
     keycache.forget(kept.dut.state_dir, kept.path)
     assert kept(["10.1.0.1"])["planned"] == "full" and kept(["10.1.0.2"])["planned"] == "kept"
+
+
+def test_keys_sent_as_bytes_are_kept_as_bytes_and_proven_as_text_is(kept):
+    first = kept([], packed=LIST)
+    assert first["planned"] == "full" and first["added"] == 2000
+    assert kept([], packed=LIST)["planned"] == "kept" and not kept([], packed=LIST)["changed"]
+    changed = LIST[20:] + ["192.0.2.%d" % i for i in range(1, 21)]
+    second = kept(["10.1.0.1"], packed=changed, diff=True)  # one inline entry beside the feed, which it left
+    assert second["planned"] == "kept" and (second["added"], second["removed"]) == (20, 19)
+    lines = second["diff"]["prepared"].splitlines()
+    assert lines[0] == "+ 192.0.2.1" and lines[20] == "- 10.1.0.2"  # addresses, not key bytes
+    with PinnedMap(kept.path) as m:
+        assert sorted(m.dump()) == sorted(bytes(map(int, a.split("."))) for a in changed + ["10.1.0.1"])
+    with PinnedMap(kept.path) as m:  # a write from anyone else
+        m.delete([bytes([192, 0, 2, 5])])
+    again = kept(["10.1.0.1"], packed=changed)
+    assert again["planned"] == "full" and again["added"] == 1
+    assert kept(["10.1.0.1"], packed=changed)["planned"] == "kept"
+    assert kept(LIST)["planned"] == "full"  # the same list as text: kept anew as text
+    emptied = kept([], packed=[])
+    assert emptied["removed"] == 2000 and kept.keys() == []
+    refill = kept([], packed=LIST)
+    assert refill["planned"] == "kept" and refill["added"] == 2000 and len(kept.keys()) == 2000

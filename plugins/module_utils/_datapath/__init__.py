@@ -21,6 +21,7 @@ import that runs up):
     denyhits.py   the firewall's deny hit counters: an entry's counter slot resolved to per-CPU counts
     mapsync.py    make a pinned map hold the entries asked for
     keycache.py   the key set last synced into a list map, with the proof that the map still holds it
+    keybuf.py     long address lists as the map's own key bytes: the packed transfer a sync writes as it is
     carry.py      make before break: the maps a new version creates, filled before it goes live
     info.py       what runs on the host's interfaces, with counters and problems
     checkpoint.py begin / commit / rollback of the host's whole datapath

@@ -1,9 +1,9 @@
 """A host's whole intent in one call: every program (XDP or TC) and every map of it, under one host lock.
 
 The roles compute and check what a host should run on the controller; this applies it. Map entries may come
-packed (their text, one entry a line, compressed when that pays, base64, with a sha256 digest): every packed
-list is unpacked and checked before the first program or map is touched, so a corrupt transfer changes
-nothing.
+packed: a feed's addresses as the map's own key bytes (keybuf.py), any other long list as its text, one entry a
+line (both compressed when that pays, base64, with a sha256 digest). Every packed list is unpacked and checked
+before the first program or map is touched, so a corrupt transfer changes nothing.
 """
 # Copyright (c) wirespeed.datapath contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -16,7 +16,7 @@ import contextlib
 import hashlib
 import zlib
 
-from . import mapsync
+from . import keybuf, mapsync
 from .errors import DatapathError
 from .kernel import netns as netns_mod
 from .record.store import StateStore
@@ -33,8 +33,11 @@ def pack(entries: list) -> dict:
             "count": len(entries), "digest": hashlib.sha256(text).hexdigest()[:PACKED_DIGEST_LEN]}
 
 
-def unpack(packed: dict, where: str) -> list:
-    """The list of keys packed holds; DatapathError naming `where` when it does not arrive whole."""
+def unpack(packed: dict, where: str) -> list | keybuf.KeyBuffer:
+    """The list of keys packed holds (a KeyBuffer for keys packed as bytes); DatapathError naming `where` when it
+    does not arrive whole."""
+    if packed.get("format") == keybuf.FORMAT:
+        return keybuf.unpack(packed, where)
     try:
         raw = base64.b64decode(packed.get("data") or "", validate=True)
         text = zlib.decompress(raw) if packed.get("compressed") else raw
@@ -86,7 +89,7 @@ def expand(programs: list) -> list:
 
 def unpack_all(programs: list) -> None:
     """Every packed list of every map unpacked in place (entries first, then the packed ones), before anything
-    changes."""
+    changes; keys packed as bytes go to the spec's "keys" (a KeyBuffer), beside its inline entries."""
     done = {}  # the same packed list (one feed on several interfaces) is unpacked once
     for program in programs:
         for spec in program["maps"]:
@@ -96,7 +99,10 @@ def unpack_all(programs: list) -> None:
             key = packed.get("digest"), packed.get("data", "")[:64]
             if key not in done:
                 done[key] = unpack(packed, "map %s of %s" % (spec.get("map"), label(program)))
-            spec["entries"] = list(spec.get("entries") or []) + done[key]
+            if isinstance(done[key], keybuf.KeyBuffer):
+                spec["keys"] = done[key]
+            else:
+                spec["entries"] = list(spec.get("entries") or []) + done[key]
 
 
 def apply(programs: list, deploy, *, bpffs_path: str, state_dir: str, check_mode: bool, diff: bool) -> dict:

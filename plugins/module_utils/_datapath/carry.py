@@ -154,7 +154,7 @@ def _sources(loaded, pin_dir, entries, contents):
             new_map.close()
         fresh = name not in loaded.recreated and name not in loaded.reused  # not pinned before
         if name in entries and (fresh or name in loaded.recreated):
-            yield name, "entries", len(entries[name].get("entries") or []), (None, new)
+            yield name, "entries", len(mapsync.wanted_of(entries[name])), (None, new)
             continue
         if name in contents and (fresh or name in loaded.recreated) and contents[name].get("key_size") == \
                 new.key_size and new.type not in NOT_CARRIED:
@@ -195,7 +195,7 @@ def fill(loaded, pin_dir: str, entries: dict | None = None, contents: dict | Non
         with maps.PinnedMap(path, fd=loaded.fillable.obj.map_fd(name)) as target:
             if source == "entries":
                 spec = entries[name]
-                wanted = mapsync.normalize(entries=spec.get("entries") or [])
+                wanted = mapsync.wanted_of(spec)
                 try:
                     change, _result = mapsync._plan(target, wanted, "present", True, spec.get("key_type"),
                                                     spec.get("value_type"), False)

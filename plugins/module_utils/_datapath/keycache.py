@@ -2,7 +2,8 @@
 
 An exclusive sync of a plain list (a deny list: keys without values) normally reads the whole map, encodes
 every entry asked for and compares the two sets. With a state directory, the sync also keeps, per map, the
-entries it last wrote (as given, one per line) and a proof of what the map held right after: the map's id and
+entries it last wrote (as given, one per line; or the keys' bytes back to back when the list came packed as
+bytes, keybuf.py) and a proof of what the map held right after: the map's id and
 a SHA-256 of the keys of a full batch dump, in the kernel's own order.
 
 The next sync of that map reads the map again and hashes the dump: the same id and the same digest prove the
@@ -38,40 +39,53 @@ def cache_path(state_dir: str, map_path: str) -> str:
 def usable(pinned, wanted) -> bool:
     """Whether a sync may keep (and use) a key set: a hash or trie, a list without values (entries that are not
     strings fail to be kept when they are written out, and the full path takes them)."""
-    return pinned.type not in ARRAYS and wanted.values.count(None) == len(wanted.values)
+    return pinned.type not in ARRAYS and list(wanted.values).count(None) == len(wanted.values)
 
 
-def load(state_dir: str, pinned, key_type) -> tuple[dict, list] | None:
-    """(header, the entries last synced) kept for this map, or None when none fits it."""
+def load(state_dir: str, pinned, key_type) -> tuple[dict, list | bytes] | None:
+    """(header, the entries last synced) kept for this map, or None when none fits it: a list of text entries, or
+    the keys' bytes back to back when they were synced as bytes (header "packed": the key size)."""
     try:
         with open(cache_path(state_dir, pinned.path), "rb") as fh:
             header = json.loads(fh.readline())
-            body = fh.read().decode()
+            body = fh.read()
     except (OSError, ValueError):
         return None
     if (header.get("format") != FORMAT or header.get("path") != pinned.path or header.get("map_id") !=
             pinned.info["id"] or header.get("key_type") != key_type):
         return None
+    if header.get("packed"):
+        return (header, body) if len(body) == header["count"] * header["packed"] else None
+    try:
+        body = body.decode()
+    except ValueError:
+        return None
     return header, body.split("\n") if body else []
 
 
-def save(state_dir: str, pinned, key_type, entries: list, count: int, digest: str) -> None:
-    """Keep entries (as given) and the proof of the map right after they were written (PinnedMap.key_digest)."""
+def save(state_dir: str, pinned, key_type, entries: list | bytes, count: int, digest: str) -> None:
+    """Keep entries (as given: text entries, or the keys' bytes back to back) and the proof of the map right after
+    they were written (PinnedMap.key_digest)."""
     path = cache_path(state_dir, pinned.path)
-    try:
-        body = "\n".join(entries)
-    except TypeError:  # not all strings
-        forget(state_dir, pinned.path)
-        return
-    if body.count("\n") != max(len(entries) - 1, 0):  # an entry of several lines: not kept
-        forget(state_dir, pinned.path)
-        return
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     header = {"format": FORMAT, "path": pinned.path, "map_id": pinned.info["id"], "key_type": key_type,
               "count": count, "digest": digest}
+    if isinstance(entries, (bytes, bytearray)):
+        header["packed"] = pinned.key_size
+        body = bytes(entries)
+    else:
+        try:
+            text = "\n".join(entries)
+        except TypeError:  # not all strings
+            forget(state_dir, pinned.path)
+            return
+        if text.count("\n") != max(len(entries) - 1, 0):  # an entry of several lines: not kept
+            forget(state_dir, pinned.path)
+            return
+        body = text.encode()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp"
     with open(tmp, "wb") as fh:
-        fh.write(json.dumps(header).encode() + b"\n" + body.encode())
+        fh.write(json.dumps(header).encode() + b"\n" + body)
     os.replace(tmp, path)
 
 

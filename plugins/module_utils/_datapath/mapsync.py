@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import contextlib
 import ctypes
 import errno
@@ -21,7 +22,7 @@ import struct
 from collections.abc import Mapping
 from itertools import compress
 
-from . import denyhits, indexes, keycache
+from . import denyhits, indexes, keybuf, keycache
 from .errors import DatapathError
 from .kernel import bpffs, libbpf
 from .kernel.maps import ARRAYS, DEVMAP, PERCPU, PinnedMap, records
@@ -84,6 +85,68 @@ def normalize(key: object = None, value: object = None, entries: object = None) 
             keys.append(item)
             values.append(None)
     return Wanted(keys, values)
+
+
+class KeyWanted:
+    """A plain list of keys (no values) that came as the map's own key bytes (keybuf.KeyBuffer, a feed), with a few
+    entries given inline as text beside it; a sync writes the bytes as they are when the map's key has their
+    layout, and reads them as text otherwise (resolved())."""
+
+    values = ()  # no entry gives a value
+
+    def __init__(self, packed: keybuf.KeyBuffer, inline: list):
+        self.packed, self.inline = packed, list(inline)
+
+    def __len__(self):
+        return len(self.packed) + len(self.inline)
+
+    def sample(self, limit: int = GUESS_SAMPLE) -> list:
+        """The first entries as text (what an untyped map's key is guessed from, and what a preview shows)."""
+        return (self.inline + self.packed.texts(limit))[:limit]
+
+    def as_text(self) -> Wanted:
+        keys = self.inline + self.packed.texts()
+        return Wanted(keys, [None] * len(keys))
+
+    def resolved(self, codec) -> KeyWanted | Wanted:
+        """For a map whose key codec is `codec`: the keys as one buffer (inline entries encoded and added unless
+        the packed keys hold them), or, when the map's key is not the packed layout, every entry as text."""
+        if codec.name != self.packed.key_type or codec.size != self.packed.size:
+            return self.as_text()
+        if not self.inline:
+            return self
+        try:
+            extra = codec.encode_many(self.inline)
+        except (ValueError, TypeError):
+            return self.as_text()  # the text path names the entry that is wrong
+        view = _Records(self.packed.raw, self.packed.size)
+        new = [k for k in dict.fromkeys(extra) if not _sorted_holds(view, k)]
+        return KeyWanted(keybuf.KeyBuffer(self.packed.raw + b"".join(new), self.packed.key_type), [])
+
+
+class _Records:
+    """Fixed-size records of a buffer by index (what bisect needs of a sorted buffer of keys)."""
+
+    def __init__(self, raw, size):
+        self.raw, self.size = raw, size
+
+    def __len__(self):
+        return len(self.raw) // self.size
+
+    def __getitem__(self, i):
+        return self.raw[i * self.size:(i + 1) * self.size]
+
+
+def _sorted_holds(view, key) -> bool:
+    i = bisect.bisect_left(view, key)
+    return i < len(view) and view[i] == key
+
+
+def wanted_of(spec: dict) -> Wanted | KeyWanted:
+    """The entries of one map's spec: its entries, and its keys when a packed feed came as key bytes."""
+    if spec.get("keys") is not None:
+        return KeyWanted(spec["keys"], spec.get("entries") or [])
+    return normalize(entries=spec.get("entries") or [])
 
 
 def plan_sync(current: dict, wanted: dict, given_values: bool, blank: bytes, *, state: str = "present",
@@ -149,6 +212,10 @@ class Blank(Mapping):
 
     def __len__(self):
         return len(self._keys)
+
+    def packed(self) -> keybuf.KeyBuffer | None:
+        """The keys as one buffer, when they came so (written as they are)."""
+        return self._keys if isinstance(self._keys, keybuf.KeyBuffer) else None
 
 
 class EntryEncoder:
@@ -223,10 +290,15 @@ class Sync:
 
     def __init__(self, pinned, typing, wanted, state="present", exclusive=False):
         self.map, self.typing = pinned, typing
-        self.encoded, self.given_values = EntryEncoder(pinned, typing).encode(wanted)
+        if isinstance(wanted, KeyWanted):  # the keys' bytes already: nothing to parse
+            self.encoded, self.given_values = wanted.packed, False
+        else:
+            self.encoded, self.given_values = EntryEncoder(pinned, typing).encode(wanted)
         self.current_keys, self._current_values = pinned.dump_packed()
         self._current = None
         self.exclusive, self.state = exclusive, state
+        if isinstance(self.encoded, keybuf.KeyBuffer) and (self.current_keys or state == "absent"):
+            self.encoded = self.encoded.as_set()  # compared with what the map holds: as a set
         if self.given_values or pinned.type in ARRAYS:
             self.add, self.update, self.remove = plan_sync(
                 self.current, self._as_dict(self.encoded), self.given_values, self._blank(), state=state,
@@ -305,9 +377,10 @@ class Sync:
             index.cover(os.path.basename(m.path), self.add)
         try:
             m.delete(list(self.remove))
-            keys = [*self.add, *self.update]
+            packed = self.add.packed() if isinstance(self.add, Blank) else None
+            keys = packed.raw if packed is not None else [*self.add, *self.update]
             if isinstance(self.add, Blank):  # only new keys, all zeros: one zeroed buffer
-                values = bytes(m.slot_size * len(keys))
+                values = bytes(m.slot_size * len(self.add))
             else:
                 values = b"".join(self.add.values()) + b"".join(new for _old, new in self.update.values())
             m.write_packed(keys, values)
@@ -358,7 +431,7 @@ class Sync:
                 if limit is not None and len(lines) >= limit:
                     return lines
                 if sign == "+":
-                    value = self.add[key]
+                    value = self.add.value if isinstance(self.add, Blank) else self.add[key]
                     shown = "" if value == blank else ": %s" % self.value_text(value)
                     lines.append("+ %s%s" % (self.key_text(key), shown))
                 elif sign == "-":
@@ -378,6 +451,7 @@ def _keeps(state_dir, pinned, wanted, state, exclusive) -> bool:
 
 def kept_after(state_dir, pinned, wanted, state, exclusive, change) -> None:
     """Keep (or forget) the key set of a plain list after its sync was applied, or found to have nothing to do."""
+    wanted = getattr(change, "wanted", wanted)  # as the sync took it (keys sent as bytes may have become text)
     if state_dir and exclusive and state == "present":
         if keycache.usable(pinned, wanted):
             _keep(state_dir, pinned, change.typing.key.name, wanted, change)
@@ -405,6 +479,11 @@ class KeptSync(Sync):
             raise Drifted()
         self._held, self.wanted_set = count, None
         blank = self._blank()
+        if isinstance(wanted, KeyWanted) != isinstance(kept, bytes):
+            raise Drifted()  # kept as text, sent as keys (or the other way): the full path keeps it anew
+        if isinstance(wanted, KeyWanted):
+            self._plan_keys(wanted, kept, blank)
+            return
         if wanted.keys == kept:  # the no-op re-run: one list comparison
             self.add, self.update, self.remove = Blank(set(), blank), {}, Blank(set(), blank)
             return
@@ -420,9 +499,24 @@ class KeptSync(Sync):
         add -= moved
         remove -= moved
         self.wanted_set = new
-        if self._any_held(add):
+        if count and self._any_held(add):
             raise Drifted()  # a new spelling of a kept entry: the full path sorts it out
         self.add, self.update, self.remove = Blank(add, blank), {}, Blank(remove, blank)
+        self._check_capacity()
+
+    def _plan_keys(self, wanted, kept, blank):
+        """Keys sent as bytes against the bytes kept: one comparison for a no-op, set differences of the keys
+        otherwise (a key has one spelling, so no lookup is needed: the proof says the map holds exactly kept)."""
+        if wanted.packed.raw == kept:
+            self.add, self.update, self.remove = Blank(set(), blank), {}, Blank(set(), blank)
+            return
+        if not kept:  # an empty map: every key is new, written from the buffer as it is
+            self.add, self.update, self.remove = Blank(wanted.packed, blank), {}, Blank(set(), blank)
+        else:
+            add, remove = keybuf.differences(wanted.packed.raw, kept, wanted.packed.size)
+            kind = wanted.packed.key_type
+            self.add, self.update = Blank(keybuf.KeyBuffer(add, kind), blank), {}
+            self.remove = Blank(keybuf.KeyBuffer(remove, kind), blank)
         self._check_capacity()
 
     def _any_held(self, keys) -> bool:
@@ -455,8 +549,9 @@ class KeptSync(Sync):
     def apply(self) -> None:
         """Sync.apply, having first read the values of the keys it removes (all restore() needs: the map was not
         dumped into a dict, and a dump after the write would show the new contents)."""
-        size = self.map.slot_size
-        self._removed = [(k, libbpf.map_lookup(self.map.fd, k, size)) for k in self.remove]
+        lookup, fd = libbpf.lib().bpf_map_lookup_elem, self.map.fd
+        value = ctypes.create_string_buffer(self.map.slot_size)
+        self._removed = [(k, value.raw) for k in self.remove if lookup(fd, k, value) == 0]
         super().apply()
 
     def restore(self) -> None:
@@ -475,6 +570,12 @@ def _keep(state_dir, pinned, key_type, wanted, change) -> None:
     if isinstance(change, KeptSync) and not change.changed:
         return  # the kept entries and the proof still hold
     count, digest = pinned.key_digest()
+    if isinstance(wanted, KeyWanted):  # the map holds exactly these keys: as many as the buffer unless one repeats
+        if len(wanted.packed) != count:
+            keycache.forget(state_dir, pinned.path)
+            return
+        keycache.save(state_dir, pinned, key_type, wanted.packed.raw, count, digest)
+        return
     if distinct is None:
         distinct = set(wanted.keys)
     if len(distinct) != count:
@@ -524,6 +625,13 @@ def _sum(values):
 
 def _unpinned_preview(path, wanted, diff):
     """Check mode, map not pinned yet: its program is itself only previewed (by an earlier task of the run)."""
+    if isinstance(wanted, KeyWanted):  # shown as text: the lines a diff shows, and the count of all
+        shown = wanted.sample(DIFF_LINES)
+        result = _unpinned_preview(path, Wanted(shown, [None] * len(shown)), diff)
+        result["changed"], result["added"] = len(wanted) > 0, len(wanted)
+        if diff:
+            result["diff"]["prepared"] = prepared(["+ %s" % k for k in shown], len(wanted))
+        return result
     result = {"changed": len(wanted) > 0, "path": path, "map_type": None, "key_type": None, "value_type": None,
               "added": len(wanted), "removed": 0, "updated": 0, "pinned": False,
               "msg": "%s is not pinned yet (expected on a first preview); the entries are shown as given, "
@@ -537,13 +645,14 @@ def _unpinned_preview(path, wanted, diff):
 def sync(path: str, *, key: object = None, value: object = None, entries: object = None, state: str = "present",
          exclusive: bool = False, key_type: str | None = None, value_type: str | None = None,
          check_mode: bool = False, return_entries: bool = False, diff: bool = True,
-         state_dir: str | None = None) -> dict:
+         state_dir: str | None = None, keys: keybuf.KeyBuffer | None = None) -> dict:
     """The map operation behind bpf_map_entry; returns the result dict.
 
     With state_dir (the module always passes it) the sync holds the host lock
     that deploys take, so two runs cannot interleave their syncs and restores.
+    keys: a plain list of keys as their bytes (a packed feed), beside any entries.
     """
-    wanted = normalize(key, value, entries)
+    wanted = normalize(key, value, entries) if keys is None else KeyWanted(keys, entries or [])
     if state_dir is None:
         return _sync(path, wanted, state, exclusive, key_type, value_type, check_mode, return_entries, diff)
     store = StateStore(state_dir)
@@ -573,7 +682,12 @@ def _sync(path, wanted, state, exclusive, key_type, value_type, check_mode, retu
 def _plan(pinned, wanted, state, exclusive, key_type, value_type, diff, state_dir=None):
     """(the Sync that makes pinned hold wanted, the result keys that describe it); changes nothing. With
     state_dir, a plain list whose last synced entries the host kept is planned from them (KeptSync)."""
-    typing = MapTypes(pinned, key_type, value_type, wanted.keys[:GUESS_SAMPLE], wanted.values[:GUESS_SAMPLE])
+    if isinstance(wanted, KeyWanted):
+        sample = wanted.sample()
+        typing = MapTypes(pinned, key_type, value_type, sample, [None] * len(sample))
+        wanted = wanted.resolved(typing.key)
+    else:
+        typing = MapTypes(pinned, key_type, value_type, wanted.keys[:GUESS_SAMPLE], wanted.values[:GUESS_SAMPLE])
     change = None
     if _keeps(state_dir, pinned, wanted, state, exclusive):
         kept = keycache.load(state_dir, pinned, typing.key.name)
@@ -584,6 +698,7 @@ def _plan(pinned, wanted, state, exclusive, key_type, value_type, diff, state_di
                 change = None
     if change is None:
         change = Sync(pinned, typing, wanted, state, exclusive)
+    change.wanted = wanted
     result = {
         "changed": change.changed, "path": pinned.path, "map_type": pinned.type_name,
         "key_type": typing.key.name, "value_type": typing.value.name,
@@ -615,7 +730,7 @@ def sync_all(specs: list, *, interface: str, name: str, bpffs_path: str = bpffs.
         opened, plans = [], []
         try:
             for spec, path in paths:
-                wanted = normalize(entries=spec.get("entries") or [])
+                wanted = wanted_of(spec)
                 state = spec.get("state") or "present"
                 if check_mode and state == "present" and not os.path.exists(path):
                     plans.append((spec, None, _unpinned_preview(path, wanted, diff)))
@@ -634,7 +749,7 @@ def sync_all(specs: list, *, interface: str, name: str, bpffs_path: str = bpffs.
                 try:
                     _apply_all([change for _spec, change, _result in plans if change is not None and change.changed])
                     for (spec, change, _result), pinned in zip([p for p in plans if p[1] is not None], opened):
-                        kept_after(state_dir, pinned, normalize(entries=spec.get("entries") or []),
+                        kept_after(state_dir, pinned, wanted_of(spec),
                                    spec.get("state") or "present", bool(spec.get("exclusive")), change)
                     known = {path: change.new_keys() for (_s, change, _r), (_spec, path) in zip(plans, paths)
                              if change is not None and indexes.for_list(path)}

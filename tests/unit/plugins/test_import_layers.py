@@ -24,6 +24,7 @@ LAYERS = [
     (ENGINE + "kernel", 1), (ENGINE + "types", 2), (ENGINE + "program", 3), (ENGINE + "record", 4),
     (ENGINE + "hooks", 5), (ENGINE + "facts", 6), (ENGINE + "indexes", 6), (ENGINE + "denyhits", 6),
     (ENGINE + "mapsync", 7), (ENGINE + "info", 7), (ENGINE + "carry", 7), (ENGINE + "keycache", 7),
+    (ENGINE + "keybuf", 7),
     (ENGINE + "checkpoint", 8), (ENGINE + "apply", 8), (ENGINE + "host", 9),
     ("module_utils._datapath", 0),  # the package's own __init__
     ("module_utils._base", 10), ("module_utils", 10), ("doc_fragments", 10),

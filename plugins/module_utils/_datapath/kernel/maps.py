@@ -186,14 +186,24 @@ class PinnedMap:
         """Create or overwrite [(key bytes, value bytes)]."""
         self.write_packed([k for k, _v in items], b"".join(v for _k, v in items))
 
-    def write_packed(self, keys: list[bytes], values: bytes) -> None:
-        """Create or overwrite keys (a list) with values (their bytes back to back)."""
-        if not keys:
+    def write_packed(self, keys: list[bytes] | bytes, values: bytes) -> None:
+        """Create or overwrite keys (a list, or the keys' bytes back to back) with values (their bytes back to
+        back)."""
+        count = self._count(keys)
+        if not count:
             return
         vs = self.slot_size
         done = self._batch(libbpf.lib().bpf_map_update_batch, keys, values, "write") if self.type in BATCH else 0
-        for i in range(done, len(keys)):
-            libbpf.map_update(self.fd, keys[i], values[i * vs:(i + 1) * vs])
+        for i in range(done, count):
+            libbpf.map_update(self.fd, self._key(keys, i), values[i * vs:(i + 1) * vs])
+
+    def _count(self, keys) -> int:
+        return len(keys) // self.key_size if isinstance(keys, (bytes, bytearray)) else len(keys)
+
+    def _key(self, keys, i) -> bytes:
+        if isinstance(keys, (bytes, bytearray)):
+            return bytes(keys[i * self.key_size:(i + 1) * self.key_size])
+        return keys[i]
 
     def delete(self, keys: list[bytes]) -> None:
         """Remove keys (arrays: reset them to zero)."""
@@ -209,17 +219,19 @@ class PinnedMap:
     def _batch(self, call, keys, values, what) -> int:
         """Batch update (values given) or delete of keys, CHUNK at a time; how many were done when the kernel has
         no batch call for this map (the caller does the rest one by one)."""
-        vs = self.slot_size
-        for start in range(0, len(keys), CHUNK):
-            part = keys[start:start + CHUNK]
-            count = ctypes.c_uint32(len(part))
+        vs, ks, total = self.slot_size, self.key_size, self._count(keys)
+        packed = isinstance(keys, (bytes, bytearray))
+        for start in range(0, total, CHUNK):
+            n = min(CHUNK, total - start)
+            part = keys[start * ks:(start + n) * ks] if packed else b"".join(keys[start:start + n])
+            count = ctypes.c_uint32(n)
             if values is None:
-                ret = call(self.fd, b"".join(part), ctypes.byref(count), ctypes.byref(self._opts))
+                ret = call(self.fd, part, ctypes.byref(count), ctypes.byref(self._opts))
             else:
-                ret = call(self.fd, b"".join(part), values[start * vs:(start + len(part)) * vs],
-                           ctypes.byref(count), ctypes.byref(self._opts))
+                ret = call(self.fd, part, values[start * vs:(start + n) * vs], ctypes.byref(count),
+                           ctypes.byref(self._opts))
             if ret < 0 and -ret in NO_BATCH_ERRNOS:
                 libbpf.take_messages()
                 return start + count.value
             libbpf.check(ret, "%s %s" % (what, self.path))
-        return len(keys)
+        return total

@@ -30,7 +30,10 @@ def test_a_feed_is_split_packed_and_built_once_per_content(tmp_path, cache, monk
     handle = _feeds.handle([feed])
     assert handle["count"] == 4 and handle["counts"] == {"v4": 1, "v6": 1, "net_v4": 1, "net_v6": 1}
     part = _feeds.resolve(dict(handle, part="net_v6"))
-    assert apply.unpack(part, "net_v6") == ["2001:db8:bad::/48"]
+    keys = apply.unpack(part, "net_v6")  # the LPM key bytes: host-order prefix length, then the address
+    assert keys.raw == bytes([48, 0, 0, 0]) + bytes.fromhex("20010db80bad") + bytes(10)
+    assert keys.texts() == ["2001:db8:bad::/48"]
+    assert apply.unpack(_feeds.resolve(dict(handle, part="v4")), "v4").raw == bytes([203, 0, 113, 7])
     built = []
     monkeypatch.setattr(_feeds, "_LOADED", {})  # another worker process: it reads the cache, builds nothing
     monkeypatch.setattr(_feeds, "_build", built.append)
