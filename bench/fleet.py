@@ -25,6 +25,7 @@ import argparse
 import ipaddress
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -187,9 +188,12 @@ def report_feed(rows):
 def feed_size_only(size):
     """The bytes per host for a feed size without a lab (the 1M figure, when only smaller feeds run on a lab)."""
     path = os.path.join(tempfile.mkdtemp(prefix="wsfeed-"), "feed.txt")
-    write_feed(path, feed_entries(size, random.Random(size)))
-    os.environ["WIRESPEED_FEED_CACHE"] = os.path.dirname(path)
-    mb = packed_bytes(path) / 1e6
+    try:
+        write_feed(path, feed_entries(size, random.Random(size)))
+        os.environ["WIRESPEED_FEED_CACHE"] = os.path.dirname(path)
+        mb = packed_bytes(path) / 1e6
+    finally:
+        shutil.rmtree(os.path.dirname(path), ignore_errors=True)
     print("feed of %d entries: the controller sends %.2f MB per host (packed lists in the module call)" % (size, mb))
     results.target("fleet", "feed: controller sends per host, %d-entry feed" % size, mb, "<=", 8, unit="MB")
 

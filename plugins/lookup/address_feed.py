@@ -13,7 +13,9 @@ description:
   - Reads the files as P(wirespeed.datapath.address_file#lookup) does (one IPv4 or IPv6 address or CIDR per line,
     blank lines and text after C(#) ignored; a bad line fails the lookup naming the file and line), splits the
     entries into single addresses and networks by family, and packs each part for
-    M(wirespeed.datapath.datapath_apply).
+    M(wirespeed.datapath.datapath_apply) as the map's own key bytes (4 bytes an IPv4 address, 16 an IPv6 one, the
+    LPM trie layout for networks), sorted, each once, compressed, with its sha256; the host writes them to the map
+    without parsing an entry.
   - The work is done once per feed content, not once per host; the result is kept in the controller's cache
     folder (C($XDG_CACHE_HOME/wirespeed.datapath/feeds), or C($WIRESPEED_FEED_CACHE)), keyed by the sha256 of the
     files, and the hosts of a run share it.

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import apply
+from ansible_collections.wirespeed.datapath.plugins.module_utils._datapath import apply, keybuf
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
@@ -42,9 +42,11 @@ def tc(**args):
                                      "priority": 20, "config": {"drop_port": 7002}}, **args))
 
 
-def corrupt_packed():
-    """A packed list of 1,000 addresses with one byte of its transfer changed."""
-    packed = apply.pack(["198.51.100.%d" % (i % 250) for i in range(1000)])
+def corrupt_packed(as_keys=False):
+    """A packed list of 1,000 addresses (as text, or as key bytes the way a feed travels) with one byte of its
+    transfer changed."""
+    addresses = ["198.51.%d.%d" % (100 + i // 250, i % 250) for i in range(1000)]
+    packed = keybuf.pack_entries(addresses, "ipv4") if as_keys else apply.pack(addresses)
     data = bytearray(base64.b64decode(packed["data"]))
     data[len(data) // 2] ^= 0x01
     return dict(packed, data=base64.b64encode(bytes(data)).decode())
@@ -80,6 +82,10 @@ CASES = {
     "apply: a corrupt packed transfer": (
         task("datapath_apply", programs=[{"name": "zoo", "interface": "eth0", "src": ZOO, "priority": 60, "maps": [
             {"map": "hash_v4", "key_type": "ipv4", "exclusive": True, "packed_entries": corrupt_packed()}]}]),
+        r"the packed entries of map hash_v4 of zoo on eth0 did not arrive whole"),
+    "apply: a corrupt packed transfer of key bytes": (
+        task("datapath_apply", programs=[{"name": "zoo", "interface": "eth0", "src": ZOO, "priority": 60, "maps": [
+            {"map": "hash_v4", "key_type": "ipv4", "exclusive": True, "packed_entries": corrupt_packed(True)}]}]),
         r"the packed entries of map hash_v4 of zoo on eth0 did not arrive whole"),
     # xdp_map_entry
     "map: program that is not deployed": (entry(name="ghost", map="hash_v4", key="1"), r"ghost"),

@@ -507,6 +507,7 @@ class KeptSync(Sync):
     def _plan_keys(self, wanted, kept, blank):
         """Keys sent as bytes against the bytes kept: one comparison for a no-op, set differences of the keys
         otherwise (a key has one spelling, so no lookup is needed: the proof says the map holds exactly kept)."""
+        self._exact = wanted.packed  # what the map holds once the change is applied
         if wanted.packed.raw == kept:
             self.add, self.update, self.remove = Blank(set(), blank), {}, Blank(set(), blank)
             return
@@ -541,6 +542,8 @@ class KeptSync(Sync):
         return self._dumped[1]
 
     def new_keys(self):
+        if getattr(self, "_exact", None) is not None:  # keys sent as bytes: exactly those (no read of the map)
+            return self._exact
         kept = set(self.current_keys)
         kept.difference_update(self.remove)
         kept.update(self.add)
