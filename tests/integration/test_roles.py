@@ -124,3 +124,38 @@ def test_preflight_names_the_link_that_holds_the_hook_and_changes_nothing(lab, t
         if link:
             libbpf.lib().bpf_link__destroy(link)
         obj.close()
+
+
+def test_a_feed_travels_as_key_bytes_and_a_one_line_change_is_one_entry(lab, tmp_path):
+    """The firewall's feed reaches the host as the maps' key bytes: the first run fills each map, the re-run
+    changes nothing, and one line added shows as one readable `+` line in --check --diff, then adds one entry."""
+    feed = tmp_path / "threats.txt"
+    lines = ["203.0.%d.%d" % (i // 250, i % 250 + 1) for i in range(600)] + ["192.0.2.0/24", "2001:db8::7",
+                                                                             "2001:db8:bad::/48"]
+    feed.write_text("# feed\n" + "\n".join(lines) + "\n")
+    args = dict(role_under_test="firewall", firewall_interfaces=["eth0"], firewall_deny=[lab.peer["ip2"]],
+                firewall_deny_files=[str(feed)], firewall_port_rules=[{"proto": "udp", "port": 7001}])
+    def synced(tasks):
+        names = [k for k in tasks if "Deploy the programs and fill their maps" in k]
+        assert len(names) == 1, sorted(tasks)
+        result = tasks[names[0]]["lab1"]
+        assert not result.get("failed"), result
+        return result, {name: (m["added"], m["removed"]) for p in result["programs"]
+                        for name, m in (p.get("maps_synced") or {}).items()}
+    try:
+        _result, maps = synced(playbook(lab, ROLE, **args))
+        assert maps["deny_v4"] == (600, 0) and maps["deny_net_v4"] == (1, 0)  # beside the inline entry, kept
+        assert maps["deny_v6"] == (1, 0) and maps["deny_net_v6"] == (1, 0)
+        again, maps = synced(playbook(lab, ROLE, **args))
+        assert not again["changed"] and set(maps.values()) == {(0, 0)}
+        feed.write_text("# feed\n" + "\n".join(lines + ["198.51.100.250"]) + "\n")
+        preview, maps = synced(playbook(lab, ROLE, check=True, diff=True, **args))
+        assert preview["changed"] and maps["deny_v4"] == (1, 0)
+        shown = "".join(d.get("prepared") or "" for d in preview["diff"])
+        assert "+ 198.51.100.250\n" in shown and shown.count("\n+ ") + shown.startswith("+ ") == 1
+        _result, maps = synced(playbook(lab, ROLE, **args))
+        assert maps["deny_v4"] == (1, 0) and set(maps.values()) - {(1, 0)} <= {(0, 0)}
+    finally:  # the module's baseline (one deny entry, no feed) for the tests after this one
+        back = playbook(lab, ROLE, role_under_test="firewall", firewall_interfaces=["eth0"],
+                        firewall_deny=[lab.peer["ip2"]], firewall_port_rules=[{"proto": "udp", "port": 7001}])
+        assert back["stats"]["lab1"]["failures"] == 0, back
