@@ -18,8 +18,8 @@ description:
     into one call.
   - The action plugin compiles each distinct source once on the controller and ships each object once, and sends
     a long list of map entries packed rather than as a JSON list (compressed when that pays, base64, with its
-    sha256): a feed's addresses and networks as the map's own key bytes, which the host hands to the kernel
-    without parsing an entry; any other long list as its text, one entry a line.
+    sha256). A feed's addresses and networks travel as the map's own key bytes, which the host hands to the kernel
+    without parsing an entry; any other long list travels as its text, one entry a line.
   - Every packed list is unpacked and checked against its digest before the first program or map is touched;
     a transfer that arrives damaged fails the task and changes nothing.
   - Programs are applied in the order given, each followed by its maps; a failure stops the call there, and the

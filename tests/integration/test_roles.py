@@ -135,6 +135,7 @@ def test_a_feed_travels_as_key_bytes_and_a_one_line_change_is_one_entry(lab, tmp
     feed.write_text("# feed\n" + "\n".join(lines) + "\n")
     args = dict(role_under_test="firewall", firewall_interfaces=["eth0"], firewall_deny=[lab.peer["ip2"]],
                 firewall_deny_files=[str(feed)], firewall_port_rules=[{"proto": "udp", "port": 7001}])
+
     def synced(tasks):
         names = [k for k in tasks if "Deploy the programs and fill their maps" in k]
         assert len(names) == 1, sorted(tasks)

@@ -102,9 +102,9 @@ def unpack(packed: dict, where: str) -> KeyBuffer:
     type and count they claim."""
     key_type = packed.get("key_type")
     if key_type not in CODECS:
+        known = ", ".join(sorted(CODECS))
         raise DatapathError("the packed keys of %s name key type %r; packed keys are one of %s, so run the task "
-                            "again with this collection's own action plugin." % (where, key_type,
-                                                                                  ", ".join(sorted(CODECS))))
+                            "again with this collection's own action plugin." % (where, key_type, known))
     try:
         raw = base64.b64decode(packed.get("data") or "", validate=True)
         raw = zlib.decompress(raw) if packed.get("compressed") else raw
