@@ -92,10 +92,14 @@ molecule-%:
 # the booting lab's Debian images (tests/lab/image.py), built once per machine and cached in /var/cache/wirespeed-lab
 LAB_RELEASES ?= bookworm trixie
 
-lab-images: deps
-	@for r in $(LAB_RELEASES); do $(PY) tests/lab/image.py build --release $$r >/dev/null || exit 1; done
+lab-images: $(addprefix lab-image-,$(LAB_RELEASES))
 
-test: lint sanity lab-images
+lab-image-%: deps
+	@$(PY) tests/lab/image.py build --release $* >/dev/null
+
+# lint (one core), sanity (one core) and the image builds (the network) run side by side, then the suite
+test: deps
+	@$(MAKE) --no-print-directory -j3 --output-sync=target lint sanity lab-images
 	$(PY) -m pytest -p no:cacheprovider -rs -n $(TEST_JOBS) --dist loadfile --durations=15 \
 		tests/unit tests/integration tests/reliability
 	$(MAKE) --no-print-directory molecule

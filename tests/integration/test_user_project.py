@@ -2,13 +2,15 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The collection consumed as a user consumes it: `ansible-galaxy collection build` of a working tree (with the
 folders a developer's checkout grows planted in it), installed from a requirements.yml into an empty project
-directory with the ansible.cfg the docs give, an inventory and group_vars of the project's own, and
-`ansible-playbook wirespeed.datapath.site` (then status, rollback) by FQCN against hosts that boot systemd,
-connected as `ops` with become. Nothing of this checkout is on the Ansible or Python path."""
+directory with the ansible.cfg the docs give; and the README's quick start followed word for word (install, inventory,
+group_vars, preview, converge, again, status, rollback, removal) by FQCN against a host that boots systemd, connected
+as `ops` with become. Nothing of this checkout is on the Ansible or Python path."""
 
 import os
 import re
+import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -16,7 +18,8 @@ import tarfile
 import pytest
 import yaml
 from conftest import REPO
-from labplay import LabNet, booting_lab
+from labplay import booting_lab
+from netlab import netns
 
 BIN = os.path.dirname(sys.executable)
 # folders that tools and runs leave in a checkout: none may reach the tarball
@@ -80,23 +83,13 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def project(tarball, lab, tmp_path_factory):
-    """An empty project directory made into a user's: requirements.yml, ansible.cfg, inventory, group_vars."""
+def project(tarball, tmp_path_factory):
+    """An empty project directory with a requirements.yml naming the tarball and the ansible.cfg the docs give."""
     project = str(tmp_path_factory.mktemp("project"))
     with open(os.path.join(project, "requirements.yml"), "w") as fh:
         yaml.safe_dump({"collections": [{"name": str(tarball), "type": "file"}]}, fh)
     with open(os.path.join(project, "ansible.cfg"), "w") as fh:
         fh.write(docs_ansible_cfg())
-    host = lab.hosts[0]
-    with open(os.path.join(project, "hosts.ini"), "w") as fh:
-        fh.write("[edge]\n%s ansible_host=%s\n\n[edge:vars]\nansible_user=ops\nansible_become=true\n"
-                 "ansible_python_interpreter=/usr/bin/python3\nansible_ssh_private_key_file=%s\n"
-                 "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'\n"
-                 % (host["name"], host["ip"], os.path.join(lab.dir, "id_ed25519")))
-    os.makedirs(os.path.join(project, "group_vars"))
-    with open(os.path.join(project, "group_vars", "edge.yml"), "w") as fh:
-        yaml.safe_dump({"firewall_interfaces": ["eth0"], "firewall_deny": [lab.peer["ip2"] + "/32"],
-                        "firewall_port_rules": [{"proto": "udp", "port": 7001}]}, fh)
     rc, out = run(project, os.path.join(BIN, "ansible-galaxy"), "collection", "install", "-r", "requirements.yml",
                   "-p", "collections")
     assert rc == 0, out
@@ -117,31 +110,103 @@ def test_the_docs_ansible_cfg_is_valid(project):
     rc, out = run(project, os.path.join(BIN, "ansible-config"), "dump", "--only-changed")
     assert rc == 0, out
     assert "DEFAULT_FORKS" in out
+    rc, out = run(project, os.path.join(BIN, "ansible-galaxy"), "collection", "list", "wirespeed.datapath")
+    assert rc == 0 and os.path.join(project, "collections") in out, out
 
 
-def test_site_status_and_rollback_by_fqcn_from_the_project(project, lab):
+def readme_quick_start():
+    """The README's quick start as written: its setup lines, inventory.ini, group_vars/edge.yml and its commands."""
+    with open(os.path.join(REPO, "README.md")) as fh:
+        section = fh.read().split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(\w+)\n(.*?)```", section, re.S)
+    shells = [body for lang, body in blocks if lang == "sh"]
+    [inventory] = [body for lang, body in blocks if lang == "ini"]
+    [variables] = [body for lang, body in blocks if lang == "yaml"]
+    assert len(shells) == 2, blocks
+    return shells[0], inventory, variables, [cmd for cmd in
+                                              (line.split("#", 1)[0].strip() for line in shells[1].splitlines())
+                                              if cmd]
+
+
+def tcp_reaches(lab, host, port):
+    """A TCP connection from the lab's peer to host:port gets an answer (accepted or refused) within 2 s."""
+    with netns(lab.peer["ns"]):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(2.0)
+    try:
+        sock.connect((host["ip"], port))
+        return True
+    except ConnectionRefusedError:
+        return True
+    except socket.timeout:
+        return False
+    finally:
+        sock.close()
+
+
+def preview_next_change(project, env, preview, variables):
+    """On a converged host, the preview of one more denied address shows that entry (and changes nothing)."""
+    changed = yaml.safe_load(variables)
+    changed["firewall_deny"] = changed["firewall_deny"] + ["203.0.113.99"]
+    path = os.path.join(project, "group_vars", "edge.yml")
+    with open(path, "w") as fh:
+        yaml.safe_dump(changed, fh)
+    try:
+        proc = subprocess.run(shlex.split(preview), cwd=project, env=env, capture_output=True, text=True,
+                              timeout=900, check=False)
+    finally:
+        with open(path, "w") as fh:
+            fh.write(variables)
+    assert proc.returncode == 0 and "+ 203.0.113.99" in proc.stdout, proc.stdout[-5000:]
+    assert "+ 203.0.113.7" not in proc.stdout  # only the change is shown
+
+
+def test_the_readme_quick_start_word_for_word(tarball, lab, tmp_path_factory):
+    """Every step of the README's quick start in an empty directory, by a user whose own SSH settings (key, known
+    hosts) are their environment's: the only edits are the lab host's address in place of the example ones."""
+    setup, inventory, variables, commands = readme_quick_start()
+    home = str(tmp_path_factory.mktemp("home"))
+    named = re.search(r"install (\S+\.tar\.gz)", setup)
+    assert named and named.group(1) == tarball.name, (setup, tarball.name)  # the README names the real tarball
+    shutil.copy(tarball, os.path.join(home, tarball.name))
+    env = {k: v for k, v in user_env(home).items() if k != "ANSIBLE_COLLECTIONS_PATH"}  # the default path
+    env.update(ANSIBLE_PRIVATE_KEY_FILE=os.path.join(lab.dir, "id_ed25519"), ANSIBLE_HOST_KEY_CHECKING="False",
+               ANSIBLE_SSH_COMMON_ARGS="-o UserKnownHostsFile=/dev/null")
+    proc = subprocess.run(["bash", "-euc", setup + "\npwd"], cwd=home, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    project = proc.stdout.strip().splitlines()[-1]  # where the setup's `cd` left the user
     host = lab.hosts[0]
-    playbook = os.path.join(BIN, "ansible-playbook")
-    rc, out = run(project, playbook, "-i", "hosts.ini", "wirespeed.datapath.site")
-    assert rc == 0, out[-5000:]
-    assert recap(out, host["name"])["failed"] == 0
-    listed = run(project, os.path.join(BIN, "ansible-galaxy"), "collection", "list", "wirespeed.datapath")[1]
-    assert str(os.path.join(project, "collections")) in listed
-    net = LabNet(lab, host)
-    assert net.udp(7001, 10) == 0 and net.udp(7000, 10) == 10
-    rc, out = run(project, playbook, "-i", "hosts.ini", "wirespeed.datapath.site")
-    assert rc == 0 and recap(out, host["name"])["changed"] == 0, out[-5000:]
-    with open(os.path.join(project, "group_vars", "edge.yml")) as fh:
-        data = yaml.safe_load(fh)
-    data["firewall_port_rules"] = [{"proto": "udp", "port": 7002}]
+    hosts = [line for line in inventory.splitlines() if "ansible_host=" in line]
+    assert hosts, inventory
+    inventory = inventory.replace("\n".join(hosts), "edge1 ansible_host=%s" % host["ip"])
+    with open(os.path.join(project, "inventory.ini"), "w") as fh:
+        fh.write(inventory)
     with open(os.path.join(project, "group_vars", "edge.yml"), "w") as fh:
-        yaml.safe_dump(data, fh)
-    rc, out = run(project, playbook, "-i", "hosts.ini", "wirespeed.datapath.site", "--check", "--diff")
-    assert rc == 0 and recap(out, host["name"])["changed"] >= 1 and "7002" in out, out[-5000:]
-    assert net.udp(7001, 10) == 0 and net.udp(7002, 10) == 10  # the preview changed nothing
-    rc, out = run(project, playbook, "-i", "hosts.ini", "wirespeed.datapath.status")
-    assert rc == 0 and "firewall" in out, out[-5000:]
-    rc, out = run(project, playbook, "-i", "hosts.ini", "wirespeed.datapath.rollback", "-e", "rollback_to=none")
-    assert rc == 0, out[-5000:]
-    assert net.udp(7001, 10) == 10
+        fh.write(variables)
+    port = yaml.safe_load(variables)["firewall_port_rules"][0]["port"]
+    assert tcp_reaches(lab, host, port) and tcp_reaches(lab, host, port + 1)
+
+    outputs = []
+    for command in commands:
+        proc = subprocess.run(shlex.split(command), cwd=project, env=env, capture_output=True, text=True,
+                              timeout=900, check=False)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, "%s\n%s" % (command, out[-5000:])
+        assert recap(out, "edge1")["failed"] == 0, out[-5000:]
+        outputs.append((command, out))
+        if command.endswith("site --check --diff"):  # a fresh host: the packages it would get, and why no more
+            assert re.search(r"edge1: the preview stops after the host role: it would first install (libbpf and )?"
+                             r"pyroute2, without which", out), out[-5000:]
+            assert "prog/xdp" not in lab.ssh(host, "ip -d link show eth0").stdout  # and it changed nothing
+            assert "pyroute2" not in lab.ssh(host, "dpkg -l python3-pyroute2 2>/dev/null | grep ^ii || true").stdout
+        elif command.endswith("site"):
+            assert not tcp_reaches(lab, host, port) and tcp_reaches(lab, host, port + 1), command
+            if len([c for c, _ in outputs if c.endswith("site")]) == 2:
+                preview_next_change(project, env, commands[0], variables)
+    runs = [out for command, out in outputs if command.endswith("site")]
+    assert len(runs) == 2 and recap(runs[1], "edge1")["changed"] == 0, runs[1][-5000:]
+    [status] = [out for command, out in outputs if command.endswith("status")]
+    assert re.search(r"edge1\s.*firewall", status), status[-5000:]
+    assert tcp_reaches(lab, host, port)  # rollback took the firewall back, then rollback_to=none removed it all
     assert "prog/xdp" not in lab.ssh(host, "ip -d link show eth0").stdout

@@ -19,7 +19,7 @@ recipe below, so a change of either builds a new one; CI on this machine reuses 
               fleets behind an internal mirror do.
 
 A build takes a few minutes (most of it downloading and unpacking ~150 packages); concurrent callers
-wait on a lock file and then use the image the first one built.
+wait on the release's lock file and then use the image the first one built; two releases build at once.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def build(release="bookworm", log=sys.stderr):
     if ready(release):
         return final
     os.makedirs(CACHE, exist_ok=True)
-    with open(os.path.join(CACHE, ".lock"), "w") as lock:
+    with open(os.path.join(CACHE, ".lock-" + release), "w") as lock:  # releases build side by side
         fcntl.flock(lock, fcntl.LOCK_EX)
         if ready(release):
             return final

@@ -46,9 +46,18 @@ def version_tuple(text: str) -> tuple:
     return tuple(int(part) for part in match.group(0).split(".")) if match else ()
 
 
+_VERSION = []  # pyroute2_version()'s answer, read once per process (a metadata lookup scans sys.path)
+
+
 def pyroute2_version() -> str:
     """The installed pyroute2's version: its distribution metadata first (Debian's python3-pyroute2 0.7.2 says
     __version__ == 'unknown', its dist-info says 0.7.2), else its __version__."""
+    if not _VERSION:
+        _VERSION.append(_read_pyroute2_version())
+    return _VERSION[0]
+
+
+def _read_pyroute2_version() -> str:
     try:
         from importlib import metadata
         return metadata.version("pyroute2")
