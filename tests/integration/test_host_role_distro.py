@@ -9,9 +9,10 @@ import os
 import re
 
 import pytest
-from labplay import booting_lab, playbook
+from labplay import PLAYBOOKS, booting_lab, playbook
 
 HOST_BOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "host.yml")
+SITE = os.path.join(PLAYBOOKS, "site.yml")
 RELEASE = os.environ.get("WIRESPEED_LAB_RELEASE", "bookworm")
 INSTALL_PYROUTE2 = "Install pyroute2 from the distribution"
 
@@ -94,3 +95,25 @@ def test_missing_piece_fails_with_one_sentence(lab, extra, task, words):
     for word in words:
         assert word in result["msg"], result["msg"]
     assert _fstab(lab) == fstab  # failed before any change
+
+
+def test_a_login_user_without_sudo_is_refused_before_anything_changes(lab):
+    """A second login user of the host with the same key and no sudo rights: site.yml names it in one sentence
+    (not as Ansible's "Missing sudo password" from the first task that becomes root)."""
+    host = lab.hosts[0]
+    made = lab.ssh(host, "id nosudo >/dev/null 2>&1 || { useradd -m -s /bin/sh nosudo && install -d -o nosudo -m 700 "
+                         "/home/nosudo/.ssh && install -o nosudo -m 600 /home/ops/.ssh/authorized_keys "
+                         "/home/nosudo/.ssh/authorized_keys; }")
+    assert made.returncode == 0, made.stderr
+    fstab = _fstab(lab)
+    tasks = playbook(lab, SITE, host_bpffs_persist=True, ansible_user="nosudo")
+    assert tasks["rc"] != 0
+    result = _task(tasks, "Refuse a login user that cannot become root").get(host["name"])
+    assert result, [(k, v.get(host["name"], {}).get("msg")) for k, v in tasks.items() if k not in ("stats", "rc")]
+    assert result["failed"], result
+    msg = result["msg"]
+    assert msg.count(". ") == 0 and msg.endswith("."), msg  # one sentence
+    for word in ("login user nosudo is not root and cannot run sudo without a password", "NOPASSWD",
+                 "--ask-become-pass"):
+        assert word in msg, msg
+    assert _fstab(lab) == fstab and tasks["stats"][host["name"]]["changed"] == 0  # refused before any change
