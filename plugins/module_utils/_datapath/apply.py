@@ -11,7 +11,6 @@ before the first program or map is touched, so a corrupt transfer changes nothin
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import hashlib
 import zlib
@@ -38,15 +37,7 @@ def unpack(packed: dict, where: str) -> list | keybuf.KeyBuffer:
     does not arrive whole."""
     if packed.get("format") == keybuf.FORMAT:
         return keybuf.unpack(packed, where)
-    try:
-        raw = base64.b64decode(packed.get("data") or "", validate=True)
-        text = zlib.decompress(raw) if packed.get("compressed") else raw
-    except (binascii.Error, ValueError, zlib.error):
-        text = None
-    digest = str(packed.get("digest") or "")
-    if text is None or len(digest) < 16 or hashlib.sha256(text).hexdigest()[:len(digest)] != digest.lower():
-        raise DatapathError("the packed entries of %s did not arrive whole (their sha256 does not match); nothing "
-                            "was changed, so run the task again." % where)
+    text = keybuf.received(packed, where)
     entries = text.decode("utf-8").split("\n") if text else []
     if packed.get("count") is not None and len(entries) != packed["count"]:
         raise DatapathError("the packed entries of %s hold %d entries, not the %d sent; nothing was changed, so run "

@@ -97,14 +97,9 @@ def pack_entries(entries: list, key_type: str) -> dict:
     return pack(encode(entries, key_type), key_type)
 
 
-def unpack(packed: dict, where: str) -> KeyBuffer:
-    """The keys packed holds; DatapathError naming `where` when they do not arrive whole, or are not keys of the
-    type and count they claim."""
-    key_type = packed.get("key_type")
-    if key_type not in CODECS:
-        known = ", ".join(sorted(CODECS))
-        raise DatapathError("the packed keys of %s name key type %r; packed keys are one of %s, so run the task "
-                            "again with this collection's own action plugin." % (where, key_type, known))
+def received(packed: dict, where: str) -> bytes:
+    """The bytes a packed transfer (text lines or key bytes) carries, base64 and zlib undone, once their sha256
+    matches; DatapathError naming `where` when they did not arrive whole."""
     try:
         raw = base64.b64decode(packed.get("data") or "", validate=True)
         raw = zlib.decompress(raw) if packed.get("compressed") else raw
@@ -114,6 +109,18 @@ def unpack(packed: dict, where: str) -> KeyBuffer:
     if raw is None or len(digest) < 16 or hashlib.sha256(raw).hexdigest()[:len(digest)] != digest.lower():
         raise DatapathError("the packed entries of %s did not arrive whole (their sha256 does not match); nothing "
                             "was changed, so run the task again." % where)
+    return raw
+
+
+def unpack(packed: dict, where: str) -> KeyBuffer:
+    """The keys packed holds; DatapathError naming `where` when they do not arrive whole, or are not keys of the
+    type and count they claim."""
+    key_type = packed.get("key_type")
+    if key_type not in CODECS:
+        known = ", ".join(sorted(CODECS))
+        raise DatapathError("the packed keys of %s name key type %r; packed keys are one of %s, so run the task "
+                            "again with this collection's own action plugin." % (where, key_type, known))
+    raw = received(packed, where)
     keys = KeyBuffer(raw, key_type)
     if len(raw) % keys.size or (packed.get("count") is not None and len(keys) != packed["count"]):
         raise DatapathError("the packed keys of %s are %d bytes, not %s %d-byte %s keys sent; nothing was changed, "
