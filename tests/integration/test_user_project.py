@@ -123,9 +123,8 @@ def readme_quick_start():
     [inventory] = [body for lang, body in blocks if lang == "ini"]
     [variables] = [body for lang, body in blocks if lang == "yaml"]
     assert len(shells) == 2, blocks
-    return shells[0], inventory, variables, [cmd for cmd in
-                                              (line.split("#", 1)[0].strip() for line in shells[1].splitlines())
-                                              if cmd]
+    lines = (line.split("#", 1)[0].strip() for line in shells[1].splitlines())
+    return shells[0], inventory, variables, [cmd for cmd in lines if cmd]
 
 
 def tcp_reaches(lab, host, port):
@@ -202,7 +201,7 @@ def test_the_readme_quick_start_word_for_word(tarball, lab, tmp_path_factory):
             assert "pyroute2" not in lab.ssh(host, "dpkg -l python3-pyroute2 2>/dev/null | grep ^ii || true").stdout
         elif command.endswith("site"):
             assert not tcp_reaches(lab, host, port) and tcp_reaches(lab, host, port + 1), command
-            if len([c for c, _ in outputs if c.endswith("site")]) == 2:
+            if len([ran for ran, _out in outputs if ran.endswith("site")]) == 2:
                 preview_next_change(project, env, commands[0], variables)
     runs = [out for command, out in outputs if command.endswith("site")]
     assert len(runs) == 2 and recap(runs[1], "edge1")["changed"] == 0, runs[1][-5000:]
