@@ -220,7 +220,7 @@ class BootLab(Lab):
             "", "[lab:vars]", "ansible_user=%s" % USER, "ansible_become=true",
             "ansible_python_interpreter=/usr/bin/python3", "ansible_ssh_private_key_file=%s" % key,
             "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-            "-o LogLevel=ERROR -o ControlMaster=auto -o ControlPersist=60s -o ControlPath=%s/cp-%%h "
+            "-o LogLevel=ERROR -o ControlMaster=auto -o ControlPersist=60s -o ControlPath=%s/cp-%%r@%%h "
             "-o ServerAliveInterval=2 -o ServerAliveCountMax=3'" % self.dir,
             "ansible_pipelining=true",
             "lab_controller_ip=%s" % self.meta["controller"],
