@@ -4,8 +4,10 @@
 idempotency, and site.yml bringing such a host up. The distribution path (Debian's packages from the host's
 mirror, /usr/bin/python3, become) and the missing-piece sentences run on booting hosts: test_host_role_distro.py."""
 
+import glob
 import importlib.metadata
 import os
+import shutil
 import subprocess
 import sys
 
@@ -93,6 +95,31 @@ def test_missing_piece_fails_with_one_sentence(lab, tmp_path, extra, task, words
     assert result["msg"].count(". ") == 0 and result["msg"].endswith("."), result["msg"]  # one sentence
     for word in words:
         assert word in result["msg"], result["msg"]
+    assert not (tmp_path / "fstab").exists()  # failed before any change
+
+
+def _old_python():
+    """A Python older than the modules' floor (3.9) that Ansible 2.19 still runs modules with (3.8): pyenv's, where
+    this machine has one (the lab hosts share its root filesystem)."""
+    root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=False).stdout.strip() \
+        if shutil.which("pyenv") else ""
+    found = sorted(glob.glob(os.path.join(root or "/nonexistent", "versions", "3.8.*", "bin", "python3.8")))
+    return found[-1] if found else None
+
+
+def test_a_python_older_than_the_floor_is_named_before_anything_changes(lab, tmp_path):
+    python = _old_python()
+    if python is None:
+        pytest.skip("no Python 3.8 on this machine (pyenv's versions/3.8.*) to stand for a host's old Python")
+    host = lab.hosts[0]["name"]
+    tasks = playbook(lab, HOST_BOOK, limit=host, host_fstab=str(tmp_path / "fstab"), ansible_python_interpreter=python)
+    assert tasks["rc"] != 0
+    result = _task(tasks, "Check the Python version and that the tasks run as root")[host]
+    assert result["failed"], result
+    msg = result["msg"]
+    assert msg.count(". ") == 0 and msg.endswith("."), msg  # one sentence
+    for word in ("runs Python 3.8 (%s)" % python, "the modules need 3.9 or newer", "ansible_python_interpreter"):
+        assert word in msg, msg
     assert not (tmp_path / "fstab").exists()  # failed before any change
 
 
